@@ -1,0 +1,33 @@
+# make run: set up and serve on 127.0.0.1:5000 with the shipped model. make test: set up and run the tests.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test setup setup-dev system bench clean
+
+run: setup system
+	$(PY) wsgi.py
+
+test: setup-dev system
+	$(PY) -m pytest -q
+
+setup: $(VENV)/.runtime
+setup-dev: $(VENV)/.dev
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+system:
+	bash scripts/install_system.sh
+
+bench: setup-dev
+	$(PY) -m bench.latency
+
+clean:
+	rm -rf $(VENV) .pytest_cache

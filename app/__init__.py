@@ -1,0 +1,32 @@
+"""Sign2Sound web layer: the app factory. Extensions live at module level and are bound in create_app."""
+from __future__ import annotations
+
+import os
+import secrets
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from ml.config import ROOT, load_config, project_path
+from ml.inference import Predictor
+
+socketio = SocketIO()
+
+
+def create_app(config: dict | None = None) -> Flask:
+    config = config if config is not None else load_config()
+    app = Flask(__name__, static_folder=str(ROOT / "static"), template_folder=str(ROOT / "templates"),
+                instance_path=str(project_path(config["instance_dir"])))
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config["SIGN2SOUND"] = config
+    # Secrets come only from the environment; without one, sessions last as long as the process.
+    app.secret_key = os.environ.get("SIGN2SOUND_SECRET_KEY") or secrets.token_hex(32)
+    app.extensions["predictor"] = Predictor(project_path(config["model"]["checkpoint"]),
+                                            device=config["model"]["device"])
+
+    from app import pages
+    app.register_blueprint(pages.bp)
+
+    socketio.init_app(app, async_mode=config["async_mode"],
+                      max_http_buffer_size=config["frames"]["max_bytes"])
+    return app

@@ -1,0 +1,1 @@
+"""Sign2Sound machine learning: landmarks, features, model, training, evaluation. Never imports app/."""
