@@ -1,0 +1,104 @@
+"""Shared fixtures: the real data (skipped with a reason when absent) and a real server on 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ml.config import ROOT, data_path, load_config
+
+SHIPPED_CHECKPOINT = ROOT / "checkpoints" / "best_model.pth"
+
+
+@pytest.fixture(scope="session")
+def config() -> dict:
+    return load_config()
+
+
+def shared_data(name: str) -> Path:
+    """Path of data set `name` (a key of config.yaml's data section); skips the test when it is absent."""
+    path = data_path(load_config(), name)
+    if not path.exists():
+        pytest.skip(f"real data {path} is absent (expected ../shared/data beside the checkout)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`python wsgi.py` in a subprocess on a free loopback port, with its own instance folder."""
+
+    def __init__(self, instance_dir: Path, env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.instance_dir = instance_dir
+        self.env = {**os.environ, "SIGN2SOUND_HOST": "127.0.0.1", "SIGN2SOUND_PORT": str(self.port),
+                    "SIGN2SOUND_INSTANCE_DIR": str(instance_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.log_path = instance_dir / f"server-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> "Server":
+        self.instance_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "wsgi.py")], cwd=ROOT, env=self.env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                urllib.request.urlopen(self.url + "/api/status", timeout=1).read()
+                return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self._log.close()
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Factory: make_server(env={...}) -> a started Server; all are stopped after the test."""
+    servers = []
+
+    def make(env: dict | None = None, instance_dir: Path | None = None) -> Server:
+        if not SHIPPED_CHECKPOINT.exists():
+            pytest.fail(f"{SHIPPED_CHECKPOINT} is missing: the shipped model is part of the repository")
+        server = Server(instance_dir or tmp_path / "instance", env).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One real server per test module (starting one costs a few seconds)."""
+    s = Server(tmp_path_factory.mktemp("instance")).start()
+    yield s
+    s.stop()
