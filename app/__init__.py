@@ -25,8 +25,12 @@ def create_app(config: dict | None = None) -> Flask:
                                             device=config["model"]["device"])
 
     from app import pages
+    from app.security import init_security
+    init_security(app)
     app.register_blueprint(pages.bp)
 
+    # cors_allowed_origins None = the app's own origin only (python-engineio's default); list more in config.
     socketio.init_app(app, async_mode=config["async_mode"],
-                      max_http_buffer_size=config["frames"]["max_bytes"])
+                      max_http_buffer_size=config["frames"]["max_bytes"],
+                      cors_allowed_origins=config.get("cors_allowed_origins") or None)
     return app
