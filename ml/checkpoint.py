@@ -1,6 +1,7 @@
 """Checkpoints: written atomically (temp file + rename), read with weights_only=True and validated."""
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -25,10 +26,12 @@ def save_checkpoint(path: str | os.PathLike, model: SignGRU, *, classes: list[st
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = dict(model_state_dict=state, classes=list(classes), feature_version=FEATURE_VERSION,
                    window=int(window), model_config=dict(model.config), **extra)
+    buffer = io.BytesIO()  # serialise first, so a failing disk surfaces as a plain OSError from write()
+    torch.save(payload, buffer)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
