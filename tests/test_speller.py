@@ -1,0 +1,180 @@
+"""The speller's rules, frame by frame (pure: no server, no model)."""
+from __future__ import annotations
+
+from hypothesis import given, strategies as st
+
+from app.speller import Speller
+
+HOLD = 3
+
+
+def feed(speller: Speller, labels: list[str | None], confidence: float = 0.9) -> list[dict]:
+    events = []
+    for label in labels:
+        events += speller.update(label, confidence)
+    return events
+
+
+def sign(letter: str) -> list[str]:
+    """One letter held just long enough to commit."""
+    return [letter] * HOLD
+
+
+REST = ["nothing"]
+
+
+def test_a_letter_commits_once_after_hold_frames():
+    s = Speller(hold_frames=HOLD)
+    assert feed(s, ["A"] * (HOLD - 1)) == []
+    assert s.update("A", 0.9) == [{"type": "letter", "value": "A"}]
+    assert feed(s, ["A"] * 20) == []  # holding on does not repeat it
+    assert s.text == "A" and s.word == "A"
+
+
+def test_double_letter_needs_a_rest():
+    s = Speller(hold_frames=HOLD)
+    feed(s, sign("L") + sign("L"))
+    assert s.text == "L"
+    feed(s, REST + sign("L"))
+    assert s.text == "LL"
+
+
+def test_no_hand_rearms_like_nothing():
+    s = Speller(hold_frames=HOLD)
+    feed(s, sign("O") + [None] + sign("O"))
+    assert s.text == "OO"
+
+
+def test_rest_frames_must_all_pass_before_rearming():
+    s = Speller(hold_frames=HOLD, rest_frames=3)
+    feed(s, sign("E") + REST * 2 + sign("E"))
+    assert s.text == "E"
+    feed(s, REST * 3 + sign("E"))
+    assert s.text == "EE"
+
+
+def test_different_letters_need_no_rest():
+    s = Speller(hold_frames=HOLD)
+    feed(s, sign("C") + sign("A") + sign("B") + sign("A"))
+    assert s.text == "CABA"
+
+
+def test_low_confidence_breaks_the_hold_but_does_not_rearm():
+    s = Speller(hold_frames=HOLD, min_confidence=0.6)
+    s.update("A", 0.9)
+    s.update("A", 0.9)
+    s.update("A", 0.3)  # the hold starts again
+    assert feed(s, ["A"] * (HOLD - 1)) == []
+    feed(s, ["A"])
+    assert s.text == "A"
+    s.update("A", 0.1)  # a wobble between shapes is not a rest
+    feed(s, sign("A"))
+    assert s.text == "A"
+
+
+def test_a_flicker_resets_the_hold():
+    s = Speller(hold_frames=HOLD)
+    feed(s, ["M", "M", "N", "M", "M"])
+    assert s.text == ""
+    feed(s, ["M"])
+    assert s.text == "M"
+
+
+def test_space_finishes_the_word():
+    s = Speller(hold_frames=HOLD)
+    events = feed(s, sign("H") + sign("I") + sign("space"))
+    assert {"type": "space"} in events and {"type": "word", "value": "HI"} in events
+    assert s.text == "HI " and s.word == ""
+    feed(s, sign("Y") + sign("O") + sign("space"))
+    assert s.text == "HI YO "
+
+
+def test_space_twice_adds_one_space_and_one_word():
+    s = Speller(hold_frames=HOLD)
+    feed(s, sign("A") + sign("space"))
+    assert feed(s, REST + sign("space")) == []
+    assert s.text == "A "
+
+
+def test_space_at_start_does_nothing():
+    s = Speller(hold_frames=HOLD)
+    assert feed(s, sign("space")) == []
+    assert s.text == ""
+
+
+def test_del_at_start_does_nothing():
+    s = Speller(hold_frames=HOLD)
+    assert feed(s, sign("del")) == []
+    assert s.undo() == []
+    assert s.text == ""
+
+
+def test_del_deletes_the_last_letter():
+    s = Speller(hold_frames=HOLD)
+    events = feed(s, sign("C") + sign("A") + sign("T") + sign("del"))
+    assert events[-1] == {"type": "del"}
+    assert s.text == "CA"
+    feed(s, sign("B"))
+    assert s.text == "CAB"
+
+
+def test_del_twice_needs_a_rest_like_any_label():
+    s = Speller(hold_frames=HOLD)
+    feed(s, sign("A") + sign("B") + sign("del") + sign("del"))
+    assert s.text == "A"
+    feed(s, REST + sign("del"))
+    assert s.text == ""
+
+
+def test_del_after_space_reopens_the_last_word():
+    s = Speller(hold_frames=HOLD)
+    feed(s, sign("C") + sign("A") + sign("space") + sign("del"))
+    assert s.text == "CA" and s.word == "CA"
+    events = feed(s, sign("B") + sign("space"))
+    assert {"type": "word", "value": "CAB"} in events
+
+
+def test_undo_and_reset():
+    s = Speller(hold_frames=HOLD)
+    feed(s, sign("N") + sign("O") + sign("space") + sign("G"))
+    assert s.undo() == [{"type": "del"}]
+    assert s.text == "NO "
+    assert s.reset() == [{"type": "clear"}]
+    assert s.text == "" and s.word == ""
+    assert s.reset() == []
+
+
+def test_reset_drops_a_half_held_letter():
+    s = Speller(hold_frames=HOLD)
+    feed(s, ["K"] * (HOLD - 1))
+    s.reset()
+    assert s.update("K", 0.9) == []
+
+
+def test_invalid_settings_are_refused():
+    import pytest
+
+    with pytest.raises(ValueError):
+        Speller(hold_frames=0)
+    with pytest.raises(ValueError):
+        Speller(rest_frames=0)
+
+
+LABELS = st.sampled_from(["A", "B", "L", "del", "space", "nothing", None])
+
+
+@given(st.lists(st.tuples(LABELS, st.floats(0, 1)), max_size=200))
+def test_the_text_is_always_what_the_events_say(frames):
+    """Replaying the events rebuilds the text exactly; the text never has a leading or double space."""
+    s = Speller(hold_frames=2)
+    rebuilt = ""
+    for label, confidence in frames:
+        for event in s.update(label, confidence):
+            if event["type"] == "letter":
+                rebuilt += event["value"]
+            elif event["type"] == "space":
+                rebuilt += " "
+            elif event["type"] == "del":
+                rebuilt = rebuilt[:-1]
+    assert rebuilt == s.text
+    assert not s.text.startswith(" ") and "  " not in s.text
