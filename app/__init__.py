@@ -33,4 +33,6 @@ def create_app(config: dict | None = None) -> Flask:
     socketio.init_app(app, async_mode=config["async_mode"],
                       max_http_buffer_size=config["frames"]["max_bytes"],
                       cors_allowed_origins=config.get("cors_allowed_origins") or None)
+    from app.realtime import init_realtime  # the live page's Socket.IO handlers, sessions and speech
+    init_realtime(app)
     return app

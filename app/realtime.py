@@ -1,0 +1,140 @@
+"""Socket.IO handlers of the live page (default namespace). Protocol (kept stable: tests and tools use it):
+
+client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`
+server -> `result` (one per accepted frame), `error` {"code", "message", "seq"} (one per refused frame),
+          `speech` {"text", "audio": WAV bytes, "mime"} when a word is finished or speech is asked for.
+`reset` and `undo` also answer their ack with {"word", "text", "events"}.
+
+Every frame gets exactly one reply, `result` or `error`, so a client's in-flight count always comes down.
+Handlers never run CPU work on the event loop: under eventlet it goes to a real thread (tpool), so one
+client's MediaPipe never delays another's ping; under threading each event already has its own thread.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+
+from flask import Flask, current_app, request
+
+from app import socketio
+from app.frames import FrameError, parse_payload
+from app.session import Session, Sessions
+from app.speech import Speech, SpeechUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def init_realtime(app: Flask) -> None:
+    """Sessions and speech for `app`; call after socketio.init_app (it wraps the Socket.IO WSGI app)."""
+    config = app.config["SIGN2SOUND"]
+    app.extensions["sessions"] = Sessions(config)
+    app.extensions["speech"] = Speech(**config["speech"])
+    app.wsgi_app = NoDelay(app.wsgi_app)
+
+
+class NoDelay:
+    """WSGI middleware: TCP_NODELAY on every connection. A binary Socket.IO message is written as two
+    WebSocket frames; with Nagle's algorithm the second waited for the client's delayed ACK (~40 ms)."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
+        if sock is None and "eventlet.input" in environ:
+            sock = environ["eventlet.input"].get_socket()
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except (OSError, AttributeError):  # a Unix socket or a wrapper without options
+                pass
+        return self.wsgi_app(environ, start_response)
+
+
+def run_blocking(fn, *args):
+    """Run blocking work without stalling the event loop: a real OS thread under eventlet, inline under
+    threading (where this handler already has a thread of its own)."""
+    if socketio.async_mode == "eventlet":
+        from eventlet import tpool
+
+        return tpool.execute(fn, *args)
+    return fn(*args)
+
+
+def _session() -> Session | None:
+    return current_app.extensions["sessions"].get(request.sid)
+
+
+@socketio.on("connect")
+def on_connect(auth=None):
+    run_blocking(current_app.extensions["sessions"].open, request.sid)
+
+
+@socketio.on("disconnect")
+def on_disconnect(reason=None):
+    run_blocking(current_app.extensions["sessions"].close, request.sid)
+
+
+@socketio.on("frame")
+def on_frame(payload):
+    seq = payload.get("seq") if isinstance(payload, dict) else None
+    try:
+        seq, data = parse_payload(payload)
+        session = _session()
+        if session is None:
+            raise FrameError("no_session", "no live session for this connection; reconnect")
+        result = run_blocking(session.process, data, current_app.extensions["predictor"], seq)
+    except FrameError as exc:
+        socketio.emit("error", exc.as_dict(seq if isinstance(seq, int) else None), to=request.sid)
+        return
+    except Exception:  # the client still gets its reply; the server keeps serving
+        log.exception("frame %s from %s failed", seq, request.sid)
+        socketio.emit("error", {"code": "server_error", "message": "the frame could not be processed",
+                                "seq": seq if isinstance(seq, int) else None}, to=request.sid)
+        return
+    socketio.emit("result", result, to=request.sid)
+    for event in result["events"]:
+        if event["type"] == "word":
+            _speak_later(event["value"])
+
+
+@socketio.on("undo")
+def on_undo(*_):
+    session = _session()
+    return run_blocking(session.undo) if session else None
+
+
+@socketio.on("reset")
+def on_reset(*_):
+    session = _session()
+    return run_blocking(session.reset) if session else None
+
+
+@socketio.on("speak")
+def on_speak(*_):
+    session = _session()
+    text = session.speller.text.strip() if session else ""
+    if not text:
+        socketio.emit("error", {"code": "nothing_to_speak", "message": "there is no text to speak yet",
+                                "seq": None}, to=request.sid)
+        return None
+    _speak_later(text)
+    return {"text": text}
+
+
+def _speak_later(text: str) -> None:
+    """Render `text` in the background and send it to this client as `speech` (the result goes first)."""
+    socketio.start_background_task(_speak, current_app.extensions["speech"], request.sid, text)
+
+
+def _speak(speech: Speech, sid: str, text: str) -> None:
+    if not speech.available:
+        return  # the page knows from /api/status and speaks with speechSynthesis
+    try:
+        audio = run_blocking(speech.render, text)
+    except (SpeechUnavailable, RuntimeError, ValueError, OSError) as exc:
+        log.warning("speech for %r failed: %s", text, exc)
+        socketio.emit("error", {"code": "tts_failed", "message": f"server speech failed: {exc}", "seq": None},
+                      to=sid)
+        return
+    socketio.emit("speech", {"text": text, "audio": audio, "mime": "audio/wav"}, to=sid)
