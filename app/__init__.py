@@ -22,7 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
     # Secrets come only from the environment; without one, sessions last as long as the process.
     app.secret_key = os.environ.get("SIGN2SOUND_SECRET_KEY") or secrets.token_hex(32)
     app.extensions["predictor"] = Predictor(project_path(config["model"]["checkpoint"]),
-                                            device=config["model"]["device"])
+                                            device=config["model"]["device"], model_id="shipped")
 
     from app import pages
     from app.security import init_security
@@ -35,4 +35,7 @@ def create_app(config: dict | None = None) -> Flask:
                       cors_allowed_origins=config.get("cors_allowed_origins") or None)
     from app.realtime import init_realtime  # the live page's Socket.IO handlers, sessions and speech
     init_realtime(app)
+    from app import admin, recording  # the admin (login, jobs, models) and record mode; after realtime
+    admin.init_app(app, app.extensions["predictor"])
+    recording.init_app(app, app.extensions["datasets"])
     return app

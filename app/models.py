@@ -1,0 +1,99 @@
+"""The model registry: which checkpoints can go live, and which one is.
+
+Ids are "shipped" (config model.checkpoint, the repository's model) and "job-<n>" (a finished training
+job's instance/models/<n>/best_model.pth). Paths are never taken from a request: an id is validated
+against that pattern and mapped to a path here, so no id can reach outside those folders. The active id
+is kept in SQLite, so a restart brings the same model back.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+from app.db import Database
+from ml.checkpoint import CheckpointError
+from ml.config import project_path
+from ml.inference import Predictor
+
+SHIPPED = "shipped"
+MODEL_ID = re.compile(r"^(shipped|job-[1-9][0-9]{0,9})$")
+ACTIVE_KEY = "active_model"
+log = logging.getLogger(__name__)
+
+
+class ModelError(ValueError):
+    """A model id that is malformed (status 400), unknown (404), or a checkpoint that cannot load (422)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+class ModelRegistry:
+    def __init__(self, db: Database, predictor: Predictor, shipped_checkpoint: str | Path, models_dir: str | Path):
+        self.db, self.predictor = db, predictor
+        self.shipped_checkpoint = project_path(shipped_checkpoint)
+        self.models_dir = Path(models_dir).resolve()
+
+    def job_dir(self, job_id: int) -> Path:
+        return self.models_dir / str(int(job_id))
+
+    def path(self, model_id: str) -> Path:
+        if not isinstance(model_id, str) or not MODEL_ID.match(model_id):
+            raise ModelError(f"model id {model_id!r} is not 'shipped' or 'job-<number>'", 400)
+        if model_id == SHIPPED:
+            return self.shipped_checkpoint
+        if self.db.model(model_id) is None:
+            raise ModelError(f"no model {model_id}", 404)
+        return self.job_dir(int(model_id.removeprefix("job-"))) / "best_model.pth"
+
+    def register(self, job_id: int, metrics: dict) -> str:
+        model_id = f"job-{int(job_id)}"
+        self.db.add_model(model_id, str(self.job_dir(job_id) / "best_model.pth"), job_id, metrics)
+        return model_id
+
+    def active(self) -> str:
+        return self.predictor.model_id
+
+    def activate(self, model_id: str) -> dict:
+        """Load fully, then swap between two batches; a bad checkpoint leaves the live model as it was."""
+        path = self.path(model_id)
+        try:
+            self.predictor.swap(path, model_id=model_id)
+        except CheckpointError as exc:
+            raise ModelError(f"model {model_id} cannot be loaded, the live model is unchanged: {exc}", 422) from None
+        self.db.set_setting(ACTIVE_KEY, model_id)
+        return self.predictor.info()
+
+    def restore(self) -> None:
+        """At start-up: bring back the model that was active before the restart (the shipped one if it fails)."""
+        model_id = self.db.get_setting(ACTIVE_KEY, SHIPPED)
+        if model_id == self.predictor.model_id:
+            return
+        try:
+            self.predictor.swap(self.path(model_id), model_id=model_id)
+        except (ModelError, CheckpointError) as exc:
+            log.error("active model %s not restored, serving %s: %s", model_id, self.predictor.model_id, exc)
+
+    def list(self) -> list[dict]:
+        active = self.active()
+        shipped = {"id": SHIPPED, "job": None, "created_at": _mtime(self.shipped_checkpoint),
+                   "metrics": _shipped_metrics(self.shipped_checkpoint)}
+        models = [shipped, *({k: m[k] for k in ("id", "job", "created_at", "metrics")} for m in self.db.models())]
+        return [{**m, "active": m["id"] == active} for m in models]
+
+
+def _mtime(path: Path) -> float | None:
+    return path.stat().st_mtime if path.exists() else None
+
+
+def _shipped_metrics(checkpoint: Path) -> dict:
+    """The metrics in a model_card.json beside the checkpoint (what ml.train writes), if there is one."""
+    card = checkpoint.parent / "model_card.json"
+    try:
+        data = json.loads(card.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data.get("metrics", {}) if isinstance(data, dict) else {}
