@@ -8,7 +8,7 @@ Routes (kept stable: the page, tests and tools use them):
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, url_for
 from flask_socketio import ConnectionRefusedError
 
 from app import auth, socketio
@@ -96,7 +96,7 @@ def login():
 @bp.post("/admin/logout")
 @auth.admin_required
 def logout():
-    session.clear()
+    auth.log_out()
     return jsonify(ok=True) if auth.wants_json() else redirect(url_for("admin.login_page"))
 
 

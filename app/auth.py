@@ -58,6 +58,8 @@ def init_app(app: Flask) -> None:
     password, password_hash = os.environ.get(PASSWORD_ENV), os.environ.get(HASH_ENV)
     app.extensions["admin_password_hash"] = password_hash or (generate_password_hash(password) if password else None)
     app.extensions["login_limiter"] = LoginLimiter(int(config["login_attempts"]), float(config["login_window_s"]))
+    # Logins alive in this process: the cookie is signed but stateless, so logout must revoke it here.
+    app.extensions["admin_logins"] = set()
     # The session cookie carries the admin flag: never readable by scripts, never sent by cross-site POSTs
     # (Lax at least; app.security may already have made it Strict).
     app.config["SESSION_COOKIE_HTTPONLY"] = True
@@ -70,7 +72,7 @@ def admin_enabled() -> bool:
 
 
 def is_admin() -> bool:
-    return admin_enabled() and session.get("admin") is True
+    return admin_enabled() and session.get("login") in current_app.extensions["admin_logins"]
 
 
 def check_password(password: str) -> bool:
@@ -82,11 +84,17 @@ def client_address() -> str:
 
 
 def log_in() -> str:
-    """A fresh session (no fixation) marked admin, with its own CSRF token, which is returned."""
+    """A fresh session (no fixation) holding a new login id and its own CSRF token, which is returned."""
     session.clear()
-    session["admin"] = True
+    session["login"] = secrets.token_urlsafe(32)
+    current_app.extensions["admin_logins"].add(session["login"])
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
     return session[CSRF_FIELD]
+
+
+def log_out() -> None:
+    current_app.extensions["admin_logins"].discard(session.get("login"))
+    session.clear()
 
 
 def csrf_token() -> str:
@@ -104,7 +112,9 @@ def csrf_ok() -> bool:
 
 def wants_json() -> bool:
     accept = request.accept_mimetypes
-    return request.path.startswith("/api/") or request.is_json or (accept.accept_json and not accept.accept_html)
+    # Scripts send the token as a header (forms send a field): they get JSON back.
+    return (request.path.startswith("/api/") or request.is_json or CSRF_HEADER in request.headers
+            or (accept.accept_json and not accept.accept_html))
 
 
 def refuse(status: int, message: str, **extra):

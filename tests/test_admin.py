@@ -1,0 +1,205 @@
+"""The admin's access rules and JSON API against a real server: login, CSRF, rate limit, refusals, models."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+import socketio
+from werkzeug.security import generate_password_hash
+
+from tests.admin_client import ADMIN_ENV, PASSWORD, AdminClient
+from tests.conftest import Server
+
+API_ROUTES = [("GET", "/api/admin/jobs"), ("POST", "/api/admin/jobs"), ("GET", "/api/admin/jobs/1"),
+              ("POST", "/api/admin/jobs/1/cancel"), ("GET", "/api/admin/models"),
+              ("POST", "/api/admin/models/shipped/activate"), ("GET", "/api/admin/datasets")]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("instance"), env=ADMIN_ENV).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def admin(server):
+    return AdminClient(server.url).login()
+
+
+@pytest.mark.parametrize("method,path", API_ROUTES)
+def test_api_refuses_anonymous_with_401_json(server, method, path):
+    r = requests.request(method, server.url + path, json={}, timeout=10)
+    assert r.status_code == 401
+    assert r.json()["error"] == "login required"
+
+
+def test_admin_page_redirects_anonymous_browsers_to_login(server):
+    r = requests.get(server.url + "/admin", headers={"Accept": "text/html"}, allow_redirects=False, timeout=10)
+    assert r.status_code == 302
+    assert r.headers["Location"].startswith("/admin/login")
+
+
+def test_admin_socket_namespace_refuses_anonymous(server):
+    client = socketio.Client(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        client.connect(server.url, namespaces=["/admin"], transports=["websocket"], wait_timeout=10)
+    client.disconnect()
+
+
+def test_admin_socket_namespace_accepts_a_logged_in_admin(admin):
+    client = admin.socket("/admin")
+    try:
+        assert "/admin" in client.namespaces
+    finally:
+        client.disconnect()
+
+
+def test_json_login_returns_a_csrf_token_and_a_strict_cookie(server):
+    r = requests.post(server.url + "/admin/login", json={"password": PASSWORD}, timeout=10)
+    assert r.status_code == 200
+    assert len(r.json()["csrf_token"]) >= 32
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert re.search(r"SameSite=(Lax|Strict)", cookie)
+
+
+def test_wrong_or_missing_password_is_refused(server):
+    r = requests.post(server.url + "/admin/login", json={"password": "nope"}, timeout=10)
+    assert r.status_code == 401 and r.json()["error"] == "wrong password"
+    r = requests.post(server.url + "/admin/login", json={}, timeout=10)
+    assert r.status_code == 400 and r.json()["field"] == "password"
+    # a failed login grants nothing
+    http = requests.Session()
+    http.post(server.url + "/admin/login", json={"password": "nope"}, timeout=10)
+    assert http.get(server.url + "/api/admin/jobs", timeout=10).status_code == 401
+
+
+def test_state_changes_need_the_sessions_csrf_token(server, admin):
+    body = {"epochs": 1, "lr": 0.01, "batch_size": 8, "datasets": ["asl_ai"]}
+    r = admin.post("/api/admin/jobs", body, csrf=False)
+    assert r.status_code == 403 and "CSRF" in r.json()["error"]
+    r = admin.http.post(server.url + "/api/admin/jobs", json=body, headers={"X-CSRFToken": "forged"}, timeout=10)
+    assert r.status_code == 403
+    other = AdminClient(server.url).login()  # a valid token, but another session's
+    r = admin.http.post(server.url + "/api/admin/models/shipped/activate", headers={"X-CSRFToken": other.csrf},
+                        timeout=10)
+    assert r.status_code == 403
+    assert admin.get("/api/admin/jobs").json()["jobs"] == []  # nothing was started
+
+
+def test_logout_needs_csrf_and_revokes_the_cookie(server):
+    admin = AdminClient(server.url).login()
+    stolen = dict(admin.http.cookies)
+    assert admin.post("/admin/logout", csrf=False).status_code == 403
+    assert admin.get("/api/admin/models").status_code == 200
+    assert admin.post("/admin/logout").json() == {"ok": True}
+    assert admin.get("/api/admin/models").status_code == 401
+    # the old cookie is dead too, not just forgotten by this client
+    assert requests.get(server.url + "/api/admin/models", cookies=stolen, timeout=10).status_code == 401
+
+
+def test_browser_form_login_with_the_pages_token(server):
+    http = requests.Session()
+    page = http.get(server.url + "/admin/login", timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = http.post(server.url + "/admin/login", data={"password": PASSWORD}, allow_redirects=False, timeout=10)
+    assert r.status_code == 403  # no token: a cross-site form cannot log anyone in
+    r = http.post(server.url + "/admin/login", data={"password": "nope", "csrf_token": token}, timeout=10)
+    assert r.status_code == 401 and "Wrong password" in r.text
+    r = http.post(server.url + "/admin/login", data={"password": PASSWORD, "csrf_token": token, "next": "//evil.example"},
+                  allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and r.headers["Location"] == "/admin"  # no open redirect
+    page = http.get(server.url + "/admin", timeout=10)
+    assert page.status_code == 200
+    assert re.search(r'<meta name="csrf-token" content="[^"]+">', page.text)
+    # every script is a file (the CSP allows no inline script)
+    scripts = re.findall(r"<script[^>]*>", page.text)
+    assert scripts and all("src=" in s for s in scripts)
+    for src in re.findall(r'<script src="([^"]+)"', page.text):
+        assert http.get(server.url + src, timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"epochs": 0}, "epochs"), ({"epochs": "ten"}, "epochs"), ({"epochs": True}, "epochs"),
+    ({"lr": 0}, "lr"), ({"lr": 2}, "lr"), ({"lr": "fast"}, "lr"),
+    ({"batch_size": 0}, "batch_size"), ({"batch_size": 1.5}, "batch_size"),
+    ({"datasets": []}, "datasets"), ({"datasets": "asl_ai"}, "datasets"), ({"datasets": ["nope"]}, "datasets"),
+    ({"datasets": ["../../etc/passwd"]}, "datasets"), ({"datasets": ["asl_ai", "asl_ai"]}, "datasets"),
+    ({"base": "../../etc/passwd"}, "base"), ({"base": "job-999"}, "base"), ({"base": 3}, "base"),
+    ({"batchsize": 8}, "batchsize"), ({"seed": -1}, "seed"),
+])
+def test_bad_job_parameters_get_400_naming_the_field(admin, change, field):
+    body = {"epochs": 1, "lr": 0.01, "batch_size": 8, "datasets": ["asl_ai"], **change}
+    r = admin.post("/api/admin/jobs", body)
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == field
+    assert field in r.json()["error"]
+
+
+def test_a_job_body_must_be_a_json_object(admin):
+    r = admin.http.post(admin.url + "/api/admin/jobs", data="epochs=1",
+                        headers={"X-CSRFToken": admin.csrf, "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and r.json()["field"] == "body"
+    r = admin.post("/api/admin/jobs", [1, 2])
+    assert r.status_code == 400 and r.json()["field"] == "body"
+
+
+def test_unknown_job_is_404(admin):
+    assert admin.get("/api/admin/jobs/999").status_code == 404
+    assert admin.post("/api/admin/jobs/999/cancel").status_code == 404
+
+
+def test_models_lists_the_shipped_model_as_live(admin):
+    data = admin.get("/api/admin/models").json()
+    assert data["active"] == "shipped"
+    shipped = [m for m in data["models"] if m["id"] == "shipped"]
+    assert shipped and shipped[0]["active"] is True
+    assert requests.get(admin.url + "/api/status", timeout=10).json()["model"] == "shipped"
+
+
+@pytest.mark.parametrize("model_id,status", [("evil", 400), ("job-0", 400), ("job-1x", 400), ("job-999", 404),
+                                             ("..%2F..%2Fetc%2Fpasswd", 404)])
+def test_activate_refuses_bad_or_unknown_ids(admin, model_id, status):
+    r = admin.post(f"/api/admin/models/{model_id}/activate")
+    assert r.status_code == status
+    assert requests.get(admin.url + "/api/status", timeout=10).json()["model"] == "shipped"
+
+
+def test_activate_the_shipped_model(admin):
+    r = admin.post("/api/admin/models/shipped/activate")
+    assert r.status_code == 200 and r.json()["model"] == "shipped"
+
+
+def test_datasets_lists_the_shared_sources(admin):
+    names = {d["name"]: d for d in admin.get("/api/admin/datasets").json()["datasets"]}
+    assert {"kaggle", "ayuraj", "asl_ai", "bisonhacks"} <= set(names)
+    assert all(names[n]["kind"] == "shared" for n in ("kaggle", "asl_ai"))
+
+
+def test_admin_is_disabled_without_a_password(make_server):
+    server = make_server(env={"SIGN2SOUND_ADMIN_PASSWORD": "", "SIGN2SOUND_ADMIN_PASSWORD_HASH": ""})
+    r = requests.post(server.url + "/admin/login", json={"password": ""}, timeout=10)
+    assert r.status_code == 503 and "SIGN2SOUND_ADMIN_PASSWORD" in r.json()["error"]
+    r = requests.post(server.url + "/admin/login", json={"password": "admin"}, timeout=10)
+    assert r.status_code == 503  # no default password
+    page = requests.get(server.url + "/admin", headers={"Accept": "text/html"}, timeout=10)
+    assert page.status_code == 503 and "disabled" in page.text
+    assert requests.get(server.url + "/api/admin/jobs", timeout=10).status_code == 503
+    assert requests.get(server.url + "/api/status", timeout=10).status_code == 200  # the live app still serves
+
+
+def test_password_hash_login_and_failed_logins_rate_limited(make_server):
+    hashed = generate_password_hash("s3cret-hash")
+    server = make_server(env={"SIGN2SOUND_ADMIN_PASSWORD": "", "SIGN2SOUND_ADMIN_PASSWORD_HASH": hashed,
+                              "SIGN2SOUND_ADMIN_LOGIN_ATTEMPTS": "3"})
+    AdminClient(server.url).login("s3cret-hash")
+    for _ in range(3):
+        r = requests.post(server.url + "/admin/login", json={"password": "guess"}, timeout=10)
+        assert r.status_code == 401
+    r = requests.post(server.url + "/admin/login", json={"password": "guess"}, timeout=10)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+    # while locked out, even the right password is refused: guessing gains nothing
+    r = requests.post(server.url + "/admin/login", json={"password": "s3cret-hash"}, timeout=10)
+    assert r.status_code == 429
