@@ -31,7 +31,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     # cors_allowed_origins None = the app's own origin only (python-engineio's default); list more in config.
     socketio.init_app(app, async_mode=config["async_mode"],
-                      max_http_buffer_size=config["frames"]["max_bytes"],
+                      # twice the frame cap: an oversized frame gets a clear too_large error, not a dropped connection
+                      max_http_buffer_size=2 * config["frames"]["max_bytes"],
                       cors_allowed_origins=config.get("cors_allowed_origins") or None)
     from app.realtime import init_realtime  # the live page's Socket.IO handlers, sessions and speech
     init_realtime(app)

@@ -29,6 +29,26 @@ def shared_data(name: str) -> Path:
     return path
 
 
+def kaggle_photos(label: str, count: int) -> list[Path]:
+    """The first `count` Kaggle photos of class `label`, in file-name order (skips when the data is absent)."""
+    from ml.landmarks import list_image_folder
+
+    return [p for p, c in list_image_folder(shared_data("kaggle")) if c == label][:count]
+
+
+def webcam_jpeg(photo: Path, width: int = 480, quality: int = 70) -> bytes:
+    """A real photo as the page sends a webcam frame: 4:3, `width` wide (edges extended), JPEG."""
+    import cv2
+
+    from ml.landmarks import read_image
+
+    height = width * 3 // 4
+    image = cv2.resize(read_image(photo), (height, height))
+    side = (width - height) // 2
+    image = cv2.copyMakeBorder(image, 0, 0, side, width - height - side, cv2.BORDER_REPLICATE)
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
