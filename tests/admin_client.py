@@ -50,10 +50,12 @@ class AdminClient:
             time.sleep(0.1)
         raise AssertionError(f"job {job_id} never reached {until}: {self.job(job_id)}")
 
-    def socket(self, namespace: str = "/admin") -> socketio.Client:
-        """A connected Socket.IO client carrying this admin's session cookie."""
+    def socket(self, namespace: str = "/admin", handlers: dict | None = None) -> socketio.Client:
+        """A connected Socket.IO client carrying this admin's session cookie; `handlers`: event -> function."""
         cookie = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
         client = socketio.Client(reconnection=False)
+        for event, handler in (handlers or {}).items():
+            client.on(event, handler, namespace=namespace)
         client.connect(self.url, namespaces=[namespace], headers={"Cookie": cookie}, transports=["websocket"],
                        wait_timeout=10)
         return client

@@ -1,0 +1,220 @@
+"""Training jobs for real: `python -m ml.train` subprocesses started, followed, cancelled, killed and
+interrupted through a real server, with the resulting model put live and answering Socket.IO frames."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import socketio
+import torch
+
+from app.frames import decode_frame
+from ml.checkpoint import load_checkpoint
+from ml.config import load_config
+from ml.datasets import load_dataset
+from ml.features import hand_features
+from ml.inference import fit_window
+from ml.landmarks import HandTracker
+from tests.admin_client import ADMIN_ENV, AdminClient
+from tests.conftest import Server, shared_data
+
+TINY = {"datasets": ["tiny"], "epochs": 2, "lr": 0.01, "batch_size": 32}  # seconds, start to finish
+LONG = {"datasets": ["asl_ai"], "epochs": 500, "lr": 0.001, "batch_size": 32}  # far longer than any test
+
+
+def write_tiny_set(instance: Path) -> None:
+    """10 real asl-ai landmark frames per letter (the first of each recording) as a recorded data set."""
+    shared_data("asl_ai")
+    data = load_dataset("asl_ai")
+    keep = np.zeros(len(data), bool)
+    for letter in np.unique(data.y):
+        keep[np.flatnonzero(data.y == letter)[:10]] = True
+    data.subset(keep).save(instance / "datasets" / "tiny.npz")
+
+
+def gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")  # a zombie waits for its reaper, but runs no more
+
+
+def wait_for(predicate, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def clear_photo() -> tuple[bytes, np.ndarray]:
+    """A Kaggle photo in which a fresh tracker (as the live session uses) finds a hand, and its features."""
+    config = load_config()
+    lm = config["landmarks"]
+    for path in sorted((shared_data("kaggle") / "B").glob("*.jpg"))[:20]:
+        data = path.read_bytes()
+        image = decode_frame(data, config["frames"]["max_bytes"], config["frames"]["max_pixels"])
+        with HandTracker(static=False, model_complexity=lm["model_complexity"],
+                         min_detection_confidence=lm["min_detection_confidence"],
+                         min_tracking_confidence=lm["min_tracking_confidence"]) as tracker:
+            hand = tracker.process(image)
+        if hand is not None:
+            h, w = image.shape[:2]
+            return data, hand_features(hand.landmarks, aspect=w / h, is_left=hand.is_left)
+    pytest.skip("no Kaggle B photo with a detectable hand")
+
+
+def top3(checkpoint: Path, features: np.ndarray) -> list[tuple[str, float]]:
+    """What a model says about one frame, as the live session asks it (a window of one frame)."""
+    model, meta = load_checkpoint(checkpoint)
+    with torch.inference_mode():
+        x = torch.as_tensor(fit_window(features[None], meta["window"])[None])
+        probs = torch.softmax(model(x), dim=-1)[0].numpy()
+    return [(meta["classes"][i], float(probs[i])) for i in np.argsort(probs)[::-1][:3]]
+
+
+def live_top3(url: str, frame: bytes) -> list[tuple[str, float]]:
+    with socketio.SimpleClient() as client:
+        client.connect(url, transports=["websocket"], wait_timeout=10)
+        client.emit("frame", {"seq": 1, "image": frame})
+        while True:
+            event, data = client.receive(timeout=30)
+            if event == "result":
+                assert data["hand"] is True
+                return [(letter, p) for letter, p in data["top"]]
+            assert event != "error", data
+
+
+def same_prediction(a, b, tol=2e-3) -> bool:
+    return [x[0] for x in a] == [x[0] for x in b] and all(abs(x[1] - y[1]) <= tol for x, y in zip(a, b))
+
+
+def test_train_follow_activate_and_predict_live(make_server, tmp_path):
+    instance = tmp_path / "instance"
+    write_tiny_set(instance)
+    frame, features = clear_photo()
+    server = make_server(env=ADMIN_ENV, instance_dir=instance)
+    admin = AdminClient(server.url).login()
+    assert "tiny" in [d["name"] for d in admin.get("/api/admin/datasets").json()["datasets"]]
+
+    pushed, finished = [], threading.Event()
+
+    def on_job(job):
+        pushed.append(job)
+        if job["status"] in ("succeeded", "failed"):
+            finished.set()
+
+    events = admin.socket("/admin", {"job": on_job})
+    try:
+        job_id = admin.start_job(**TINY)
+        assert finished.wait(120), admin.job(job_id)
+    finally:
+        events.disconnect()
+    job = admin.job(job_id)
+    assert job["status"] == "succeeded", job
+    # progress arrived live over Socket.IO, epoch by epoch, while the job ran
+    running = [j for j in pushed if j["id"] == job_id and j["status"] == "running"]
+    assert [len(j["progress"]) for j in running if j["progress"]][:2] == [1, 2]
+    assert [p["epoch"] for p in job["progress"]] == [1, 2]
+    assert all(0 <= p["val_acc"] <= 1 and p["train_loss"] > 0 for p in job["progress"])
+    assert job["model"] == f"job-{job_id}" and "val_acc" in job["metrics"]
+
+    models = {m["id"]: m for m in admin.get("/api/admin/models").json()["models"]}
+    assert models[job["model"]]["metrics"] == job["metrics"] and models["shipped"]["active"]
+    checkpoint = Path(job["checkpoint"])
+    assert checkpoint == instance.resolve() / "models" / str(job_id) / "best_model.pth"
+
+    shipped_says = live_top3(server.url, frame)
+    r = admin.post(f"/api/admin/models/{job['model']}/activate")
+    assert r.status_code == 200, r.text
+    assert requests.get(server.url + "/api/status", timeout=10).json()["model"] == job["model"]
+    # the live answer is now the trained model's, and not the shipped model's
+    trained_says = live_top3(server.url, frame)
+    assert same_prediction(trained_says, top3(checkpoint, features)), (trained_says, top3(checkpoint, features))
+    assert not same_prediction(trained_says, shipped_says, tol=0.01)
+
+    # a checkpoint gone bad is refused and the live model stays
+    assert admin.post("/api/admin/models/shipped/activate").status_code == 200
+    checkpoint.write_bytes(b"not a checkpoint")
+    r = admin.post(f"/api/admin/models/{job['model']}/activate")
+    assert r.status_code == 422 and "unchanged" in r.json()["error"]
+    assert requests.get(server.url + "/api/status", timeout=10).json()["model"] == "shipped"
+    assert same_prediction(live_top3(server.url, frame), shipped_says)
+
+
+@pytest.fixture(scope="module")
+def job_server(tmp_path_factory):
+    instance = tmp_path_factory.mktemp("instance")
+    write_tiny_set(instance)
+    server = Server(instance, env=ADMIN_ENV).start()
+    yield server
+    server.stop()
+
+
+def test_one_job_at_a_time_queue_and_cancel(job_server):
+    shared_data("asl_ai")
+    admin = AdminClient(job_server.url).login()
+    first = admin.start_job(**LONG)
+    second = admin.start_job(**TINY)
+    running = admin.wait_job(first, until=("running",), need_pid=True)
+    assert admin.job(second)["status"] == "queued"  # max_concurrent_jobs: 1
+    r = admin.post(f"/api/admin/jobs/{second}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    r = admin.post(f"/api/admin/jobs/{first}/cancel")
+    assert r.status_code == 200
+    assert admin.wait_job(first)["status"] == "cancelled"
+    assert wait_for(lambda: gone(running["pid"]))
+    never_ran = admin.job(second)
+    assert never_ran["status"] == "cancelled" and never_ran["started_at"] is None and never_ran["model"] is None
+    assert admin.post(f"/api/admin/jobs/{first}/cancel").status_code == 409  # already over
+
+
+def test_a_job_killed_with_sigkill_is_recorded_failed(job_server):
+    shared_data("asl_ai")
+    admin = AdminClient(job_server.url).login()
+    job_id = admin.start_job(**LONG)
+    pid = admin.wait_job(job_id, until=("running",), need_pid=True)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    job = admin.wait_job(job_id)
+    assert job["status"] == "failed" and "SIGKILL" in job["error"]
+    assert job["model"] is None and job["finished_at"] is not None
+    assert requests.get(job_server.url + "/api/status", timeout=10).status_code == 200  # the server lives on
+
+
+def test_a_failing_trainer_is_recorded_with_its_message(job_server):
+    admin = AdminClient(job_server.url).login()
+    (job_server.instance_dir / "datasets" / "broken.npz").write_bytes(b"not a landmark set")
+    job_id = admin.start_job(**{**TINY, "datasets": ["broken"]})
+    job = admin.wait_job(job_id)
+    assert job["status"] == "failed" and "exited with code" in job["error"]
+    assert any("broken.npz" in line for line in job["log"])  # the trainer's stderr, kept in the log
+
+
+def test_restart_mid_job_marks_it_interrupted_and_keeps_history_and_live_model(make_server, tmp_path):
+    instance = tmp_path / "instance"
+    write_tiny_set(instance)
+    first = make_server(env=ADMIN_ENV, instance_dir=instance)
+    admin = AdminClient(first.url).login()
+    done = admin.wait_job(admin.start_job(**TINY))
+    assert done["status"] == "succeeded", done
+    assert admin.post(f"/api/admin/models/{done['model']}/activate").status_code == 200
+    cut = admin.start_job(**LONG)
+    pid = admin.wait_job(cut, until=("running",), need_pid=True)["pid"]
+    first.stop(kill=True)  # SIGKILL: no chance to tidy up
+
+    second = make_server(env=ADMIN_ENV, instance_dir=instance)
+    admin = AdminClient(second.url).login()
+    job = admin.job(cut)
+    assert job["status"] == "interrupted" and job["finished_at"] is not None and job["pid"] is None
+    assert wait_for(lambda: gone(pid))  # the orphaned trainer was stopped by the new server
+    assert admin.job(done["id"])["status"] == "succeeded"
+    assert [j["id"] for j in admin.get("/api/admin/jobs").json()["jobs"]] == [cut, done["id"]]
+    assert requests.get(second.url + "/api/status", timeout=10).json()["model"] == done["model"]
