@@ -118,6 +118,19 @@ def split(data: LandmarkSet, args: argparse.Namespace) -> tuple[np.ndarray, np.n
     return train, val, test
 
 
+def warmup_cosine(total_steps: int, warmup: float = 0.1, floor: float = 0.01):
+    """LR factor per step: a linear warm-up over the first `warmup` of the steps, then a cosine decay to
+    `floor` (any number of steps, even one)."""
+    warm = max(1, int(warmup * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
 def evaluate_windows(model: nn.Module, windows: np.ndarray, labels: np.ndarray, device: torch.device,
                      batch: int = 1024) -> tuple[float, float, np.ndarray]:
     """(mean loss, accuracy, predicted class indices) on fixed windows."""
@@ -164,9 +177,8 @@ def run(args: argparse.Namespace, emit=print) -> dict:
     val_windows, y_val = held_windows(features[val_m], window), labels[val_m]
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=math.ceil(len(x_train) / args.batch_size),
-        pct_start=0.15 if args.epochs > 2 else 0.5)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(args.epochs * math.ceil(len(x_train) / args.batch_size)))
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
@@ -237,8 +249,9 @@ def run(args: argparse.Namespace, emit=print) -> dict:
     if test_m.any():
         _, test_acc, pred = evaluate_windows(model, held_windows(features[test_m], window), labels[test_m], device)
         metrics["test_acc"] = test_acc
-        metrics["test_per_group"] = {g: float((pred[data.group[test_m] == g] == labels[test_m][data.group[test_m] == g]).mean())
-                                     for g in np.unique(data.group[test_m])}
+        groups = data.group[test_m]
+        metrics["test_per_group"] = {str(g): float((pred[groups == g] == labels[test_m][groups == g]).mean())
+                                     for g in np.unique(groups)}
     save_checkpoint(best_path, model, classes=CLASSES, window=window, metrics=metrics,
                     train_config=train_config, epoch=best["epoch"])
     card = {"checkpoint": str(best_path), "command": "python -m ml.train " + " ".join(sys.argv[1:]),

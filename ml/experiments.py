@@ -1,0 +1,60 @@
+"""The measurements behind docs/EXPERIMENTS.md and the model card, reproducible:
+
+    python -m ml.experiments conventions            # how to bring the webcam sets to the photo convention
+    python -m ml.experiments loso [TRAIN OPTIONS]   # leave-one-signer-out + the Kaggle 80/20 split
+
+Each prints one JSON line per measurement. TRAIN OPTIONS are passed to ml.train (e.g. --epochs 30 --mirror 0.2).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import tempfile
+
+import numpy as np
+
+from ml.checkpoint import load_checkpoint
+from ml.datasets import SOURCES, load_dataset
+from ml.evaluate import predict
+from ml.train import parse_args, run
+
+SIGNERS = ("kaggle", "asl_ai", "ayuraj-hand1", "ayuraj-hand2")
+KAGGLE_SPLIT = "kaggle:0.2"
+
+
+def train(options: list[str]) -> dict:
+    with tempfile.TemporaryDirectory() as out:
+        return run(parse_args([*options, "--out", out]), emit=lambda line: None)
+
+
+def conventions(options: list[str]) -> None:
+    """Train on the photos only (their convention is known: true images, MediaPipe's handedness), then score
+    each webcam set under every candidate convention. The right convention is the one that scores best."""
+    with tempfile.TemporaryDirectory() as out:
+        run(parse_args(["--datasets", "kaggle", "ayuraj", "--out", out, *options]), emit=lambda line: None)
+        model, meta = load_checkpoint(f"{out}/best_model.pth")
+        for name, mirrored, right, aspect in itertools.product(("asl_ai", "bisonhacks"), (True, False),
+                                                               (True, False), (1.0, 4 / 3, 16 / 9)):
+            data = load_dataset(name, mirrored=mirrored, right_hand=right, aspect=aspect)
+            pred = np.array(meta["classes"])[predict(model, meta, data).argmax(1)]
+            print(json.dumps({"source": name, "mirrored": mirrored, "right_hand": right, "aspect": round(aspect, 3),
+                              "accuracy": round(float((pred == data.y).mean()), 4)}), flush=True)
+
+
+def loso(options: list[str]) -> None:
+    base = ["--datasets", *SOURCES, *options]
+    results = {}
+    for signer in SIGNERS:
+        m = train([*base, "--test-groups", signer])
+        results[signer] = m["test_acc"]
+        print(json.dumps({"test": signer, "accuracy": round(m["test_acc"], 4), "options": options}), flush=True)
+    print(json.dumps({"test": "unseen-signer mean", "accuracy": round(float(np.mean(list(results.values()))), 4),
+                      "options": options}), flush=True)
+    m = train([*base, "--test-fraction", KAGGLE_SPLIT])
+    print(json.dumps({"test": "kaggle 20% split", "accuracy": round(m["test_acc"], 4), "options": options}),
+          flush=True)
+
+
+if __name__ == "__main__":
+    {"conventions": conventions, "loso": loso}[sys.argv[1]](sys.argv[2:])
