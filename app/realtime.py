@@ -19,7 +19,7 @@ from flask import Flask, current_app, request
 from app import socketio
 from app.frames import FrameError, parse_payload
 from app.session import Session, Sessions
-from app.speech import Speech, SpeechUnavailable
+from app.speech import Speech
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,8 @@ def _speak(speech: Speech, sid: str, text: str) -> None:
         return  # the page knows from /api/status and speaks with speechSynthesis
     try:
         audio = run_blocking(speech.render, text)
-    except (SpeechUnavailable, RuntimeError, ValueError, OSError) as exc:
-        log.warning("speech for %r failed: %s", text, exc)
+    except Exception as exc:  # SpeechUnavailable, a failed or timed-out espeak-ng: the page falls back
+        log.warning("speech for %r failed: %s: %s", text, type(exc).__name__, exc)
         socketio.emit("error", {"code": "tts_failed", "message": f"server speech failed: {exc}", "seq": None},
                       to=sid)
         return

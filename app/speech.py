@@ -1,24 +1,27 @@
-"""Server text-to-speech: text -> WAV bytes with pyttsx3 on espeak-ng, serialised and cached by text.
+"""Server text-to-speech: text -> WAV bytes with espeak-ng, serialised and cached by text.
 
-pyttsx3.init() hands out one cached engine per process, so two renders at once would share (and lose)
-its output: one lock serialises them. `say()` would shell out to `aplay` on the server; the browser plays
-the audio instead, so the engine only ever writes WAV files (save_to_file). Callers run `render` off the
-Socket.IO event loop. When the engine cannot start (no espeak-ng, speech disabled), `available` is False
-and the page falls back to the browser's speechSynthesis.
+The engine is the `espeak-ng` command (`--stdout`: WAV on a pipe, ~10 ms a word), one process per text.
+pyttsx3 drives the same library in-process but lost audio here: its espeak driver writes the file before
+appending the last buffer of samples, and under pytest's output capture it wrote header-only files for a
+sentence; its one cached engine per process also needs all callers serialised. A subprocess has no shared
+state; one lock still keeps synthesis to one at a time so speech never takes more than one core.
+Callers run `render` off the Socket.IO event loop. Without espeak-ng (or with speech disabled) `available`
+is False and the page speaks with the browser's speechSynthesis.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
-import os
-import tempfile
+import shutil
+import subprocess
 import threading
+import wave
 from collections import OrderedDict
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 500  # characters; a sentence, not a book
+SYNTH_TIMEOUT_S = 10
 
 
 class SpeechUnavailable(RuntimeError):
@@ -31,23 +34,17 @@ class Speech:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
-        self._engine = None
+        self._command = shutil.which("espeak-ng") if enabled else None
         self.error: str | None = None
         if not enabled:
             self.error = "disabled in config.yaml (speech.enabled)"
-            return
-        try:
-            import pyttsx3
-
-            self._engine = pyttsx3.init("espeak")
-            self._engine.setProperty("rate", rate)
-        except Exception as exc:  # ImportError, or espeak-ng's library missing (OSError, RuntimeError)
-            self.error = f"{type(exc).__name__}: {exc}"
+        elif self._command is None:
+            self.error = "espeak-ng is not installed"
             log.warning("server text-to-speech unavailable (%s); the browser will speak", self.error)
 
     @property
     def available(self) -> bool:
-        return self._engine is not None
+        return self._command is not None
 
     def render(self, text: str) -> bytes:
         """WAV bytes (16-bit mono) speaking `text`. Blocks for the synthesis (~10-30 ms a word)."""
@@ -67,17 +64,25 @@ class Speech:
             return wav
 
     def _synthesise(self, text: str) -> bytes:
-        fd, path = tempfile.mkstemp(prefix="sign2sound-", suffix=".wav")
-        os.close(fd)
-        try:
-            # pyttsx3 prints "Audio saved to ..." for every file; keep it out of the server's output.
-            with contextlib.redirect_stdout(io.StringIO()):
-                self._engine.save_to_file(text, path)
-                self._engine.runAndWait()
-            with open(path, "rb") as f:
-                wav = f.read()
-        finally:
-            os.unlink(path)
-        if len(wav) <= 44:  # a header without samples: the engine failed silently
-            raise RuntimeError(f"speech engine produced no audio for {text!r}")
-        return wav
+        # "--" ends the options: a text that starts with "-" is spoken, never parsed as a flag.
+        done = subprocess.run([self._command, "-s", str(self.rate), "--stdout", "--", text],
+                              capture_output=True, timeout=SYNTH_TIMEOUT_S)
+        if done.returncode != 0:
+            raise RuntimeError(f"espeak-ng failed ({done.returncode}): {done.stderr.decode(errors='replace')[:200]}")
+        return _fix_wav_header(done.stdout)
+
+
+def _fix_wav_header(streamed: bytes) -> bytes:
+    """espeak-ng writes a WAV to a pipe before it knows the length (the header says ~2^31 frames): rewrite it."""
+    with wave.open(io.BytesIO(streamed)) as w:
+        params = w.getparams()
+        pcm = w.readframes(w.getnframes())
+    if not pcm:
+        raise RuntimeError("espeak-ng produced no audio")
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(params.nchannels)
+        w.setsampwidth(params.sampwidth)
+        w.setframerate(params.framerate)
+        w.writeframes(pcm)
+    return out.getvalue()

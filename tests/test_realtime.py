@@ -1,0 +1,229 @@
+"""The live protocol end to end: a real server on 127.0.0.1, real python-socketio clients, real Kaggle photos.
+
+Letters used: F L U V W K Y and `space`. With the shipped model (checkpoints/model_card.md) the first 12
+Kaggle photos of each of these are read right through the live path (tracking-mode MediaPipe on a
+480x360 webcam-shaped JPEG), where letters such as M, N, P and `del` often lose the hand or the letter.
+The word is FULL: its double L proves the rest rule over the wire.
+"""
+from __future__ import annotations
+
+import io
+import json
+import queue
+import threading
+import time
+import urllib.request
+import wave
+
+import numpy as np
+import pytest
+import socketio
+
+from tests.conftest import kaggle_photos, webcam_jpeg
+
+FPS = 20  # under the server's 30 fps per-client limit, like the page
+REPLY_TIMEOUT = 30
+
+
+class LiveClient:
+    """A python-socketio client that sends frames one at a time and collects every reply by seq."""
+
+    def __init__(self, url: str):
+        self.sio = socketio.Client(reconnection=False)
+        self.replies: dict[int | None, queue.Queue] = {}
+        self.unmatched: queue.Queue = queue.Queue()
+        self.speech: queue.Queue = queue.Queue()
+        self.seq = 0
+        self.lock = threading.Lock()
+        self.sio.on("result", lambda r: self._reply("result", r))
+        self.sio.on("error", lambda e: self._reply("error", e))
+        self.sio.on("speech", self.speech.put)
+        self.sio.connect(url, transports=["websocket"], wait_timeout=10)
+
+    def _reply(self, kind: str, payload: dict) -> None:
+        with self.lock:
+            q = self.replies.get(payload.get("seq"))
+        (q or self.unmatched).put((kind, payload))
+
+    def send(self, payload) -> tuple[str, dict]:
+        """Send one frame (bytes, wrapped with a seq) or a raw payload; wait for its one reply."""
+        self.seq += 1
+        q = queue.Queue()
+        with self.lock:
+            self.replies[self.seq] = q
+        started = time.monotonic()
+        self.sio.emit("frame", {"seq": self.seq, "image": payload} if isinstance(payload, bytes) else payload)
+        target = q if isinstance(payload, bytes) else self.unmatched
+        reply = target.get(timeout=REPLY_TIMEOUT)
+        time.sleep(max(0.0, 1 / FPS - (time.monotonic() - started)))
+        return reply
+
+    def hold(self, frame: bytes, count: int) -> list[dict]:
+        results = []
+        for _ in range(count):
+            kind, payload = self.send(frame)
+            assert kind == "result", payload
+            results.append(payload)
+        return results
+
+    def close(self) -> None:
+        # The server ends the session on the DISCONNECT packet at once; the websocket library then waits up to
+        # 3 s for a close frame, which the test does not need to sit through.
+        threading.Thread(target=self.sio.disconnect, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, list[bytes]]:
+    """Webcam-shaped JPEGs of the first photos of each class used here."""
+    return {label: [webcam_jpeg(p) for p in kaggle_photos(label, 2)]
+            for label in ["F", "L", "U", "V", "W", "K", "Y", "space", "nothing"]}
+
+
+@pytest.fixture
+def client(server):
+    c = LiveClient(server.url)
+    yield c
+    c.close()
+
+
+def spell(client: LiveClient, frames: dict, word: str, hold: int = 6, rest: int = 2) -> list[dict]:
+    """Sign each letter of `word` for `hold` frames with `rest` frames of no hand after each, then `space`."""
+    results = []
+    for letter in word:
+        results += client.hold(frames[letter][0], hold)
+        results += client.hold(frames["nothing"][0], rest)
+    results += client.hold(frames["space"][0], hold)
+    return results
+
+
+def events_of(results: list[dict]) -> list[dict]:
+    return [e for r in results for e in r["events"]]
+
+
+def check_wav(audio: bytes, text: str) -> None:
+    """A real, audible recording of about the right length for `text`."""
+    with wave.open(io.BytesIO(audio)) as w:
+        assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
+        rate, samples = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    duration = len(samples) / rate
+    assert 0.15 * len(text.split()) < duration < 0.25 + 0.4 * len(text), (text, duration)
+    rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+    assert rms > 500, f"speech for {text!r} is near silence (RMS {rms:.0f})"
+
+
+def test_clear_photos_give_the_right_letter(client, frames):
+    for letter in ["F", "L", "U", "V", "W", "K", "Y"]:
+        for frame in frames[letter]:
+            result = client.hold(frame, 3)[-1]
+            assert result["hand"] is True
+            assert result["letter"] == letter, (letter, result["top"])
+            assert result["confidence"] == result["top"][0][1] >= 0.6
+            assert len(result["top"]) == 3 and result["top"][0][1] >= result["top"][1][1] >= result["top"][2][1]
+            assert np.array(result["landmarks"]).shape == (21, 3)
+            assert {"decode", "landmarks", "features", "inference", "speller", "total"} <= set(result["timings_ms"])
+            client.hold(frames["nothing"][0], 1)
+
+
+def test_no_hand_is_nothing_without_a_model_call(client, frames):
+    result = client.hold(frames["nothing"][0], 1)[0]
+    assert (result["hand"], result["letter"], result["confidence"], result["landmarks"]) == (False, "nothing", 1.0, None)
+    assert result["timings_ms"]["inference"] == 0
+
+
+def test_spelling_a_word_with_rests_yields_it_and_speaks_it(client, frames):
+    results = spell(client, frames, "FULL")
+    events = events_of(results)
+    assert [e["value"] for e in events if e["type"] == "letter"] == list("FULL")
+    assert {"type": "word", "value": "FULL"} in events
+    assert (results[-1]["word"], results[-1]["text"]) == ("", "FULL ")
+    speech = client.speech.get(timeout=REPLY_TIMEOUT)
+    assert (speech["text"], speech["mime"]) == ("FULL", "audio/wav")
+    check_wav(speech["audio"], "FULL")
+
+
+def test_a_double_letter_without_a_rest_is_one_letter(client, frames):
+    results = client.hold(frames["L"][0], 12)
+    assert [e for e in events_of(results)] == [{"type": "letter", "value": "L"}]
+
+
+def test_undo_reset_and_speak(client, frames):
+    for letter in "FLY":
+        client.hold(frames[letter][0], 10)  # no rest: the window needs a few frames to turn over
+    assert client.sio.call("undo", timeout=REPLY_TIMEOUT) == {"word": "FL", "text": "FL",
+                                                            "events": [{"type": "del"}]}
+    assert client.sio.call("speak", timeout=REPLY_TIMEOUT) == {"text": "FL"}
+    speech = client.speech.get(timeout=REPLY_TIMEOUT)
+    assert speech["text"] == "FL"
+    check_wav(speech["audio"], "FL")
+    assert client.sio.call("reset", timeout=REPLY_TIMEOUT) == {"word": "", "text": "", "events": [{"type": "clear"}]}
+    client.sio.emit("speak")
+    kind, error = client.unmatched.get(timeout=REPLY_TIMEOUT)
+    assert (kind, error["code"]) == ("error", "nothing_to_speak")
+
+
+def test_bad_frames_get_errors_and_the_connection_stays_usable(client, frames, config):
+    big = b"\xff\xd8\xff" + b"\x00" * (config["frames"]["max_bytes"] + 1)
+    bomb = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (50_000).to_bytes(4, "big") * 2 + b"\x08\x02\x00\x00\x00"
+    cases = {"bad_payload": "not a frame", "unsupported_format": b"GIF89a....", "too_large": big,
+             "too_many_pixels": bomb, "bad_image": frames["F"][0][:300]}
+    for code, payload in cases.items():
+        kind, reply = client.send(payload)
+        assert (kind, reply["code"]) == ("error", code), reply
+        assert reply["message"]
+    kind, reply = client.send({"seq": "x", "image": frames["F"][0]})
+    assert (kind, reply["code"]) == ("error", "bad_payload")
+    assert client.hold(frames["F"][0], 3)[-1]["letter"] == "F"
+
+
+def test_every_frame_gets_one_reply_even_over_the_rate_limit(client, frames):
+    """A burst far over max_fps: each frame is answered once, with a result or rate_limited."""
+    replies: queue.Queue = queue.Queue()
+    client.sio.on("result", lambda r: replies.put(("result", r["seq"])))
+    client.sio.on("error", lambda e: replies.put((e["code"], e["seq"])))
+    n = 80
+    for seq in range(1000, 1000 + n):
+        client.sio.emit("frame", {"seq": seq, "image": frames["V"][0]})
+    got = [replies.get(timeout=REPLY_TIMEOUT) for _ in range(n)]
+    assert sorted(seq for _, seq in got) == list(range(1000, 1000 + n))
+    kinds = {kind for kind, _ in got}
+    assert kinds == {"result", "rate_limited"}, kinds
+
+
+def test_clients_do_not_share_state_and_sessions_end_on_disconnect(server, frames):
+    def clients() -> int:
+        return json.load(urllib.request.urlopen(server.url + "/api/status"))["clients"]
+
+    baseline = clients()
+    a, b = LiveClient(server.url), LiveClient(server.url)
+    try:
+        assert clients() == baseline + 2
+        threads = [threading.Thread(target=spell, args=(c, frames, w)) for c, w in ((a, "FLY"), (b, "UW"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert a.speech.get(timeout=REPLY_TIMEOUT)["text"] == "FLY"
+        assert b.speech.get(timeout=REPLY_TIMEOUT)["text"] == "UW"
+    finally:
+        a.close()
+        b.close()
+    deadline = time.monotonic() + 10
+    while clients() != baseline and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert clients() == baseline
+
+
+def test_eventlet_mode_serves_the_same_protocol(make_server, frames):
+    """The design card's production worker: CPU work in real threads (tpool), same results."""
+    pytest.importorskip("eventlet")
+    server = make_server(env={"SIGN2SOUND_ASYNC_MODE": "eventlet"})
+    client = LiveClient(server.url)
+    try:
+        results = spell(client, frames, "FLY")
+        assert {"type": "word", "value": "FLY"} in events_of(results)
+        speech = client.speech.get(timeout=REPLY_TIMEOUT)
+        check_wav(speech["audio"], "FLY")
+        kind, reply = client.send(b"not an image")
+        assert (kind, reply["code"]) == ("error", "unsupported_format")
+    finally:
+        client.close()

@@ -1,0 +1,100 @@
+"""Server speech: real WAV from pyttsx3 on espeak-ng, serialised, cached; the app runs without it."""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import urllib.request
+import wave
+
+import numpy as np
+import pytest
+
+from app.speech import Speech, SpeechUnavailable
+
+
+def read_wav(audio: bytes) -> tuple[float, float]:
+    """(duration s, RMS of the 16-bit samples)."""
+    with wave.open(io.BytesIO(audio)) as w:
+        assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
+        samples = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float64)
+        return len(samples) / w.getframerate(), float(np.sqrt(np.mean(samples ** 2)))
+
+
+@pytest.fixture(scope="module")
+def speech() -> Speech:
+    s = Speech()
+    if not s.available:
+        pytest.skip(f"server text-to-speech unavailable ({s.error}); install espeak-ng")
+    return s
+
+
+def test_a_word_is_audible_and_about_a_word_long(speech):
+    duration, rms = read_wav(speech.render("HELLO"))
+    assert 0.3 < duration < 2.0
+    assert rms > 1000  # espeak-ng speech is in the thousands; silence is 0
+
+
+def test_longer_text_takes_longer(speech):
+    short, _ = read_wav(speech.render("CAB"))
+    long, rms = read_wav(speech.render("THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG"))
+    assert long > 2 * short
+    assert 1.5 < long < 6.0 and rms > 1000
+
+
+def test_renders_are_cached_by_text(speech):
+    first = speech.render("CACHED")
+    assert speech.render("CACHED") is first
+    assert speech.render("  CACHED ") is first  # whitespace does not make a new text
+
+
+def test_concurrent_renders_each_get_their_own_audio(speech):
+    """pyttsx3's engine is one per process: without the lock, concurrent renders lose or mix output."""
+    words = [f"WORD{i}" for i in range(8)] + ["A MUCH LONGER SENTENCE THAN THE OTHERS"]
+    out: dict[str, bytes] = {}
+    threads = [threading.Thread(target=lambda w=w: out.__setitem__(w, speech.render(w))) for w in words]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    durations = {w: read_wav(out[w])[0] for w in words}
+    assert all(read_wav(out[w])[1] > 1000 for w in words)
+    assert durations[words[-1]] > max(durations[w] for w in words[:-1])
+
+
+def test_the_cache_is_bounded():
+    s = Speech(cache_size=2)
+    if not s.available:
+        pytest.skip(f"server text-to-speech unavailable ({s.error})")
+    first = s.render("ONE")
+    s.render("TWO")
+    s.render("THREE")
+    assert s.render("ONE") is not first
+
+
+def test_empty_text_is_refused(speech):
+    with pytest.raises(ValueError):
+        speech.render("   ")
+
+
+def test_disabled_speech_says_so():
+    s = Speech(enabled=False)
+    assert not s.available and "disabled" in s.error
+    with pytest.raises(SpeechUnavailable):
+        s.render("HELLO")
+
+
+def test_without_espeak_ng_speech_is_unavailable(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    s = Speech()
+    assert not s.available and "espeak-ng" in s.error
+    with pytest.raises(SpeechUnavailable):
+        s.render("HELLO")
+
+
+def test_without_server_speech_the_app_runs_and_says_tts_false(make_server):
+    server = make_server(env={"SIGN2SOUND_SPEECH_ENABLED": "false"})
+    status = json.load(urllib.request.urlopen(server.url + "/api/status"))
+    assert status["tts"] is False
+    page = urllib.request.urlopen(server.url + "/").read().decode()
+    assert 'id="status-tts"' in page
