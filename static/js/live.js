@@ -1,0 +1,124 @@
+// The live page: camera -> frames over Socket.IO -> results on screen -> speech.
+import { CameraError, captureFrame, startCamera } from "./camera.js";
+import { drawHand } from "./overlay.js";
+import { FrameStream } from "./stream.js";
+import * as view from "./view.js";
+import { Voice } from "./voice.js";
+
+const settings = document.body.dataset;
+const video = document.getElementById("video");
+const overlay = document.getElementById("overlay");
+const captureCanvas = document.createElement("canvas");
+
+const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true });
+let serverTts = false;
+let cameraReady = false;
+
+const voice = new Voice({
+  onBlocked: () => view.setMessage("sound", "Sound is blocked until you click or press a key on this page.", "info"),
+  onPlaying: () => view.setMessage("sound", null),
+});
+
+const stream = new FrameStream({
+  fps: Number(settings.sendFps) || 15,
+  capture: async () => {
+    if (!cameraReady || !socket.connected || video.readyState < 2 || !video.videoWidth) return null;
+    return captureFrame(video, captureCanvas, Number(settings.captureWidth) || 480);
+  },
+  send: (seq, image) => socket.emit("frame", { seq, image }),
+});
+
+function speak(text) {
+  if (serverTts) socket.emit("speak");
+  else if (text.trim()) voice.speakInBrowser(text);
+}
+
+async function refreshServerInfo() {
+  try {
+    const info = await (await fetch("/api/status", { cache: "no-store" })).json();
+    serverTts = info.tts;
+    view.showServerInfo(info);
+    view.setMessage("tts", info.tts ? null
+      : "The server has no voice (espeak-ng is missing): this browser's own voice speaks instead.", "info");
+  } catch (err) {
+    view.setMessage("tts", "Could not read the server's status.", "info");
+  }
+}
+
+socket.on("connect", () => {
+  view.showConnection(true);
+  view.setMessage("server", null);
+  view.showTranscript({ word: "", text: "" }); // a new connection is a new session on the server
+  refreshServerInfo();
+});
+
+socket.on("disconnect", () => {
+  view.showConnection(false);
+  stream.inFlight.clear();
+  view.setMessage("server", "The server is unreachable. Reconnecting automatically…");
+});
+
+socket.on("connect_error", () => {
+  view.showConnection(false);
+  view.setMessage("server", "The server is unreachable. Reconnecting automatically…");
+});
+
+socket.on("result", (result) => {
+  stream.answered(result.seq);
+  view.showReading(result);
+  view.showTranscript(result);
+  view.flashEvent(result.events);
+  drawHand(overlay, result.landmarks);
+  const word = result.events.find((e) => e.type === "word");
+  if (word && !serverTts) voice.speakInBrowser(word.value);
+});
+
+socket.on("error", (error) => {
+  stream.answered(error.seq);
+  if (error.code === "tts_failed") {
+    view.setMessage("tts", "The server's voice failed: this browser's own voice speaks instead.", "info");
+    serverTts = false;
+  } else if (error.code !== "rate_limited" && error.code !== "nothing_to_speak") {
+    view.setMessage("frame", `A frame was refused: ${error.message}`, "info");
+    setTimeout(() => view.setMessage("frame", null), 4000);
+  }
+});
+
+socket.on("speech", (speech) => {
+  document.body.dataset.lastSpeech = speech.text;
+  voice.playWav(speech.audio, speech.mime);
+});
+
+const actions = {
+  speak: () => speak(document.getElementById("text").textContent),
+  undo: () => socket.emit("undo", (state) => state && view.showTranscript(state)),
+  clear: () => socket.emit("reset", (state) => state && view.showTranscript(state)),
+};
+const KEYS = { Enter: "speak", Backspace: "undo", Escape: "clear" };
+
+for (const [id, action] of Object.entries(actions)) {
+  document.getElementById(id).addEventListener("click", action);
+}
+document.addEventListener("keydown", (event) => {
+  const action = KEYS[event.key];
+  if (!action || event.ctrlKey || event.metaKey || event.altKey) return;
+  // Enter on a focused button already clicks it; do not run its action twice.
+  if (event.key === "Enter" && event.target instanceof HTMLButtonElement) return;
+  event.preventDefault();
+  actions[action]();
+});
+
+setInterval(() => view.showStats(stream.stats()), 500);
+
+(async () => {
+  try {
+    await startCamera(video);
+    cameraReady = true;
+    view.showCameraHint(null);
+    stream.start();
+  } catch (err) {
+    const text = err instanceof CameraError ? err.message : `The camera could not start (${err}).`;
+    view.showCameraHint("No camera");
+    view.setMessage("camera", text);
+  }
+})();
