@@ -7,13 +7,13 @@ is kept in SQLite, so a restart brings the same model back.
 """
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import re
 from pathlib import Path
 
 from app.db import Database
-from ml.checkpoint import CheckpointError
+from ml.checkpoint import CheckpointError, load_checkpoint
 from ml.config import project_path
 from ml.inference import Predictor
 
@@ -80,7 +80,7 @@ class ModelRegistry:
     def list(self) -> list[dict]:
         active = self.active()
         shipped = {"id": SHIPPED, "job": None, "created_at": _mtime(self.shipped_checkpoint),
-                   "metrics": _shipped_metrics(self.shipped_checkpoint)}
+                   "metrics": _checkpoint_metrics(self.shipped_checkpoint, _mtime(self.shipped_checkpoint))}
         models = [shipped, *({k: m[k] for k in ("id", "job", "created_at", "metrics")} for m in self.db.models())]
         return [{**m, "active": m["id"] == active} for m in models]
 
@@ -89,11 +89,11 @@ def _mtime(path: Path) -> float | None:
     return path.stat().st_mtime if path.exists() else None
 
 
-def _shipped_metrics(checkpoint: Path) -> dict:
-    """The metrics in a model_card.json beside the checkpoint (what ml.train writes), if there is one."""
-    card = checkpoint.parent / "model_card.json"
+@functools.lru_cache(maxsize=4)
+def _checkpoint_metrics(checkpoint: Path, mtime: float | None) -> dict:
+    """The metrics ml.train stored in the checkpoint (cached per file version: the list is polled)."""
     try:
-        data = json.loads(card.read_text())
-    except (OSError, ValueError):
+        metrics = load_checkpoint(checkpoint)[1].get("metrics")
+    except CheckpointError:
         return {}
-    return data.get("metrics", {}) if isinstance(data, dict) else {}
+    return metrics if isinstance(metrics, dict) else {}

@@ -9,7 +9,8 @@ import socketio
 from werkzeug.security import generate_password_hash
 
 from tests.admin_client import ADMIN_ENV, PASSWORD, AdminClient
-from tests.conftest import Server
+from ml.checkpoint import load_checkpoint
+from tests.conftest import SHIPPED_CHECKPOINT, Server
 
 API_ROUTES = [("GET", "/api/admin/jobs"), ("POST", "/api/admin/jobs"), ("GET", "/api/admin/jobs/1"),
               ("POST", "/api/admin/jobs/1/cancel"), ("GET", "/api/admin/models"),
@@ -156,6 +157,7 @@ def test_models_lists_the_shipped_model_as_live(admin):
     assert data["active"] == "shipped"
     shipped = [m for m in data["models"] if m["id"] == "shipped"]
     assert shipped and shipped[0]["active"] is True
+    assert shipped[0]["metrics"] == load_checkpoint(SHIPPED_CHECKPOINT)[1].get("metrics", {})
     assert requests.get(admin.url + "/api/status", timeout=10).json()["model"] == "shipped"
 
 

@@ -3,6 +3,7 @@ interrupted through a real server, with the resulting model put live and answeri
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -218,3 +219,50 @@ def test_restart_mid_job_marks_it_interrupted_and_keeps_history_and_live_model(m
     assert admin.job(done["id"])["status"] == "succeeded"
     assert [j["id"] for j in admin.get("/api/admin/jobs").json()["jobs"]] == [cut, done["id"]]
     assert requests.get(second.url + "/api/status", timeout=10).json()["model"] == done["model"]
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_train_watch_and_activate_from_the_browser(make_server, tmp_path):
+    """The issue's "done when": a person logs in, trains, watches and activates a model in the page."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/install_system.sh installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    expect = sync_api.expect
+    instance = tmp_path / "instance"
+    write_tiny_set(instance)
+    server = make_server(env=ADMIN_ENV, instance_dir=instance)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 1400})
+            problems = []
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
+                    if r.status >= 400 and not r.url.endswith("/favicon.ico") and "/admin/login" not in r.url else None)
+            page.goto(server.url + "/admin")
+            expect(page).to_have_url(re.compile(r"/admin/login"))
+            page.fill("#password", ADMIN_ENV["SIGN2SOUND_ADMIN_PASSWORD"])
+            page.click("button[type=submit]")
+            expect(page.locator("#active-model")).to_have_text("shipped")
+
+            page.check("input[name=datasets][value=tiny]")
+            page.fill("input[name=epochs]", "3")
+            page.fill("input[name=lr]", "0.01")
+            page.fill("input[name=batch_size]", "32")
+            page.click("#job-form button[type=submit]")
+            expect(page.locator("#jobs tr").first.locator("td").nth(1)).to_have_text("succeeded", timeout=120_000)
+            expect(page.locator("#job-detail-title")).to_have_text("Job 1: succeeded")
+            expect(page.locator("#job-log")).to_contain_text("python -m ml.train")
+            page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
+
+            page.locator("#models tr", has_text="job-1").get_by_role("button", name="Activate").click()
+            expect(page.locator("#notice")).to_have_text("job-1 is live.")
+            expect(page.locator("#active-model")).to_have_text("job-1")
+            assert requests.get(server.url + "/api/status", timeout=10).json()["model"] == "job-1"
+            assert problems == []
+        finally:
+            browser.close()
