@@ -43,7 +43,7 @@ def webcam_jpeg(photo: Path, width: int = 480, quality: int = 70) -> bytes:
     from ml.landmarks import read_image
 
     height = width * 3 // 4
-    image = cv2.resize(read_image(photo), (height, height))
+    image = cv2.resize(read_image(photo)[3:-3, 3:-3], (height, height))  # Kaggle photos have a blue 2 px frame
     side = (width - height) // 2
     image = cv2.copyMakeBorder(image, 0, 0, side, width - height - side, cv2.BORDER_REPLICATE)
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()

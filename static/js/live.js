@@ -102,6 +102,7 @@ for (const [id, action] of Object.entries(actions)) {
 document.addEventListener("keydown", (event) => {
   const action = KEYS[event.key];
   if (!action || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.target.closest("input, select, textarea, [contenteditable]")) return; // typing in a form
   // Enter on a focused button already clicks it; do not run its action twice.
   if (event.key === "Enter" && event.target instanceof HTMLButtonElement) return;
   event.preventDefault();

@@ -1,0 +1,116 @@
+"""The live page end to end: Debian's headless Chromium, a fake camera playing real photos, a real server.
+
+The camera is a .y4m video the test writes from Kaggle photos (F, L, Y held, rests between, then `space`);
+Chromium plays it in a loop as its webcam. The page must spell FLY on screen and receive its speech, with
+no console error (the CSP forbids inline script, so a stray one would show here).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
+
+from tests.conftest import kaggle_photos, webcam_jpeg
+
+CHROMIUM = "/usr/bin/chromium"
+FPS = 15
+WORD = "FLY"
+# Seconds each part of the video lasts: long enough to hold a letter at a slowed-down frame rate.
+HOLD_S, REST_S = 1.4, 0.6
+SCREENSHOT = Path(__file__).resolve().parent.parent / "instance" / "e2e-live-page.png"
+
+
+def write_y4m(path: Path, frames: list[tuple[np.ndarray, float]], fps: int = FPS) -> None:
+    """A raw YUV 4:2:0 video (what Chromium's fake camera reads): each (BGR image, seconds) in turn."""
+    h, w = frames[0][0].shape[:2]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for image, seconds in frames:
+            planes = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420).tobytes()
+            for _ in range(round(seconds * fps)):
+                f.write(b"FRAME\n" + planes)
+
+
+@pytest.fixture
+def camera_video(tmp_path) -> Path:
+    def image(label: str) -> np.ndarray:
+        jpeg = webcam_jpeg(kaggle_photos(label, 1)[0], width=480, quality=95)
+        return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+
+    rest = image("nothing")
+    parts = [(image("nothing"), REST_S)]
+    for letter in WORD:
+        parts += [(image(letter), HOLD_S), (rest, REST_S)]
+    parts += [(image("space"), HOLD_S), (rest, 2 * REST_S)]
+    path = tmp_path / "camera.y4m"
+    write_y4m(path, parts)
+    return path
+
+
+@pytest.fixture
+def browser(camera_video):
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed (scripts/install_system.sh installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    # Waits use locators (expect), not wait_for_function: the page's CSP forbids the eval the latter needs.
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera_video}",
+        ])
+        yield b
+        b.close()
+
+
+def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    problems = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(server.url + "/")
+
+    expect(page.locator("#status-connection")).to_have_text("connected")
+    expect(page.locator("#text")).to_contain_text(WORD, timeout=60_000)
+    expect(page.locator("body")).to_have_attribute("data-last-speech", WORD, timeout=30_000)
+
+    assert page.text_content("#status-tts") == "server"
+    assert page.text_content("#status-model") not in ("", "–")
+    assert float(page.text_content("#status-fps")) > 0
+    assert page.locator("#messages").text_content().strip() == ""  # no camera or server trouble shown
+
+    # The landmarks are drawn over the video while a hand is in view.
+    expect(page.locator("#letter-name")).not_to_have_text("no hand", timeout=30_000)
+    drawn = page.evaluate("""() => {
+        const c = document.getElementById('overlay');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+        return n; }""")
+    assert drawn > 100
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    assert problems == []
+
+    # The buttons act on the server's text: undo deletes the last character, clear empties it.
+    before = page.text_content("#text")
+    page.click("#undo")
+    expect(page.locator("#text")).not_to_have_text(before)
+    page.keyboard.press("Escape")
+    expect(page.locator("#text")).not_to_contain_text(WORD)
+
+
+def test_the_page_says_when_the_server_is_unreachable(make_server, browser):
+    server = make_server()
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    expect(page.locator("#status-connection")).to_have_text("connected")
+    server.stop()
+    expect(page.locator("#messages")).to_contain_text("unreachable")
+    expect(page.locator("#status-connection")).to_have_text("disconnected")
