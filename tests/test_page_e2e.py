@@ -22,6 +22,7 @@ FPS = 15
 WORD = "FLY"
 # Seconds each part of the video lasts: long enough to hold a letter at a slowed-down frame rate.
 HOLD_S, REST_S = 1.4, 0.6
+# Left in instance/ (ignored by git) for a person to look at after a run.
 SCREENSHOT = Path(__file__).resolve().parent.parent / "instance" / "e2e-live-page.png"
 
 

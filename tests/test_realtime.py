@@ -96,6 +96,16 @@ def spell(client: LiveClient, frames: dict, word: str, hold: int = 6, rest: int 
     return results
 
 
+def wait_until(condition, timeout: float = 10) -> bool:
+    """Poll `condition` until it holds or `timeout` passes (a wait for an asynchronous effect, not a speed check)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def events_of(results: list[dict]) -> list[dict]:
     return [e for r in results for e in r["events"]]
 
@@ -193,10 +203,10 @@ def test_clients_do_not_share_state_and_sessions_end_on_disconnect(server, frame
     def clients() -> int:
         return json.load(urllib.request.urlopen(server.url + "/api/status"))["clients"]
 
-    baseline = clients()
+    assert wait_until(lambda: clients() == 0)  # earlier tests' clients are gone (their close is asynchronous)
     a, b = LiveClient(server.url), LiveClient(server.url)
     try:
-        assert clients() == baseline + 2
+        assert clients() == 2
         threads = [threading.Thread(target=spell, args=(c, frames, w)) for c, w in ((a, "FLY"), (b, "UW"))]
         for t in threads:
             t.start()
@@ -207,10 +217,7 @@ def test_clients_do_not_share_state_and_sessions_end_on_disconnect(server, frame
     finally:
         a.close()
         b.close()
-    deadline = time.monotonic() + 10
-    while clients() != baseline and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert clients() == baseline
+    assert wait_until(lambda: clients() == 0)
 
 
 def test_eventlet_mode_serves_the_same_protocol(make_server, frames):
