@@ -1,6 +1,6 @@
 """Socket.IO handlers of the live page (default namespace). Protocol (kept stable: tests and tools use it):
 
-client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`
+client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload)
 server -> `result` (one per accepted frame), `error` {"code", "message", "seq"} (one per refused frame),
           `speech` {"text", "audio": WAV bytes, "mime"} when a word is finished or speech is asked for.
 `reset` and `undo` also answer their ack with {"word", "text", "events"}.
@@ -96,6 +96,12 @@ def on_frame(payload):
     for event in result["events"]:
         if event["type"] == "word":
             _speak_later(event["value"])
+
+
+@socketio.on("ping")
+def on_ping(payload=None):
+    """Echo for measuring the round trip without any model work (bench.latency's other-client ping)."""
+    return payload
 
 
 @socketio.on("undo")
