@@ -6,7 +6,6 @@ no console error (the CSP forbids inline script, so a stray one would show here)
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import cv2
@@ -53,20 +52,32 @@ def camera_video(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture
-def browser(camera_video):
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream"]
+
+
+def launch(extra_flags: list[str]):
+    """Headless Debian Chromium (Playwright downloads no browser here); skips when it is absent."""
+    if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (scripts/install_system.sh installs it)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     # Waits use locators (expect), not wait_for_function: the page's CSP forbids the eval the latter needs.
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera_video}",
-        ])
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_FLAGS + extra_flags)
         yield b
         b.close()
+
+
+@pytest.fixture
+def browser(camera_video):
+    """The camera is granted (no prompt) and plays `camera_video`."""
+    yield from launch(["--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={camera_video}"])
+
+
+@pytest.fixture
+def browser_without_permission():
+    """No fake permission UI: headless Chromium answers the camera prompt with a denial."""
+    yield from launch([])
 
 
 def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
@@ -115,3 +126,10 @@ def test_the_page_says_when_the_server_is_unreachable(make_server, browser):
     server.stop()
     expect(page.locator("#messages")).to_contain_text("unreachable")
     expect(page.locator("#status-connection")).to_have_text("disconnected")
+
+
+def test_the_page_says_when_the_camera_is_denied(server, browser_without_permission):
+    page = browser_without_permission.new_page()
+    page.goto(server.url + "/")
+    expect(page.locator("#messages")).to_contain_text("Camera permission was denied")
+    expect(page.locator("#status-connection")).to_have_text("connected")  # the rest of the page still works

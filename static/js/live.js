@@ -114,6 +114,8 @@ setInterval(() => view.showStats(stream.stats()), 500);
 (async () => {
   try {
     await startCamera(video);
+    // The stage takes the camera's shape, so the landmarks (fractions of the frame) land on the hand.
+    document.querySelector(".stage").style.aspectRatio = `${video.videoWidth} / ${video.videoHeight}`;
     cameraReady = true;
     view.showCameraHint(null);
     stream.start();
