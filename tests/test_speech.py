@@ -1,4 +1,4 @@
-"""Server speech: real WAV from pyttsx3 on espeak-ng, serialised, cached; the app runs without it."""
+"""Server speech: real WAV from espeak-ng, serialised, cached; the app runs without it."""
 from __future__ import annotations
 
 import io
@@ -49,7 +49,7 @@ def test_renders_are_cached_by_text(speech):
 
 
 def test_concurrent_renders_each_get_their_own_audio(speech):
-    """pyttsx3's engine is one per process: without the lock, concurrent renders lose or mix output."""
+    """Renders from many threads at once each get their own, complete audio."""
     words = [f"WORD{i}" for i in range(8)] + ["A MUCH LONGER SENTENCE THAN THE OTHERS"]
     out: dict[str, bytes] = {}
     threads = [threading.Thread(target=lambda w=w: out.__setitem__(w, speech.render(w))) for w in words]
