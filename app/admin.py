@@ -8,6 +8,9 @@ Routes (kept stable: the page, tests and tools use them):
 """
 from __future__ import annotations
 
+import logging
+import queue
+
 from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, url_for
 from flask_socketio import ConnectionRefusedError
 
@@ -18,6 +21,7 @@ from app.jobs import JobError, JobRunner, validate_params
 from app.models import ModelError, ModelRegistry
 
 bp = Blueprint("admin", __name__)
+log = logging.getLogger(__name__)
 NAMESPACE = "/admin"
 
 
@@ -30,12 +34,38 @@ def init_app(app: Flask, predictor) -> None:
     registry = ModelRegistry(db, predictor, config["model"]["checkpoint"], app.instance_path + "/models")
     registry.restore()
     datasets = DatasetStore(config, app.instance_path + "/datasets")
+    pump = EmitPump(NAMESPACE)
     runner = JobRunner(db, registry, datasets, max_concurrent=config["admin"]["max_concurrent_jobs"],
-                       nice=config["admin"].get("job_nice", 10),
-                       emit=lambda event, data: socketio.emit(event, data, namespace=NAMESPACE))
+                       nice=config["admin"].get("job_nice", 10), emit=pump.put)
     app.extensions.update(admin_db=db, models=registry, datasets=datasets, jobs=runner)
     app.register_blueprint(bp)
     runner.start()
+
+
+class EmitPump:
+    """Emits on behalf of the job runner's OS threads. Under eventlet only the hub's own green threads may
+    emit (an emit from a real thread never reaches the client), so they queue and one background task of
+    the async mode in use (a green thread, or a thread) sends."""
+
+    def __init__(self, namespace: str, interval_s: float = 0.1):
+        self.namespace, self.interval_s = namespace, interval_s
+        self._queue: queue.Queue = queue.Queue()
+        socketio.start_background_task(self._run)
+
+    def put(self, event: str, data: dict) -> None:
+        self._queue.put((event, data))
+
+    def _run(self) -> None:
+        while True:
+            try:
+                event, data = self._queue.get_nowait()
+            except queue.Empty:
+                socketio.sleep(self.interval_s)
+                continue
+            try:
+                socketio.emit(event, data, namespace=self.namespace)
+            except Exception:  # one failed push must not end the pump
+                log.exception("could not push %s", event)
 
 
 def _runner() -> JobRunner:
