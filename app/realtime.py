@@ -78,6 +78,7 @@ def on_disconnect(reason=None):
 @socketio.on("frame")
 def on_frame(payload):
     seq = payload.get("seq") if isinstance(payload, dict) else None
+    seq = seq if type(seq) is int else None  # echoed in an error only when it is a valid seq
     try:
         seq, data = parse_payload(payload)
         session = _session()
@@ -85,12 +86,12 @@ def on_frame(payload):
             raise FrameError("no_session", "no live session for this connection; reconnect")
         result = run_blocking(session.process, data, current_app.extensions["predictor"], seq)
     except FrameError as exc:
-        socketio.emit("error", exc.as_dict(seq if isinstance(seq, int) else None), to=request.sid)
+        socketio.emit("error", exc.as_dict(seq), to=request.sid)
         return
     except Exception:  # the client still gets its reply; the server keeps serving
         log.exception("frame %s from %s failed", seq, request.sid)
         socketio.emit("error", {"code": "server_error", "message": "the frame could not be processed",
-                                "seq": seq if isinstance(seq, int) else None}, to=request.sid)
+                                "seq": seq}, to=request.sid)
         return
     socketio.emit("result", result, to=request.sid)
     for event in result["events"]:
