@@ -52,9 +52,7 @@ class DatasetStore:
 
     def list(self) -> list[dict]:
         sets = [{"name": n, "kind": "shared", "available": data_path(self.config, n).exists()} for n in BUILTIN]
-        for path in sorted(self.folder.glob("*.npz")) if self.folder.is_dir() else []:
-            if not NAME.match(path.stem):
-                continue  # temp files of an atomic write in progress, or files not made here
+        for path in self._recorded_files():
             try:
                 ls = LandmarkSet.load(path)
             except (OSError, ValueError) as exc:
@@ -71,10 +69,17 @@ class DatasetStore:
             raise DatasetError(f"data set name {name!r} is reserved for a shared source")
         return self.recorded_path(name)
 
-    def append(self, name: str, samples: LandmarkSet, max_samples: int) -> int:
+    def _recorded_files(self) -> list[Path]:
+        # NAME skips the temp files of an atomic write in progress (".name.xxxx.npz") and files not made here.
+        files = sorted(self.folder.glob("*.npz")) if self.folder.is_dir() else []
+        return [p for p in files if NAME.match(p.stem)]
+
+    def append(self, name: str, samples: LandmarkSet, max_samples: int, max_datasets: int) -> int:
         """Add samples to recorded set `name` (created if new); returns its new size. Atomic on disk."""
         path = self.writable_path(name)
         with self._lock:
+            if not path.exists() and len(self._recorded_files()) >= max_datasets:
+                raise DatasetError(f"there are already {max_datasets} recorded data sets: add to one of them")
             current = LandmarkSet.load(path) if path.exists() else None
             size = (len(current) if current is not None else 0) + len(samples)
             if size > max_samples:

@@ -170,8 +170,8 @@ def _save(recording: Recording) -> dict:
     samples = frames_to_set(recording.landmarks, recording.letter, recording.signer, recording.handedness,
                             recording.aspect, source=f"record:{recording.signer}:{recording.letter}")
     try:
-        total = store.append(recording.dataset, samples,
-                             int(current_app.config["SIGN2SOUND"]["recording"]["max_samples"]))
+        limits = current_app.config["SIGN2SOUND"]["recording"]
+        total = store.append(recording.dataset, samples, int(limits["max_samples"]), int(limits["max_datasets"]))
     except (DatasetError, OSError) as exc:
         return _error("not_saved", f"the samples were not saved: {exc}")
     return {"saved": True, "dataset": recording.dataset, "samples": total}

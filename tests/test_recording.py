@@ -131,3 +131,17 @@ def test_the_live_page_carries_the_record_panel(server):
     script = requests.get(server.url + "/static/js/record.js", timeout=10).text
     for module in re.findall(r'from "\./([^"]+)"', script):  # its imports resolve too
         assert requests.get(server.url + "/static/js/" + module, timeout=10).status_code == 200
+
+
+def test_the_number_of_recorded_sets_is_bounded(make_server):
+    server = make_server(env={"SIGN2SOUND_RECORDING_MAX_DATASETS": "1"})
+    recorder = Recorder(server.url)
+    try:
+        b = photos("B")
+        assert record(recorder, "first", "Ann", "B", 1, b)[-1]["saved"] is True
+        assert record(recorder, "first", "Ann", "B", 1, b)[-1]["samples"] == 2  # adding to it is fine
+        reply = record(recorder, "second", "Ann", "B", 1, b)[-1]
+        assert reply["error"]["code"] == "not_saved" and "1 recorded data sets" in reply["error"]["message"]
+        assert not (server.instance_dir / "datasets" / "second.npz").exists()
+    finally:
+        recorder.client.disconnect()
