@@ -44,10 +44,10 @@ class RateLimiter:
 
 class Session:
     def __init__(self, config: dict):
-        lm = config["landmarks"]
-        self.tracker = HandTracker(static=False, model_complexity=lm["model_complexity"],
-                                   min_detection_confidence=lm["min_detection_confidence"],
-                                   min_tracking_confidence=lm["min_tracking_confidence"])
+        self.landmarks_config = config["landmarks"]
+        # Made on the first good frame: a MediaPipe graph costs ~80 MB, so a connection that never sends a
+        # decodable frame (an idle tab, a fuzzer) costs none.
+        self.tracker: HandTracker | None = None
         sp = config["speller"]
         self.speller = Speller(sp["hold_frames"], sp["min_confidence"], sp["rest_frames"])
         self.frames_config = config["frames"]
@@ -72,6 +72,11 @@ class Session:
         with self.lock:
             if self.closed:
                 raise FrameError("closed", "the session has ended")
+            if self.tracker is None:
+                lm = self.landmarks_config
+                self.tracker = HandTracker(static=False, model_complexity=lm["model_complexity"],
+                                           min_detection_confidence=lm["min_detection_confidence"],
+                                           min_tracking_confidence=lm["min_tracking_confidence"])
             hand = self.tracker.process(image)
             t2 = time.perf_counter()
             timings["landmarks"] = t2 - t1
@@ -119,7 +124,8 @@ class Session:
         with self.lock:
             if not self.closed:
                 self.closed = True
-                self.tracker.close()
+                if self.tracker is not None:
+                    self.tracker.close()
 
 
 class Sessions:
