@@ -34,7 +34,8 @@ def init_realtime(app: Flask) -> None:
 
 class NoDelay:
     """WSGI middleware: TCP_NODELAY on every connection. A binary Socket.IO message is written as two
-    WebSocket frames; with Nagle's algorithm the second waited for the client's delayed ACK (~40 ms)."""
+    WebSocket frames; with Nagle's algorithm the second waited for the client's delayed ACK: `speak` ->
+    `speech` (a ~30 KB WAV) took 44 ms without it and 0.8 ms with it, in both async modes."""
 
     def __init__(self, wsgi_app):
         self.wsgi_app = wsgi_app
