@@ -118,7 +118,7 @@ def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
     expect(page.locator("#text")).not_to_contain_text(WORD)
 
 
-def test_the_page_says_when_the_server_is_unreachable(make_server, browser):
+def test_the_page_says_when_the_server_is_unreachable_and_reconnects(make_server, browser):
     server = make_server()
     page = browser.new_page()
     page.goto(server.url + "/")
@@ -126,6 +126,9 @@ def test_the_page_says_when_the_server_is_unreachable(make_server, browser):
     server.stop()
     expect(page.locator("#messages")).to_contain_text("unreachable")
     expect(page.locator("#status-connection")).to_have_text("disconnected")
+    server.start()  # back on the same port: the page reconnects by itself and clears the message
+    expect(page.locator("#status-connection")).to_have_text("connected", timeout=30_000)
+    expect(page.locator("#messages")).not_to_contain_text("unreachable")
 
 
 def test_the_page_says_when_the_camera_is_denied(server, browser_without_permission):
