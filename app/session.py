@@ -23,6 +23,14 @@ TOP_K = 3
 MODEL_TIMEOUT_S = 10  # a stuck model fails the frame with an error instead of holding the client forever
 
 
+def video_tracker(landmarks_config: dict) -> HandTracker:
+    """A tracking-mode tracker for one client's video, set up from config.yaml's landmarks section."""
+    lm = landmarks_config
+    return HandTracker(static=False, model_complexity=lm["model_complexity"],
+                       min_detection_confidence=lm["min_detection_confidence"],
+                       min_tracking_confidence=lm["min_tracking_confidence"])
+
+
 class RateLimiter:
     """Token bucket: `rate` frames a second on average, bursts up to one second's worth."""
 
@@ -73,10 +81,7 @@ class Session:
             if self.closed:
                 raise FrameError("closed", "the session has ended")
             if self.tracker is None:
-                lm = self.landmarks_config
-                self.tracker = HandTracker(static=False, model_complexity=lm["model_complexity"],
-                                           min_detection_confidence=lm["min_detection_confidence"],
-                                           min_tracking_confidence=lm["min_tracking_confidence"])
+                self.tracker = video_tracker(self.landmarks_config)
             hand = self.tracker.process(image)
             t2 = time.perf_counter()
             timings["landmarks"] = t2 - t1
