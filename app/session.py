@@ -39,15 +39,17 @@ class RateLimiter:
         self.clock = clock
         self.tokens = self.rate
         self.last = clock()
+        self._lock = threading.Lock()  # a client's two in-flight frames may ask at once
 
     def allow(self) -> bool:
-        now = self.clock()
-        self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
+            self.last = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
 
 
 class Session:
