@@ -90,6 +90,9 @@ def test_cli_errors_are_clear(tiny, tmp_path):
     corrupt.write_bytes(b"not a checkpoint")
     bad = train_cli("--datasets", tiny, "--epochs", 1, "--base", corrupt, "--out", out)
     assert bad.returncode == 2 and "not a readable checkpoint" in bad.stderr
+    foreign = synthetic_set(per_class=2, classes=["A", "hello"]).save(tmp_path / "foreign.npz")
+    labels = train_cli("--datasets", foreign, "--epochs", 1, "--out", out)
+    assert labels.returncode == 2 and "unknown classes ['hello']" in labels.stderr
     zero = train_cli("--datasets", tiny, "--epochs", 0, "--out", out)
     assert zero.returncode == 2 and "--epochs" in zero.stderr
     assert not (out / "best_model.pth").exists()
