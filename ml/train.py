@@ -62,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--test-fraction", help="GROUP:F, a stratified random test fraction of one group")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--mirror", type=float, default=AugmentConfig.mirror, help="augmentation: mirror probability")
+    p.add_argument("--augment", nargs="*", default=[], metavar="KEY=VALUE",
+                   help=f"other augmentation settings ({', '.join(AugmentConfig.__dataclass_fields__)})")
     p.add_argument("--checkpoint-every", type=int, default=10)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -73,6 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--lr must be > 0 and --val-fraction in [0, 1)")
     if args.window is not None and args.window < 1:
         p.error("--window must be >= 1")
+    try:
+        args.augment_settings = {k: float(v) for k, v in (item.split("=", 1) for item in args.augment)}
+        AugmentConfig(**args.augment_settings)
+    except (ValueError, TypeError):
+        p.error(f"--augment takes KEY=NUMBER with KEY among {', '.join(AugmentConfig.__dataclass_fields__)}")
     return args
 
 
@@ -172,7 +179,7 @@ def run(args: argparse.Namespace, emit=print) -> dict:
     else:
         model = SignGRU(hidden=args.hidden, layers=args.layers, dropout=args.dropout).to(device)
         window = args.window or 8
-    aug = None if args.no_augment else AugmentConfig(mirror=args.mirror)
+    aug = None if args.no_augment else AugmentConfig(**{"mirror": args.mirror, **args.augment_settings})
     x_train, y_train = features[train_m], labels[train_m]
     val_windows, y_val = held_windows(features[val_m], window), labels[val_m]
 
