@@ -1,10 +1,27 @@
 """Entry point: `python wsgi.py` serves on SIGN2SOUND_HOST:SIGN2SOUND_PORT (config.yaml: 127.0.0.1:5000)."""
 from __future__ import annotations
 
-import torch
+import ctypes
+import ctypes.util
 
-from app import create_app, socketio
-from ml.config import load_config
+
+def limit_malloc_arenas(count: int = 2) -> None:
+    """glibc gives every busy thread its own malloc arena and keeps it; with a thread per Socket.IO event the
+    server's memory climbed ~135 MB per 1,200 bad messages before levelling off (tests/test_hardening.py).
+    Two arenas keep it flat. Must run before the server starts its threads; a no-op off glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt(-8, count)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
+limit_malloc_arenas()  # before torch and MediaPipe start their threads
+
+import torch  # noqa: E402
+
+from app import create_app, socketio  # noqa: E402
+from ml.config import load_config  # noqa: E402
 
 config = load_config()
 torch.set_num_threads(config["model"]["torch_threads"])

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask, current_app, request
 
@@ -52,14 +54,27 @@ class NoDelay:
         return self.wsgi_app(environ, start_response)
 
 
+# Blocking work (MediaPipe, waiting for the model, speech) runs on a few long-lived threads. Under threading
+# every Socket.IO event gets a fresh thread; MediaPipe run on ever-new threads made glibc give each its own
+# malloc arena (~50 MB each, kept after the thread ends), so server memory climbed with every connection.
+# A small fixed pool bounds both that memory and the CPU work in flight on a 2-core machine.
+BLOCKING_WORKERS = 4
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
 def run_blocking(fn, *args):
-    """Run blocking work without stalling the event loop: a real OS thread under eventlet, inline under
-    threading (where this handler already has a thread of its own)."""
+    """Run blocking work without stalling the event loop: on a real OS thread under eventlet (tpool), on the
+    fixed worker pool under threading."""
+    global _pool
     if socketio.async_mode == "eventlet":
         from eventlet import tpool
 
         return tpool.execute(fn, *args)
-    return fn(*args)
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(BLOCKING_WORKERS, thread_name_prefix="blocking")
+    return _pool.submit(fn, *args).result()
 
 
 def _session() -> Session | None:
@@ -77,7 +92,7 @@ def on_disconnect(reason=None):
 
 
 @socketio.on("frame")
-def on_frame(payload):
+def on_frame(payload=None, *_):  # any argument count: a bad one gets an error reply, not a stall
     seq = payload.get("seq") if isinstance(payload, dict) else None
     seq = seq if type(seq) is int else None  # echoed in an error only when it is a valid seq
     try:
@@ -101,7 +116,7 @@ def on_frame(payload):
 
 
 @socketio.on("ping")
-def on_ping(payload=None):
+def on_ping(payload=None, *_):
     """Echo for measuring the round trip without any model work (bench.latency's other-client ping)."""
     return payload
 

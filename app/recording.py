@@ -128,7 +128,7 @@ def validate_start(payload: object, datasets: DatasetStore, max_frames: int) -> 
 
 
 @socketio.on("start", namespace=NAMESPACE)
-def on_start(payload=None):
+def on_start(payload=None, *_):
     config = current_app.config["SIGN2SOUND"]
     datasets = current_app.extensions["recording_datasets"]
     try:
@@ -142,7 +142,7 @@ def on_start(payload=None):
 
 
 @socketio.on("frame", namespace=NAMESPACE)
-def on_frame(payload=None):
+def on_frame(payload=None, *_):
     recordings = current_app.extensions["recordings"]
     recording = recordings.get(request.sid)
     if recording is None:

@@ -79,6 +79,10 @@ class HandTracker:
         pts[:, 2] = pts[:, 2] * pw / w
         return Hand(pts, hand.handedness, hand.score, (w, h))
 
+    def reset(self) -> None:
+        """Forget the tracked hand: the next frame starts a new video."""
+        self._hands.reset()
+
     def close(self) -> None:
         self._hands.close()
 

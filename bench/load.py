@@ -1,0 +1,147 @@
+"""Load and soak: N python-socketio clients stream real frames at a set rate to a real server on 127.0.0.1.
+
+    python -m bench.load --clients 1 4 8 12 16 --seconds 20          # sweep; the largest N with p95 <= 100 ms
+    python -m bench.load --clients 8 --seconds 600 --section soak    # 10-minute soak, server RSS over time
+
+Each client keeps at most 2 frames in flight, like the page: a frame due while 2 are in flight is dropped
+(counted as dropped by backpressure), never queued. Bounded in time, loopback only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import socketio
+
+from bench.report import machine_label, write_section
+from tests.conftest import Server, kaggle_photos, webcam_jpeg
+
+MAX_IN_FLIGHT = 2
+
+
+def webcam_frames(letters: str = "ABCLVWY", per_letter: int = 3) -> list[bytes]:
+    """Real Kaggle photos shaped like the page's webcam JPEGs (480x360, quality 70)."""
+    return [webcam_jpeg(p) for c in letters for p in kaggle_photos(c, per_letter)]
+
+
+class StreamingClient:
+    def __init__(self, url: str, frames: list[bytes], fps: float):
+        self.url, self.frames, self.period = url, frames, 1.0 / fps
+        self.sio = socketio.Client(reconnection=False)
+        self.sent_at: dict[int, float] = {}
+        self.rtts: list[float] = []
+        self.sent = self.dropped = self.errors = 0
+        self.lock = threading.Lock()
+        self.sio.on("result", self._on_reply)
+        self.sio.on("error", lambda data: self._on_reply(data, error=True))
+
+    def _on_reply(self, data, error=False):
+        seq = data.get("seq") if isinstance(data, dict) else None
+        with self.lock:
+            sent = self.sent_at.pop(seq, None)
+            if error:
+                self.errors += 1
+            elif sent is not None:
+                self.rtts.append((time.perf_counter() - sent) * 1000)
+
+    def run(self, seconds: float) -> None:
+        self.sio.connect(self.url, transports=["websocket"])
+        start = time.perf_counter()
+        seq = 0
+        while (now := time.perf_counter()) - start < seconds:
+            with self.lock:
+                # a frame with no answer after 2 s is lost: free its slot like the page's timeout does
+                for s, t in list(self.sent_at.items()):
+                    if now - t > 2.0:
+                        del self.sent_at[s]
+                        self.errors += 1
+                busy = len(self.sent_at) >= MAX_IN_FLIGHT
+                if not busy:
+                    self.sent_at[seq] = now
+            if busy:
+                self.dropped += 1
+            else:
+                self.sio.emit("frame", {"seq": seq, "image": self.frames[seq % len(self.frames)]})
+                self.sent += 1
+            seq += 1
+            time.sleep(max(0.0, start + seq * self.period - time.perf_counter()))
+        time.sleep(0.5)  # let the last answers arrive
+        self.sio.disconnect()
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def run_load(url: str, pid: int, n_clients: int, seconds: float, fps: float, frames: list[bytes]) -> dict:
+    clients = [StreamingClient(url, frames, fps) for _ in range(n_clients)]
+    threads = [threading.Thread(target=c.run, args=(seconds,)) for c in clients]
+    rss = [(0.0, rss_mb(pid))]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+        time.sleep(0.05)  # stagger, as real browsers are
+    while any(t.is_alive() for t in threads):
+        time.sleep(min(10.0, seconds / 10))
+        rss.append((round(time.perf_counter() - start, 1), rss_mb(pid)))
+    for t in threads:
+        t.join()
+    rtts = np.array([r for c in clients for r in c.rtts]) if any(c.rtts for c in clients) else np.array([np.nan])
+    answered = sum(len(c.rtts) for c in clients)
+    return dict(clients=n_clients, fps=fps, seconds=seconds, sent=sum(c.sent for c in clients), answered=answered,
+                throughput_fps=round(answered / seconds, 1),
+                dropped_backpressure=sum(c.dropped for c in clients), errors=sum(c.errors for c in clients),
+                p50_ms=round(float(np.percentile(rtts, 50)), 1), p95_ms=round(float(np.percentile(rtts, 95)), 1),
+                p99_ms=round(float(np.percentile(rtts, 99)), 1), rss_mb=[(t, round(m, 1)) for t, m in rss])
+
+
+def markdown(results: list[dict], command: str, section: str) -> str:
+    lines = [f"## Load ({section})", "", f"Machine: {machine_label()}.", f"Command: `{command}`", "",
+             "| clients | fps each | throughput fps | p50 ms | p95 ms | p99 ms | dropped (backpressure) | errors | "
+             "server RSS start -> end MB |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['clients']} | {r['fps']:g} | {r['throughput_fps']} | {r['p50_ms']} | {r['p95_ms']} | "
+                     f"{r['p99_ms']} | {r['dropped_backpressure']} | {r['errors']} | "
+                     f"{r['rss_mb'][0][1]} -> {r['rss_mb'][-1][1]} |")
+    ok = [r["clients"] for r in results if r["p95_ms"] <= 100]
+    lines += ["", f"Largest N with p95 <= 100 ms: **{max(ok) if ok else 'none'}** (of {[r['clients'] for r in results]})."]
+    if len(results) == 1 and len(results[0]["rss_mb"]) > 2:
+        series = ", ".join(f"{t:g}s {m}" for t, m in results[0]["rss_mb"])
+        lines += ["", f"Server RSS over time (MB): {series}"]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8, 12, 16])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--fps", type=float, default=15)
+    parser.add_argument("--section", default="sweep", help="name of the docs/PERFORMANCE.md section to write")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    args = parser.parse_args(argv)
+
+    frames = webcam_frames()
+    server = Server(Path("instance") / "bench").start()
+    try:
+        results = []
+        for n in args.clients:
+            result = run_load(server.url, server.proc.pid, n, args.seconds, args.fps, frames)
+            print(json.dumps({k: v for k, v in result.items() if k != "rss_mb"}), flush=True)
+            results.append(result)
+    finally:
+        server.stop()
+    command = "python -m bench.load " + " ".join(
+        [f"--clients {' '.join(map(str, args.clients))}", f"--seconds {args.seconds:g}", f"--fps {args.fps:g}",
+         f"--section {args.section}"])
+    write_section(f"load-{args.section}", markdown(results, command, args.section))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
