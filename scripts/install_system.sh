@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# System packages the app and tests use: espeak-ng (server TTS), ffmpeg (fake-camera videos for browser
-# tests), chromium + chromium-driver (end-to-end tests). Installs only what is missing; needs root for apt.
+# System packages the app and tests use: espeak-ng (server TTS), chromium + chromium-driver (end-to-end
+# tests). Installs only what is missing; needs root for apt.
 set -euo pipefail
 need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng libespeak-ng1)
-command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v chromium >/dev/null || need+=(chromium chromium-driver)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
