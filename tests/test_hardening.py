@@ -16,7 +16,7 @@ import pytest
 import socketio
 import websocket
 
-from tests.conftest import kaggle_photos, webcam_jpeg
+from tests.conftest import Server, kaggle_photos, webcam_jpeg
 from tests.test_realtime import REPLY_TIMEOUT, LiveClient
 
 N_BAD = 1200
@@ -53,25 +53,11 @@ def bad_messages(good: bytes, max_bytes: int, seed: int = 7):
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(make_server_module):
+def fuzz_server(tmp_path_factory):
     # No per-client rate limit here, so every bad frame reaches the checks and the decoder.
-    return make_server_module({"SIGN2SOUND_FRAMES_MAX_FPS": "100000"})
-
-
-@pytest.fixture(scope="module")
-def make_server_module(tmp_path_factory):
-    from tests.conftest import Server
-
-    servers = []
-
-    def make(env):
-        s = Server(tmp_path_factory.mktemp("instance"), env).start()
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.stop()
+    s = Server(tmp_path_factory.mktemp("instance"), {"SIGN2SOUND_FRAMES_MAX_FPS": "100000"}).start()
+    yield s
+    s.stop()
 
 
 @pytest.fixture(scope="module")
