@@ -20,7 +20,7 @@ from tests.conftest import Server, kaggle_photos, webcam_jpeg
 from tests.test_realtime import REPLY_TIMEOUT, LiveClient
 
 N_BAD = 1200
-RSS_GROWTH_LIMIT_MB = 60  # a leak of even 50 KB per bad message would cross this
+RSS_GROWTH_LIMIT_MB = 100  # leaking 100 KB per bad message would cross it; a busy machine moves the high-water mark ~70 MB
 
 
 def rss_mb(pid: int) -> float:
