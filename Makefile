@@ -28,6 +28,7 @@ system:
 
 bench: setup-dev
 	$(PY) -m bench.latency
+	$(PY) -m bench.load --clients 1 4 8 12 16 --seconds 15
 
 clean:
 	rm -rf $(VENV) .pytest_cache
