@@ -61,7 +61,7 @@ def bench_stages(frames: list[bytes], repeats: int) -> dict:
     import mediapipe as mp
     from socketio import packet
 
-    from app.session import Session
+    from app.session import Session, TrackerPool
     from ml.config import load_config
     from ml.inference import Predictor
 
@@ -87,7 +87,7 @@ def bench_stages(frames: list[bytes], repeats: int) -> dict:
             bare.append((t2 - t0) * 1000)
             bare_process.append((t2 - t1) * 1000)
         hands.close()
-        session = Session(config)
+        session = Session(config, TrackerPool(config["landmarks"]))
         session.process(frames[0], predictor)
         for frame in frames:
             t0 = time.perf_counter()
