@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask, current_app, request
@@ -59,21 +58,16 @@ class NoDelay:
 # malloc arena (~50 MB each, kept after the thread ends), so server memory climbed with every connection.
 # A small fixed pool bounds both that memory and the CPU work in flight on a 2-core machine.
 BLOCKING_WORKERS = 4
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_pool = ThreadPoolExecutor(BLOCKING_WORKERS, thread_name_prefix="blocking")  # threads start on first use
 
 
 def run_blocking(fn, *args):
     """Run blocking work without stalling the event loop: on a real OS thread under eventlet (tpool), on the
     fixed worker pool under threading."""
-    global _pool
     if socketio.async_mode == "eventlet":
         from eventlet import tpool
 
         return tpool.execute(fn, *args)
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(BLOCKING_WORKERS, thread_name_prefix="blocking")
     return _pool.submit(fn, *args).result()
 
 

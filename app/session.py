@@ -23,14 +23,6 @@ TOP_K = 3
 MODEL_TIMEOUT_S = 10  # a stuck model fails the frame with an error instead of holding the client forever
 
 
-def video_tracker(landmarks_config: dict) -> HandTracker:
-    """A tracking-mode tracker for one client's video, set up from config.yaml's landmarks section."""
-    lm = landmarks_config
-    return HandTracker(static=False, model_complexity=lm["model_complexity"],
-                       min_detection_confidence=lm["min_detection_confidence"],
-                       min_tracking_confidence=lm["min_tracking_confidence"])
-
-
 class TrackerPool:
     """Idle tracking-mode trackers, reset and handed to the next client. Closing a MediaPipe graph did not
     give its memory back in the server (RSS grew ~40 MB with every connection, measured), so a graph is made
@@ -45,7 +37,10 @@ class TrackerPool:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return video_tracker(self.landmarks_config)
+        lm = self.landmarks_config
+        return HandTracker(static=False, model_complexity=lm["model_complexity"],
+                           min_detection_confidence=lm["min_detection_confidence"],
+                           min_tracking_confidence=lm["min_tracking_confidence"])
 
     def release(self, tracker: HandTracker) -> None:
         tracker.reset()
