@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ml.config import data_path
+from ml.datasets import SOURCES
 from ml.landmark_set import LandmarkSet
 
-BUILTIN = ("kaggle", "ayuraj", "asl_ai", "bisonhacks")  # the sources ml.train knows by name
+BUILTIN = SOURCES  # the sources ml.train knows by name
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 

@@ -16,11 +16,12 @@ import numpy as np
 
 from ml.config import data_path, load_config, project_path
 from ml.landmark_set import LandmarkSet
-from ml.landmarks import canonical_class
+from ml.landmarks import IMAGE_SUFFIXES, canonical_class
 from ml.model import CLASSES
-from ml.preprocess import failures_path, preprocess_folder, save, tracker_settings
+from ml.preprocess import (VIDEO_SUFFIXES, failures_path, preprocess_folder, preprocess_videos, save,
+                           tracker_settings)
 
-SOURCES = ("kaggle", "ayuraj", "asl_ai", "bisonhacks")
+SOURCES = ("kaggle", "ayuraj", "asl_ai", "bisonhacks", "signademy")
 
 # Per-source conventions for the webcam landmark sets, chosen on evidence (docs/EXPERIMENTS.md, "conventions").
 # mirrored: the recording is a selfie view, so x is flipped back (x -> 1 - x) to a true image.
@@ -44,7 +45,8 @@ def load_dataset(name: str, config: dict | None = None, **convention) -> Landmar
         if not path.is_file():
             raise FileNotFoundError(f"{name}: no such landmark set")
         return LandmarkSet.load(path)
-    loaders = {"kaggle": _kaggle, "ayuraj": _ayuraj, "asl_ai": _asl_ai, "bisonhacks": _bisonhacks}
+    loaders = {"kaggle": _kaggle, "ayuraj": _ayuraj, "asl_ai": _asl_ai, "bisonhacks": _bisonhacks,
+               "signademy": _signademy}
     if name not in loaders:
         raise ValueError(f"unknown data set {name!r}: use one of {', '.join(SOURCES)} or a .npz file")
     path = data_path(config, name)
@@ -53,17 +55,18 @@ def load_dataset(name: str, config: dict | None = None, **convention) -> Landmar
     return loaders[name](path, config, **convention)
 
 
-def cached_photos(name: str, folder: Path, config: dict) -> LandmarkSet:
-    """The photos of `folder` as a landmark set, preprocessed once (the cache is redone when the images
-    or the landmark settings change)."""
+def cached_landmarks(name: str, folder: Path, config: dict, videos: bool = False) -> LandmarkSet:
+    """The photos (or letter clips) of `folder` as a landmark set, preprocessed once (the cache is redone
+    when the files or the landmark settings change)."""
     cache = project_path(config["data"]["cache"]) / f"{name}.npz"
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
-    stamp = {"images": len(files), "bytes": sum(p.stat().st_size for p in files), **tracker_settings(config)}
+    suffixes = VIDEO_SUFFIXES if videos else IMAGE_SUFFIXES
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
+    stamp = {"files": len(files), "bytes": sum(p.stat().st_size for p in files), **tracker_settings(config)}
     stamp_path = cache.with_suffix(".stamp.json")
     if cache.is_file() and stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp:
         return LandmarkSet.load(cache)
-    print(f"preprocessing {folder} ({len(files)} images) into {cache} ...", file=sys.stderr)
-    result = preprocess_folder(folder, group=name, config=config)
+    print(f"preprocessing {folder} ({len(files)} files) into {cache} ...", file=sys.stderr)
+    result = (preprocess_videos if videos else preprocess_folder)(folder, group=name, config=config)
     save(result, cache)
     stamp_path.write_text(json.dumps(stamp))
     return result.landmarks
@@ -77,14 +80,21 @@ def photo_failures(name: str, config: dict | None = None) -> list[dict]:
 
 
 def _kaggle(path: Path, config: dict, majority_hand: bool = True) -> LandmarkSet:
-    data = cached_photos("kaggle", path, config)
+    data = cached_landmarks("kaggle", path, config)
     return one_hand_per_signer(data) if majority_hand else data
 
 
 def _ayuraj(path: Path, config: dict, majority_hand: bool = True) -> LandmarkSet:
-    data = cached_photos("ayuraj", path, config)
+    data = cached_landmarks("ayuraj", path, config)
     data.group = np.array([f"ayuraj-{_AYURAJ_PERSON.search(Path(p).name).group(1).lower()}"
                            for p in data.path])
+    return one_hand_per_signer(data) if majority_hand else data
+
+
+def _signademy(path: Path, config: dict, majority_hand: bool = True) -> LandmarkSet:
+    """One person's letter clips (true images of a right hand, or a mirrored left one: the same features),
+    the held second half of each."""
+    data = cached_landmarks("signademy", path, config, videos=True)
     return one_hand_per_signer(data) if majority_hand else data
 
 

@@ -20,7 +20,9 @@ from ml.datasets import SOURCES, load_dataset
 from ml.evaluate import predict
 from ml.train import parse_args, run
 
-SIGNERS = ("kaggle", "asl_ai", "ayuraj-hand1", "ayuraj-hand2")
+# The issue's four unseen signers, then the signademy person (video clips: a fifth test of a stranger).
+ISSUE_SIGNERS = ("kaggle", "asl_ai", "ayuraj-hand1", "ayuraj-hand2")
+SIGNERS = (*ISSUE_SIGNERS, "signademy")
 KAGGLE_SPLIT = "kaggle:0.2"
 
 
@@ -53,10 +55,11 @@ def loso(options: list[str]) -> None:
         results[signer], seen[signer] = m["test_acc"], m["test_acc_seen_classes"]
         print(json.dumps({"test": signer, "accuracy": round(m["test_acc"], 4),
                           "accuracy_seen_classes": round(seen[signer], 4), "options": options}), flush=True)
-    if signers:
-        print(json.dumps({"test": "unseen-signer mean", "accuracy": round(float(np.mean(list(results.values()))), 4),
-                          "accuracy_seen_classes": round(float(np.mean(list(seen.values()))), 4),
-                          "signers": signers, "options": options}), flush=True)
+    for name, chosen in (("unseen-signer mean, the issue's four", ISSUE_SIGNERS), ("unseen-signer mean", signers)):
+        if set(chosen) <= set(results):
+            print(json.dumps({"test": name, "accuracy": round(float(np.mean([results[s] for s in chosen])), 4),
+                              "accuracy_seen_classes": round(float(np.mean([seen[s] for s in chosen])), 4),
+                              "signers": list(chosen), "options": options}), flush=True)
     if os.environ.get("LOSO_SPLIT", "1") == "0":
         return
     m = train([*base, "--test-fraction", KAGGLE_SPLIT])

@@ -39,13 +39,13 @@ class HandTracker:
     """
 
     def __init__(self, static: bool = False, model_complexity: int = 1, min_detection_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5, pad_fraction: float = 0.35):
+                 min_tracking_confidence: float = 0.5, pad_fraction: float = 0.35, max_hands: int = 1):
         import mediapipe as mp  # imported here: a ~1 s import that CLIs which never detect hands skip
 
         self.static = static
         self.pad_fraction = pad_fraction
         self._hands = mp.solutions.hands.Hands(
-            static_image_mode=static, max_num_hands=1, model_complexity=model_complexity,
+            static_image_mode=static, max_num_hands=max_hands, model_complexity=model_complexity,
             min_detection_confidence=min_detection_confidence, min_tracking_confidence=min_tracking_confidence)
 
     def process(self, image_bgr: np.ndarray) -> Hand | None:
@@ -55,14 +55,20 @@ class HandTracker:
             hand = self._detect_padded(image_bgr)
         return hand
 
-    def _detect(self, image_bgr: np.ndarray) -> Hand | None:
+    def all_hands(self, image_bgr: np.ndarray) -> list[Hand]:
+        """Every hand found (up to max_hands), most prominent first; no padded retry."""
         results = self._hands.process(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
-        if not results.multi_hand_landmarks:
-            return None
-        points = np.array([[p.x, p.y, p.z] for p in results.multi_hand_landmarks[0].landmark], dtype=np.float32)
-        label = results.multi_handedness[0].classification[0]
         h, w = image_bgr.shape[:2]
-        return Hand(points, label.label, float(label.score), (w, h))
+        hands = []
+        for marks, handedness in zip(results.multi_hand_landmarks or [], results.multi_handedness or []):
+            points = np.array([[p.x, p.y, p.z] for p in marks.landmark], dtype=np.float32)
+            label = handedness.classification[0]
+            hands.append(Hand(points, label.label, float(label.score), (w, h)))
+        return hands
+
+    def _detect(self, image_bgr: np.ndarray) -> Hand | None:
+        hands = self.all_hands(image_bgr)
+        return hands[0] if hands else None
 
     def _detect_padded(self, image_bgr: np.ndarray) -> Hand | None:
         h, w = image_bgr.shape[:2]

@@ -19,7 +19,7 @@ import numpy as np
 
 from ml.config import load_config
 from ml.landmark_set import LandmarkSet
-from ml.landmarks import HandTracker, ImageError, list_image_folder, read_image
+from ml.landmarks import HandTracker, ImageError, canonical_class, list_image_folder, read_image
 
 NO_HAND = "no hand found"
 
@@ -114,6 +114,56 @@ def preprocess_folder(folder: str | os.PathLike, group: str | None = None, worke
         y=[c for _, c, _ in keep], group=[group] * len(keep), path=[str(p) for p, _, _ in keep],
         handedness=[r[1] for _, _, r in keep], aspect=[r[2] for _, _, r in keep])
     return Preprocessed(landmarks, failures, len(items))
+
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".webm"}
+VIDEO_WIDTH = 540  # frames are scaled to this width first: landmarks are normalised, and it is 4x faster
+
+
+def preprocess_videos(folder: str | os.PathLike, group: str | None = None, held_from: float = 0.5,
+                      raised_below: float = 0.75, config: dict | None = None) -> Preprocessed:
+    """Letter clips (<CLASS>.mp4: the signer raises a hand and holds the letter) -> a landmark set of the
+    held frames: every frame from `held_from` of the clip on where a hand is up. MediaPipe tracks (video
+    mode) up to two hands and keeps the raised one (wrist in the upper `raised_below` of the frame): the
+    resting hand in the lap is found too, and a one-hand tracker can lock onto it. Clips without a raised
+    hand are listed as failures."""
+    import cv2
+
+    config = config or load_config()
+    folder = Path(folder)
+    clips = sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not clips:
+        raise ValueError(f"{folder}: no video clips (expected <CLASS>.mp4)")
+    group = group or folder.name
+    settings = tracker_settings(config)
+    rows, failures = [], []
+    for clip in clips:
+        cls = canonical_class(clip.stem)
+        capture = cv2.VideoCapture(str(clip))
+        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        found = 0
+        with HandTracker(static=False, max_hands=2, **settings) as tracker:
+            for index in range(frames):
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                h, w = frame.shape[:2]
+                hands = tracker.all_hands(cv2.resize(frame, (VIDEO_WIDTH, round(h * VIDEO_WIDTH / w))))
+                raised = [hd for hd in hands if hd.landmarks[0, 1] < raised_below]
+                if index < held_from * frames or not raised:
+                    continue
+                hand = min(raised, key=lambda hd: hd.landmarks[0, 1])
+                rows.append((hand, cls, f"{clip}:{index}"))
+                found += 1
+        capture.release()
+        if not found:
+            failures.append({"path": str(clip), "class": cls, "reason": NO_HAND})
+    landmarks = LandmarkSet(
+        X=np.array([hd.landmarks for hd, _, _ in rows], dtype=np.float32).reshape(-1, 21, 3),
+        y=[c for _, c, _ in rows], group=[group] * len(rows), path=[p for _, _, p in rows],
+        handedness=[hd.handedness for hd, _, _ in rows],
+        aspect=[hd.image_size[0] / hd.image_size[1] for hd, _, _ in rows])
+    return Preprocessed(landmarks, failures, len(clips))
 
 
 def _progress_bar(done: int, total: int, width: int = 40) -> None:

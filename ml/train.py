@@ -1,6 +1,6 @@
 """Train the GRU on landmark sets.
 
-    python -m ml.train --datasets kaggle ayuraj asl_ai bisonhacks --epochs 60 --lr 0.002 --batch-size 256 \
+    python -m ml.train --datasets kaggle ayuraj asl_ai bisonhacks signademy --epochs 60 --lr 0.002 --batch-size 256 \
         --out runs/all [--seed 0] [--window 8] [--base CKPT] [--test-groups kaggle] ...
 
 stdout carries ONLY JSON lines (one per epoch, then one "done" line) so that a web page can follow a job;
@@ -29,7 +29,7 @@ from torch import nn
 from ml.augment import AugmentConfig, held_windows, training_windows
 from ml.checkpoint import CheckpointError, load_checkpoint, resolve_device, save_checkpoint
 from ml.config import load_config
-from ml.datasets import load_dataset
+from ml.datasets import SOURCES, load_dataset
 from ml.landmark_set import LandmarkSet
 from ml.model import CLASSES, SignGRU, count_parameters
 
@@ -41,7 +41,7 @@ class TrainError(ValueError):
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m ml.train", description=__doc__.split("\n")[0])
     p.add_argument("--datasets", nargs="+", required=True,
-                   help="config data names (kaggle, ayuraj, asl_ai, bisonhacks) or landmark-set .npz files")
+                   help=f"config data names ({', '.join(SOURCES)}) or landmark-set .npz files")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch-size", type=int, default=256)
@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-groups", nargs="*", default=[])
     p.add_argument("--test-groups", nargs="*", default=[])
     p.add_argument("--test-fraction", help="GROUP:F, a stratified random test fraction of one group")
+    p.add_argument("--balance", choices=("none", "signer", "signer-class"), default="none",
+                   help="draw each epoch's samples so every signer (and class) weighs the same")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--mirror", type=float, default=AugmentConfig.mirror, help="augmentation: mirror probability")
     p.add_argument("--augment", nargs="*", default=[], metavar="KEY=VALUE",
@@ -125,6 +127,18 @@ def split(data: LandmarkSet, args: argparse.Namespace) -> tuple[np.ndarray, np.n
     return train, val, test
 
 
+def epoch_weights(groups: np.ndarray, labels: np.ndarray, balance: str) -> np.ndarray | None:
+    """Per-sample draw probabilities that give every signer (balance "signer") or every signer's every class
+    ("signer-class") the same weight; None draws each sample once. One prolific signer (asl_ai has 10,508
+    webcam frames, ayuraj's people ~620 photos each) otherwise teaches the model mostly their own hand."""
+    if balance == "none":
+        return None
+    keys = groups if balance == "signer" else np.char.add(np.char.add(groups.astype(str), "|"), labels.astype(str))
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[inverse]
+    return weights / weights.sum()
+
+
 def warmup_cosine(total_steps: int, warmup: float = 0.1, floor: float = 0.01):
     """LR factor per step: a linear warm-up over the first `warmup` of the steps, then a cosine decay to
     `floor` (any number of steps, even one)."""
@@ -181,6 +195,7 @@ def run(args: argparse.Namespace, emit=print) -> dict:
         window = args.window or 8
     aug = None if args.no_augment else AugmentConfig(**{"mirror": args.mirror, **args.augment_settings})
     x_train, y_train = features[train_m], labels[train_m]
+    draw = epoch_weights(data.group[train_m], y_train, args.balance)
     val_windows, y_val = held_windows(features[val_m], window), labels[val_m]
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -200,14 +215,16 @@ def run(args: argparse.Namespace, emit=print) -> dict:
     for epoch in range(1, args.epochs + 1):
         started = time.monotonic()
         model.train()
-        windows = training_windows(x_train, y_train, window, rng, aug)
+        picked = rng.choice(len(x_train), len(x_train), p=draw) if draw is not None else np.arange(len(x_train))
+        windows = training_windows(x_train[picked], y_train[picked], window, rng, aug)
+        y_epoch = y_train[picked]
         order = rng.permutation(len(windows))
         total_loss, correct = 0.0, 0
         n_batches = math.ceil(len(order) / args.batch_size)
         for b in range(n_batches):
             idx = order[b * args.batch_size:(b + 1) * args.batch_size]
             x = torch.as_tensor(windows[idx], device=device)
-            y = torch.as_tensor(y_train[idx], device=device)
+            y = torch.as_tensor(y_epoch[idx], device=device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                 logits = model(x)
                 loss = loss_fn(logits.float(), y)

@@ -59,7 +59,7 @@ def test_no_hand_in_an_empty_scene(tracker, kaggle):
 
 
 def test_tracking_mode_follows_a_hand_through_real_video_frames():
-    capture = cv2.VideoCapture(str(shared_data("videos") / "B.mp4"))
+    capture = cv2.VideoCapture(str(shared_data("signademy") / "B.mp4"))
     frames = []
     while len(frames) < 100:
         ok, frame = capture.read()

@@ -62,3 +62,30 @@ def test_cli_errors_are_clear(tmp_path):
     bad_out = run_cli(tmp_path, "--out", tmp_path / "x.csv")
     assert bad_out.returncode == 2 and ".npz" in bad_out.stderr
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_letter_clips_give_the_held_frames_of_the_raised_hand(tmp_path):
+    """A real clip: the signer starts with both hands in the lap and raises one for the letter. Only the held
+    second half is kept, and never the resting hand (a one-hand tracker locked onto it in the A clip)."""
+    from ml.preprocess import preprocess_videos
+
+    videos = shared_data("signademy")
+    for letter in "AB":
+        (tmp_path / f"{letter}.mp4").symlink_to(videos / f"{letter}.mp4")
+    (tmp_path / "notes.txt").write_text("not a clip")
+    result = preprocess_videos(tmp_path, group="clips")
+    data = result.landmarks
+    assert result.total == 2 and not result.failures
+    assert set(data.y) == {"A", "B"} and set(data.group) == {"clips"}
+    for letter in "AB":
+        frames = [int(p.rsplit(":", 1)[1]) for p in data.path[data.y == letter]]
+        assert len(frames) >= 45 and min(frames) >= 50  # clips are ~110 frames; the first half is skipped
+    assert np.allclose(data.aspect, 1080 / 1920)
+    assert data.X[:, 0, 1].max() < 0.75  # every kept wrist is raised: the lap is at ~0.9 of the height
+
+
+def test_a_folder_without_clips_is_a_clear_error(tmp_path):
+    from ml.preprocess import preprocess_videos
+
+    with pytest.raises(ValueError, match="no video clips"):
+        preprocess_videos(tmp_path)

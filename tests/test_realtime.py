@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import socketio
 
-from tests.conftest import kaggle_photos, webcam_jpeg
+from tests.conftest import kaggle_photos, shared_data, webcam_jpeg
 
 FPS = 20  # under the server's 30 fps per-client limit, like the page
 REPLY_TIMEOUT = 30
@@ -65,6 +65,10 @@ class LiveClient:
             assert kind == "result", payload
             results.append(payload)
         return results
+
+    def hold_each(self, frames: list[bytes]) -> list[dict]:
+        """Send frames in order, one reply each (a video played back at the client's pace)."""
+        return [r for frame in frames for r in self.hold(frame, 1)]
 
     def close(self) -> None:
         # The server ends the session on the DISCONNECT packet at once; the websocket library then waits up to
@@ -234,3 +238,29 @@ def test_eventlet_mode_serves_the_same_protocol(make_server, frames):
         assert (kind, reply["code"]) == ("error", "unsupported_format")
     finally:
         client.close()
+
+
+def clip_frames(letter: str, width: int = 360) -> list[bytes]:
+    """Every frame of a real letter clip (a person the model never saw: asl-signademy-videos) as webcam JPEGs."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(shared_data("signademy") / f"{letter}.mp4"))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        image = cv2.resize(image, (width, image.shape[0] * width // image.shape[1]))
+        frames.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 70])[1].tobytes())
+    capture.release()
+    return frames
+
+
+def test_a_stranger_on_real_video_spells_a_word(client):
+    """Real motion, not a held photo: a person absent from the training data raises a hand, holds H, lowers it,
+    raises it again for I (two letter clips played back to back at the page's pace). Exactly H then I are
+    committed: the hand coming up and going down commits nothing of its own."""
+    results = [r for letter in "HI" for r in client.hold_each(clip_frames(letter))]
+    letters = [e["value"] for e in events_of(results) if e["type"] == "letter"]
+    assert letters == ["H", "I"], letters
+    assert results[-1]["word"] == "HI"
