@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-groups", nargs="*", default=[])
     p.add_argument("--test-groups", nargs="*", default=[])
     p.add_argument("--test-fraction", help="GROUP:F, a stratified random test fraction of one group")
-    p.add_argument("--balance", choices=("none", "signer", "signer-class"), default="none",
+    p.add_argument("--balance", choices=("none", "signer", "signer-class"), default="signer-class",
                    help="draw each epoch's samples so every signer (and class) weighs the same")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--mirror", type=float, default=AugmentConfig.mirror, help="augmentation: mirror probability")

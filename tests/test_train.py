@@ -96,3 +96,19 @@ def test_cli_errors_are_clear(tiny, tmp_path):
     zero = train_cli("--datasets", tiny, "--epochs", 0, "--out", out)
     assert zero.returncode == 2 and "--epochs" in zero.stderr
     assert not (out / "best_model.pth").exists()
+
+
+def test_balanced_draws_weigh_every_signer_and_class_the_same():
+    import numpy as np
+
+    from ml.train import epoch_weights
+
+    groups = np.array(["big"] * 90 + ["small"] * 10)
+    labels = np.array(["A"] * 60 + ["B"] * 30 + ["A"] * 5 + ["B"] * 5)
+    assert epoch_weights(groups, labels, "none") is None
+    by_signer = epoch_weights(groups, labels, "signer")
+    assert np.isclose(by_signer[groups == "small"].sum(), 0.5) and np.isclose(by_signer.sum(), 1)
+    by_class = epoch_weights(groups, labels, "signer-class")
+    for g in ("big", "small"):
+        for c in ("A", "B"):
+            assert np.isclose(by_class[(groups == g) & (labels == c)].sum(), 0.25)
