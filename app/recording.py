@@ -22,7 +22,7 @@ from app.datasets import DatasetError, DatasetStore, frames_to_set
 from app.frames import FrameError, decode_frame, parse_payload
 from app.realtime import run_blocking
 from app.session import RateLimiter
-from ml.landmarks import HandTracker, canonical_class
+from ml.landmarks import HandTracker, canonical_class, tracker_settings
 from ml.model import CLASSES
 
 NAMESPACE = "/record"
@@ -35,10 +35,7 @@ class Recording:
     """One client's recording in progress."""
 
     def __init__(self, config: dict, dataset: str, signer: str, letter: str, needed: int):
-        lm = config["landmarks"]
-        self.tracker = HandTracker(static=False, model_complexity=lm["model_complexity"],
-                                   min_detection_confidence=lm["min_detection_confidence"],
-                                   min_tracking_confidence=lm["min_tracking_confidence"])
+        self.tracker = HandTracker(static=False, **tracker_settings(config["landmarks"]))
         self.dataset, self.signer, self.letter, self.needed = dataset, signer, letter, needed
         self.max_frames = needed * int(config["recording"]["max_frames_factor"])  # give up without a hand
         self.rate = RateLimiter(config["frames"]["max_fps"])

@@ -17,7 +17,7 @@ from app.frames import FrameError, decode_frame
 from app.speller import REST, Speller
 from ml.features import hand_features
 from ml.inference import Predictor
-from ml.landmarks import HandTracker
+from ml.landmarks import HandTracker, tracker_settings
 
 TOP_K = 3
 MODEL_TIMEOUT_S = 10  # a stuck model fails the frame with an error instead of holding the client forever
@@ -37,10 +37,7 @@ class TrackerPool:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        lm = self.landmarks_config
-        return HandTracker(static=False, model_complexity=lm["model_complexity"],
-                           min_detection_confidence=lm["min_detection_confidence"],
-                           min_tracking_confidence=lm["min_tracking_confidence"])
+        return HandTracker(static=False, **tracker_settings(self.landmarks_config))
 
     def release(self, tracker: HandTracker) -> None:
         tracker.reset()

@@ -16,10 +16,9 @@ import numpy as np
 
 from ml.config import data_path, load_config, project_path
 from ml.landmark_set import LandmarkSet
-from ml.landmarks import IMAGE_SUFFIXES, canonical_class
+from ml.landmarks import IMAGE_SUFFIXES, canonical_class, tracker_settings
 from ml.model import CLASSES
-from ml.preprocess import (VIDEO_SUFFIXES, failures_path, preprocess_folder, preprocess_videos, save,
-                           tracker_settings)
+from ml.preprocess import VIDEO_SUFFIXES, failures_path, preprocess_folder, preprocess_videos, save
 
 SOURCES = ("kaggle", "ayuraj", "asl_ai", "bisonhacks", "signademy")
 
@@ -61,7 +60,7 @@ def cached_landmarks(name: str, folder: Path, config: dict, videos: bool = False
     cache = project_path(config["data"]["cache"]) / f"{name}.npz"
     suffixes = VIDEO_SUFFIXES if videos else IMAGE_SUFFIXES
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
-    stamp = {"files": len(files), "bytes": sum(p.stat().st_size for p in files), **tracker_settings(config)}
+    stamp = {"files": len(files), "bytes": sum(p.stat().st_size for p in files), **tracker_settings(config["landmarks"])}
     stamp_path = cache.with_suffix(".stamp.json")
     if cache.is_file() and stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp:
         return LandmarkSet.load(cache)

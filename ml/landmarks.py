@@ -30,6 +30,12 @@ class Hand:
         return self.handedness == "Right"
 
 
+def tracker_settings(landmarks_config: dict) -> dict:
+    """HandTracker's keyword arguments from config.yaml's landmarks section (the one place that reads it)."""
+    keys = ("model_complexity", "min_detection_confidence", "min_tracking_confidence", "pad_fraction")
+    return {k: landmarks_config[k] for k in keys}
+
+
 class HandTracker:
     """One MediaPipe Hands graph. Not thread-safe: one per client (or per worker process).
 

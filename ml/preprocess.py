@@ -19,7 +19,8 @@ import numpy as np
 
 from ml.config import load_config
 from ml.landmark_set import LandmarkSet
-from ml.landmarks import HandTracker, ImageError, canonical_class, list_image_folder, read_image
+from ml.landmarks import (HandTracker, ImageError, canonical_class, list_image_folder, read_image,
+                          tracker_settings)
 
 NO_HAND = "no hand found"
 
@@ -64,12 +65,6 @@ def _detect(path: str):
     return hand.landmarks, hand.handedness, w / h
 
 
-def tracker_settings(config: dict) -> dict:
-    lm = config["landmarks"]
-    return dict(model_complexity=lm["model_complexity"], min_detection_confidence=lm["min_detection_confidence"],
-                pad_fraction=lm["pad_fraction"])
-
-
 def preprocess_folder(folder: str | os.PathLike, group: str | None = None, workers: int | None = None,
                       config: dict | None = None, progress: bool | None = None) -> Preprocessed:
     """Detect hands in every image of `folder` (<CLASS>/<images>). Raises FileNotFoundError for a missing
@@ -82,7 +77,7 @@ def preprocess_folder(folder: str | os.PathLike, group: str | None = None, worke
     group = group or folder.name
     workers = max(1, min(workers or os.cpu_count() or 1, len(items)))
     progress = sys.stderr.isatty() if progress is None else progress
-    settings = tracker_settings(config)
+    settings = tracker_settings(config["landmarks"])
     paths = [str(p) for p, _ in items]
     results = []
     if workers == 1:
@@ -135,7 +130,7 @@ def preprocess_videos(folder: str | os.PathLike, group: str | None = None, held_
     if not clips:
         raise ValueError(f"{folder}: no video clips (expected <CLASS>.mp4)")
     group = group or folder.name
-    settings = tracker_settings(config)
+    settings = tracker_settings(config["landmarks"])
     rows, failures = [], []
     for clip in clips:
         cls = canonical_class(clip.stem)
@@ -150,6 +145,7 @@ def preprocess_videos(folder: str | os.PathLike, group: str | None = None, held_
                 h, w = frame.shape[:2]
                 hands = tracker.all_hands(cv2.resize(frame, (VIDEO_WIDTH, round(h * VIDEO_WIDTH / w))))
                 raised = [hd for hd in hands if hd.landmarks[0, 1] < raised_below]
+                # Every frame goes through the tracker, as live, so held frames are tracked, not detected afresh.
                 if index < held_from * frames or not raised:
                     continue
                 hand = min(raised, key=lambda hd: hd.landmarks[0, 1])

@@ -215,7 +215,7 @@ def run(args: argparse.Namespace, emit=print) -> dict:
     for epoch in range(1, args.epochs + 1):
         started = time.monotonic()
         model.train()
-        picked = rng.choice(len(x_train), len(x_train), p=draw) if draw is not None else np.arange(len(x_train))
+        picked = rng.choice(len(x_train), len(x_train), p=draw) if draw is not None else slice(None)
         windows = training_windows(x_train[picked], y_train[picked], window, rng, aug)
         y_epoch = y_train[picked]
         order = rng.permutation(len(windows))

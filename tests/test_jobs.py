@@ -21,7 +21,7 @@ from ml.config import load_config
 from ml.datasets import load_dataset
 from ml.features import hand_features
 from ml.inference import fit_window
-from ml.landmarks import HandTracker
+from ml.landmarks import HandTracker, tracker_settings
 from tests.admin_client import ADMIN_ENV, AdminClient
 from tests.conftest import Server, shared_data
 
@@ -59,13 +59,10 @@ def wait_for(predicate, timeout: float = 30) -> bool:
 def clear_photo() -> tuple[bytes, np.ndarray]:
     """A Kaggle photo in which a fresh tracker (as the live session uses) finds a hand, and its features."""
     config = load_config()
-    lm = config["landmarks"]
     for path in sorted((shared_data("kaggle") / "B").glob("*.jpg"))[:20]:
         data = path.read_bytes()
         image = decode_frame(data, config["frames"]["max_bytes"], config["frames"]["max_pixels"])
-        with HandTracker(static=False, model_complexity=lm["model_complexity"],
-                         min_detection_confidence=lm["min_detection_confidence"],
-                         min_tracking_confidence=lm["min_tracking_confidence"]) as tracker:
+        with HandTracker(static=False, **tracker_settings(config["landmarks"])) as tracker:
             hand = tracker.process(image)
         if hand is not None:
             h, w = image.shape[:2]
