@@ -6,6 +6,7 @@ import secrets
 
 from flask import Flask
 from flask_socketio import SocketIO
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ml.config import ROOT, load_config, project_path
 from ml.inference import Predictor
@@ -21,6 +22,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SIGN2SOUND"] = config
     # Secrets come only from the environment; without one, sessions last as long as the process.
     app.secret_key = os.environ.get("SIGN2SOUND_SECRET_KEY") or secrets.token_hex(32)
+    if config.get("trusted_proxies"):  # behind nginx: the login limiter must see the client, not the proxy
+        n = int(config["trusted_proxies"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
     app.extensions["predictor"] = Predictor(project_path(config["model"]["checkpoint"]),
                                             device=config["model"]["device"], model_id="shipped")
 
@@ -33,7 +37,9 @@ def create_app(config: dict | None = None) -> Flask:
     socketio.init_app(app, async_mode=config["async_mode"],
                       # twice the frame cap: an oversized frame gets a clear too_large error, not a dropped connection
                       max_http_buffer_size=2 * config["frames"]["max_bytes"],
-                      cors_allowed_origins=config.get("cors_allowed_origins") or None)
+                      cors_allowed_origins=config.get("cors_allowed_origins") or None,
+                      # cluster mode: emits (job progress, ...) reach the clients of every server
+                      message_queue=config.get("message_queue") or None)
     from app.realtime import init_realtime  # the live page's Socket.IO handlers, sessions and speech
     init_realtime(app)
     from app import admin, recording  # the admin (login, jobs, models) and record mode; after realtime

@@ -27,16 +27,23 @@ NAMESPACE = "/admin"
 
 def init_app(app: Flask, predictor) -> None:
     """Wire the admin's parts: SQLite, the model registry (restoring the active model), the data sets and
-    the job runner (marking jobs a previous server left running as interrupted)."""
+    the job runner (marking jobs a previous server left running as interrupted); with `message_queue` set,
+    the shared Redis store and the RQ queue instead of SQLite and the in-process runner."""
     config = app.config["SIGN2SOUND"]
     auth.init_app(app)
-    db = Database(app.instance_path + "/sign2sound.db")
-    registry = ModelRegistry(db, predictor, config["model"]["checkpoint"], app.instance_path + "/models")
-    registry.restore()
     datasets = DatasetStore(config, app.instance_path + "/datasets")
     pump = EmitPump(NAMESPACE)
-    runner = JobRunner(db, registry, datasets, max_concurrent=config["admin"]["max_concurrent_jobs"],
-                       nice=config["admin"].get("job_nice", 10), emit=pump.put)
+    registry_args = (predictor, config["model"]["checkpoint"], app.instance_path + "/models")
+    if config.get("message_queue"):  # cluster mode: Redis store, RQ workers (docs/DEPLOYMENT.md)
+        from app.cluster import init_cluster
+
+        db, registry, runner = init_cluster(app, registry_args, pump.put)
+    else:
+        db = Database(app.instance_path + "/sign2sound.db")
+        registry = ModelRegistry(db, *registry_args)
+        registry.restore()
+        runner = JobRunner(db, registry, datasets, max_concurrent=config["admin"]["max_concurrent_jobs"],
+                           nice=config["admin"].get("job_nice", 10), emit=pump.put)
     app.extensions.update(admin_db=db, models=registry, datasets=datasets, jobs=runner)
     app.register_blueprint(bp)
     runner.start()

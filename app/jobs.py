@@ -109,6 +109,8 @@ class _Running:
 
 
 class JobRunner:
+    preexec: Callable[[], None] | None = None  # run in the trainer before exec (app.worker: die with the worker)
+
     def __init__(self, db: Database, registry: ModelRegistry, datasets: DatasetStore, *,
                  max_concurrent: int = 1, nice: int = 10, emit: Callable[[str, dict], None] | None = None):
         self.db, self.registry, self.datasets = db, registry, datasets
@@ -174,7 +176,8 @@ class JobRunner:
             env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
             proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"}, text=True, bufsize=1,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    start_new_session=True)  # its own process group: cancel reaches its workers
+                                    start_new_session=True,  # its own process group: cancel reaches its workers
+                                    preexec_fn=self.preexec)
         except (OSError, DatasetError, ModelError) as exc:
             self.db.update_job(job_id, status="failed", error=f"could not start ml.train: {exc}",
                                started_at=time.time(), finished_at=time.time())

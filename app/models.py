@@ -4,12 +4,17 @@ Ids are "shipped" (config model.checkpoint, the repository's model) and "job-<n>
 job's instance/models/<n>/best_model.pth). Paths are never taken from a request: an id is validated
 against that pattern and mapped to a path here, so no id can reach outside those folders. The active id
 is kept in SQLite, so a restart brings the same model back.
+
+In cluster mode (app.store) `blobs` is the shared store: a registered checkpoint is uploaded there, and a
+server or worker that lacks a model's file fetches it into its own models folder on first use.
 """
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
+import threading
 from pathlib import Path
 
 from app.db import Database
@@ -32,8 +37,9 @@ class ModelError(ValueError):
 
 
 class ModelRegistry:
-    def __init__(self, db: Database, predictor: Predictor, shipped_checkpoint: str | Path, models_dir: str | Path):
-        self.db, self.predictor = db, predictor
+    def __init__(self, db: Database, predictor: Predictor | None, shipped_checkpoint: str | Path,
+                 models_dir: str | Path, blobs=None):
+        self.db, self.predictor, self.blobs = db, predictor, blobs
         self.shipped_checkpoint = project_path(shipped_checkpoint)
         self.models_dir = Path(models_dir).resolve()
 
@@ -47,12 +53,27 @@ class ModelRegistry:
             return self.shipped_checkpoint
         if self.db.model(model_id) is None:
             raise ModelError(f"no model {model_id}", 404)
-        return self.job_dir(int(model_id.removeprefix("job-"))) / "best_model.pth"
+        path = self.job_dir(int(model_id.removeprefix("job-"))) / "best_model.pth"
+        if self.blobs is not None and not path.is_file():
+            self._fetch(model_id, path)
+        return path
 
     def register(self, job_id: int, metrics: dict) -> str:
         model_id = f"job-{int(job_id)}"
-        self.db.add_model(model_id, str(self.job_dir(job_id) / "best_model.pth"), job_id, metrics)
+        path = self.job_dir(job_id) / "best_model.pth"
+        if self.blobs is not None:  # before the record: a listed model always has its checkpoint
+            self.blobs.put_blob(_blob_name(model_id), path.read_bytes())
+        self.db.add_model(model_id, str(path), job_id, metrics)
         return model_id
+
+    def _fetch(self, model_id: str, path: Path) -> None:
+        data = self.blobs.get_blob(_blob_name(model_id))
+        if data is None:
+            return  # the caller finds no file and says so
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
 
     def active(self) -> str:
         return self.predictor.model_id
@@ -83,6 +104,10 @@ class ModelRegistry:
                    "metrics": _checkpoint_metrics(self.shipped_checkpoint, _mtime(self.shipped_checkpoint))}
         models = [shipped, *({k: m[k] for k in ("id", "job", "created_at", "metrics")} for m in self.db.models())]
         return [{**m, "active": m["id"] == active} for m in models]
+
+
+def _blob_name(model_id: str) -> str:
+    return f"checkpoints/{model_id}.pth"
 
 
 def _mtime(path: Path) -> float | None:

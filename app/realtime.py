@@ -1,11 +1,13 @@
 """Socket.IO handlers of the live page (default namespace). Protocol (kept stable: tests and tools use it):
 
 client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload)
-server -> `result` (one per accepted frame), `error` {"code", "message", "seq"} (one per refused frame),
+server -> `result` (one per accepted frame; its `model` is the id of the model that read it), `error` {"code", "message", "seq"} (one per refused frame),
           `speech` {"text", "audio": WAV bytes, "mime"} when a word is finished or speech is asked for.
 `reset` and `undo` also answer their ack with {"word", "text", "events"}.
 
 Every frame gets exactly one reply, `result` or `error`, so a client's in-flight count always comes down.
+Replies go to a client of this server straight, never through a message queue (`ignore_queue`): in cluster
+mode frames keep their answers, and no extra latency, when Redis is slow or down.
 Handlers never run CPU work on the event loop: under eventlet it goes to a real thread (tpool), so one
 client's MediaPipe never delays another's ping; under threading each event already has its own thread.
 """
@@ -96,14 +98,14 @@ def on_frame(payload=None, *_):  # any argument count: a bad one gets an error r
             raise FrameError("no_session", "no live session for this connection; reconnect")
         result = run_blocking(session.process, data, current_app.extensions["predictor"], seq)
     except FrameError as exc:
-        socketio.emit("error", exc.as_dict(seq), to=request.sid)
+        socketio.emit("error", exc.as_dict(seq), to=request.sid, ignore_queue=True)
         return
     except Exception:  # the client still gets its reply; the server keeps serving
         log.exception("frame %s from %s failed", seq, request.sid)
         socketio.emit("error", {"code": "server_error", "message": "the frame could not be processed",
-                                "seq": seq}, to=request.sid)
+                                "seq": seq}, to=request.sid, ignore_queue=True)
         return
-    socketio.emit("result", result, to=request.sid)
+    socketio.emit("result", result, to=request.sid, ignore_queue=True)
     for event in result["events"]:
         if event["type"] == "word":
             _speak_later(event["value"])
@@ -133,7 +135,7 @@ def on_speak(*_):
     text = session.speller.text.strip() if session else ""
     if not text:
         socketio.emit("error", {"code": "nothing_to_speak", "message": "there is no text to speak yet",
-                                "seq": None}, to=request.sid)
+                                "seq": None}, to=request.sid, ignore_queue=True)
         return None
     _speak_later(text)
     return {"text": text}
@@ -152,6 +154,6 @@ def _speak(speech: Speech, sid: str, text: str) -> None:
     except Exception as exc:  # SpeechUnavailable, a failed or timed-out espeak-ng: the page falls back
         log.warning("speech for %r failed: %s: %s", text, type(exc).__name__, exc)
         socketio.emit("error", {"code": "tts_failed", "message": f"server speech failed: {exc}", "seq": None},
-                      to=sid)
+                      to=sid, ignore_queue=True)
         return
-    socketio.emit("speech", {"text": text, "audio": audio, "mime": "audio/wav"}, to=sid)
+    socketio.emit("speech", {"text": text, "audio": audio, "mime": "audio/wav"}, to=sid, ignore_queue=True)

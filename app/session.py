@@ -124,7 +124,8 @@ class Session:
                 letter, confidence = top[0]
             events = self.speller.update(letter, confidence)
             timings["speller"] = time.perf_counter() - t4
-            result = {"seq": seq, "hand": hand is not None, "letter": letter, "confidence": confidence,
+            result = {"seq": seq, "model": predictor.model_id, "hand": hand is not None, "letter": letter,
+                      "confidence": confidence,
                       "top": top, "landmarks": None if hand is None else np.round(hand.landmarks, 4).tolist(),
                       **self.state(events)}
         timings["total"] = time.perf_counter() - t0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -56,9 +57,12 @@ def free_port() -> int:
 
 
 class Server:
-    """`python wsgi.py` in a subprocess on a free loopback port, with its own instance folder."""
+    """`python wsgi.py` in a subprocess on a free loopback port, with its own instance folder; with
+    `gunicorn=True` the production server instead (deploy/gunicorn.conf.py), in its own process group so
+    that kill(-9) ends its worker too."""
 
-    def __init__(self, instance_dir: Path, env: dict | None = None):
+    def __init__(self, instance_dir: Path, env: dict | None = None, gunicorn: bool = False):
+        self.gunicorn = gunicorn
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.instance_dir = instance_dir
@@ -70,8 +74,10 @@ class Server:
     def start(self, timeout: float = 60) -> "Server":
         self.instance_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "wsgi.py")], cwd=ROOT, env=self.env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        cmd = ([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")] if self.gunicorn
+               else [sys.executable, str(ROOT / "wsgi.py")])
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=self.gunicorn)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -88,6 +94,8 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self, kill: bool = False) -> None:
+        if self.gunicorn and kill and self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the arbiter and its worker, at once
         if self.proc and self.proc.poll() is None:
             self.proc.kill() if kill else self.proc.terminate()
             try:

@@ -28,8 +28,8 @@ REPLY_TIMEOUT = 30
 class LiveClient:
     """A python-socketio client that sends frames one at a time and collects every reply by seq."""
 
-    def __init__(self, url: str):
-        self.sio = socketio.Client(reconnection=False)
+    def __init__(self, url: str, transports: tuple[str, ...] = ("websocket",), reconnection: bool = False):
+        self.sio = socketio.Client(reconnection=reconnection, reconnection_delay=0.2, reconnection_delay_max=1)
         self.replies: dict[int | None, queue.Queue] = {}
         self.unmatched: queue.Queue = queue.Queue()
         self.speech: queue.Queue = queue.Queue()
@@ -38,7 +38,7 @@ class LiveClient:
         self.sio.on("result", lambda r: self._reply("result", r))
         self.sio.on("error", lambda e: self._reply("error", e))
         self.sio.on("speech", self.speech.put)
-        self.sio.connect(url, transports=["websocket"], wait_timeout=10)
+        self.sio.connect(url, transports=list(transports), wait_timeout=10)
 
     def _reply(self, kind: str, payload: dict) -> None:
         with self.lock:

@@ -45,9 +45,12 @@ async function refreshServerInfo() {
   }
 }
 
+let connectedBefore = false; // a reconnect may reach another server (behind a proxy): a fresh session
 socket.on("connect", () => {
   view.showConnection(true);
-  view.setMessage("server", null);
+  view.setMessage("server", connectedBefore
+    ? "Reconnected. The server started a fresh session: the word in progress was lost." : null, "info");
+  connectedBefore = true;
   view.showTranscript({ word: "", text: "" }); // a new connection is a new session on the server
   refreshServerInfo();
 });

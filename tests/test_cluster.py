@@ -1,0 +1,248 @@
+"""Cluster mode for real: a redis-server on a free port, two servers under gunicorn (each with its own instance
+folder, so models can only travel through Redis), one training worker (python -m app.worker) and nginx with
+deploy/nginx.conf in front, all on 127.0.0.1, started and stopped here (deploy.cluster builds the commands).
+
+The tests run in file order on one cluster: the worker and Redis are stopped in the middle and brought back,
+and the last test kills a server for good.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from deploy.cluster import find, nginx_command, redis_command, wait_port, worker_command, write_nginx_config
+from ml.config import ROOT
+from tests.admin_client import ADMIN_ENV, AdminClient
+from tests.conftest import Server, free_port, kaggle_photos, webcam_jpeg
+from tests.test_jobs import gone, wait_for, write_tiny_set
+from tests.test_realtime import LiveClient, spell
+
+pytestmark = pytest.mark.skipif(not (find("redis-server") and find("nginx")),
+                                reason="redis-server and nginx are not installed (scripts/install_system.sh as root)")
+
+TINY = {"datasets": ["tiny"], "epochs": 1, "lr": 0.01, "batch_size": 32}
+LONG = {"datasets": ["tiny"], "epochs": 500, "lr": 0.01, "batch_size": 32}  # far longer than any test
+
+
+class Proc:
+    """A background process with its log in `log_path` (redis-server, the worker, nginx)."""
+
+    def __init__(self, cmd: list[str], log_path: Path, env: dict | None = None):
+        self.cmd, self.log_path, self.env = cmd, log_path, env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Proc":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc:
+            self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class Cluster:
+    def __init__(self, root: Path):
+        self.root = root
+        self.redis_port = free_port()
+        self.url = f"redis://127.0.0.1:{self.redis_port}/0"
+        (root / "redis").mkdir()
+        self.redis = Proc(redis_command(self.redis_port, root / "redis"), root / "redis.log")
+        env = {**ADMIN_ENV, "SIGN2SOUND_MESSAGE_QUEUE": self.url, "SIGN2SOUND_TRUSTED_PROXIES": "1",
+               "SIGN2SOUND_SECRET_KEY": "cluster-test"}  # one key: a login is good on every server
+        self.env = env
+        for name in ("server1", "server2", "worker"):
+            write_tiny_set(root / name)  # recorded sets are per machine; models are not
+        self.servers = [Server(root / name, env, gunicorn=True) for name in ("server1", "server2")]
+        self.worker = Proc(worker_command(), root / "worker.log",
+                           {**os.environ, **env, "SIGN2SOUND_INSTANCE_DIR": str(root / "worker")})
+        self.proxy_port = free_port()
+        self.proxy = f"http://127.0.0.1:{self.proxy_port}"
+        conf = write_nginx_config(f"127.0.0.1:{self.proxy_port}", [s.url.removeprefix("http://") for s in self.servers],
+                                  root / "nginx")
+        self.nginx = Proc(nginx_command(conf, root / "nginx"), root / "nginx.log")
+
+    def start(self) -> None:
+        self.redis.start()
+        assert wait_port(self.redis_port, 10), self.redis.log()
+        threads = [threading.Thread(target=s.start, kwargs={"timeout": 180}) for s in self.servers]
+        for t in threads:
+            t.start()
+        self.worker.start()
+        for t in threads:
+            t.join()
+        assert all(s.proc.poll() is None for s in self.servers), self.logs()
+        self.nginx.start()
+        assert wait_port(self.proxy_port, 10), self.nginx.log()
+
+    def stop(self) -> None:
+        self.nginx.stop()
+        self.worker.stop(signal.SIGKILL)
+        for server in self.servers:
+            server.stop(kill=True)
+        self.redis.stop()
+
+    def logs(self) -> str:
+        parts = [f"--- {p.log_path.name}\n{p.log()[-3000:]}" for p in (self.worker, self.redis, self.nginx)]
+        return "\n".join(parts + [f"--- {s.port}\n{s.log()[-3000:]}" for s in self.servers])
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, list[bytes]]:
+    return {label: [webcam_jpeg(p) for p in kaggle_photos(label, 1)] for label in ["F", "L", "Y", "space", "nothing"]}
+
+
+@pytest.fixture(scope="module")
+def admins(cluster):
+    return [AdminClient(s.url).login() for s in cluster.servers]
+
+
+def clients_on(server: Server) -> int:
+    return requests.get(server.url + "/api/status", timeout=10).json()["clients"]
+
+
+def word_of(results: list[dict]) -> list[str]:
+    return [e["value"] for r in results for e in r["events"] if e["type"] == "word"]
+
+
+def test_a_client_through_the_proxy_spells_a_word(cluster, frames):
+    # polling first, then the upgrade: every request of the session must reach the same server (ip_hash)
+    client = LiveClient(cluster.proxy, transports=("polling", "websocket"))
+    try:
+        assert word_of(spell(client, frames, "FLY")) == ["FLY"]
+        assert sorted(clients_on(s) for s in cluster.servers) == [0, 1]  # the session lives on one server
+    finally:
+        client.close()
+    assert requests.get(cluster.proxy + "/", timeout=10).status_code == 200
+
+
+def test_a_job_started_on_server_2_runs_on_the_worker_and_its_progress_reaches_server_1(cluster, admins):
+    pushed, finished = [], threading.Event()
+
+    def on_job(job):
+        pushed.append(job)
+        if job["status"] in ("succeeded", "failed"):
+            finished.set()
+
+    events = admins[0].socket("/admin", {"job": on_job})
+    try:
+        job_id = admins[1].start_job(**TINY)
+        assert finished.wait(180), (admins[0].job(job_id), cluster.logs())
+    finally:
+        events.disconnect()
+    job = admins[0].job(job_id)
+    assert job["status"] == "succeeded", (job, cluster.logs())
+    assert [j["status"] for j in pushed if j["id"] == job_id][0] in ("queued", "running")
+    assert any(j["status"] == "running" and j["progress"] for j in pushed)  # epoch progress, pushed live
+    assert [p["epoch"] for p in job["progress"]] == [1]
+    assert job == admins[1].job(job_id)  # one history, seen alike from both servers
+    # the worker trained it into its own folder; no server has the file until it is used
+    assert (cluster.root / "worker" / "models" / str(job_id) / "best_model.pth").is_file()
+    assert not (cluster.root / "server1" / "models" / str(job_id)).exists()
+    for admin in admins:
+        assert f"job-{job_id}" in [m["id"] for m in admin.get("/api/admin/models").json()["models"]]
+
+
+def test_activating_a_model_on_one_server_changes_the_next_results_on_the_other(cluster, admins, frames):
+    model = next(m["id"] for m in admins[0].get("/api/admin/models").json()["models"] if m["id"] != "shipped")
+    client = LiveClient(cluster.servers[1].url)
+    try:
+        assert client.hold(frames["F"][0], 1)[0]["model"] == "shipped"
+        r = admins[0].post(f"/api/admin/models/{model}/activate")
+        assert r.status_code == 200, r.text
+        activated = time.monotonic()
+        # frames at the page's pace until server 2 answers with the new model (seconds: a deadline, not a speed
+        # check; docs/DEPLOYMENT.md gives the measured delay)
+        while client.hold(frames["F"][0], 1)[0]["model"] != model:
+            assert time.monotonic() - activated < 30, cluster.logs()
+        print(f"model live on the other server {time.monotonic() - activated:.2f} s after activation")
+        assert admins[1].get("/api/admin/models").json()["active"] == model
+        # the checkpoint reached server 2 through Redis
+        assert (cluster.root / "server2" / "models" / model.removeprefix("job-") / "best_model.pth").is_file()
+        assert admins[1].post("/api/admin/models/shipped/activate").status_code == 200
+        assert wait_for(lambda: client.hold(frames["F"][0], 1)[0]["model"] == "shipped")
+    finally:
+        client.close()
+
+
+def test_a_worker_killed_mid_job_leaves_the_job_failed_on_every_server(cluster, admins):
+    job_id = admins[0].start_job(**LONG)
+    job = admins[1].wait_job(job_id, until=("running",), need_pid=True)
+    assert wait_for(lambda: admins[1].job(job_id)["progress"], 120)  # training, not starting
+    cluster.worker.stop(signal.SIGKILL)
+    for admin in admins:
+        done = admin.wait_job(job_id, timeout=30)
+        assert done["status"] == "failed" and "worker" in done["error"], done
+    assert wait_for(lambda: gone(job["pid"]), 10)  # the trainer died with its worker
+    cluster.worker.start()  # back for the next tests
+
+
+def test_with_redis_down_frames_are_answered_and_the_admin_says_so_then_recovers(cluster, admins, frames):
+    client = LiveClient(cluster.servers[0].url)
+    replies, stop = [], threading.Event()
+
+    def stream():
+        while not stop.is_set():
+            replies.append(client.send(frames["L"][0]))
+
+    streamer = threading.Thread(target=stream)
+    streamer.start()
+    try:
+        history = admins[0].get("/api/admin/jobs").json()["jobs"]
+        cluster.redis.stop()
+        sent_before = len(replies)
+        down = admins[0].get("/api/admin/jobs")
+        assert down.status_code == 503 and down.json()["code"] == "queue_unreachable", down.text
+        assert "unreachable" in down.json()["error"] and "Redis" in down.json()["error"]
+        assert admins[1].post("/api/admin/jobs", TINY).status_code == 503
+        assert wait_for(lambda: len(replies) > sent_before + 20)  # frames keep coming back while Redis is down
+        cluster.redis.start()
+        assert wait_for(lambda: admins[0].get("/api/admin/jobs").status_code == 200, 30)
+        assert admins[0].get("/api/admin/jobs").json()["jobs"] == history  # nothing lost (append-only file)
+        assert wait_for(lambda: admins[1].get("/api/admin/models").status_code == 200, 30)
+    finally:
+        stop.set()
+        streamer.join()
+        client.close()
+    assert replies and all(kind == "result" for kind, _ in replies), [r for r in replies if r[0] != "result"][:3]
+
+
+def test_kill_9_of_a_server_its_clients_reconnect_through_the_proxy_and_keep_spelling(cluster, frames):
+    client = LiveClient(cluster.proxy, reconnection=True)
+    try:
+        assert word_of(spell(client, frames, "FLY")) == ["FLY"]
+        victim = next(s for s in cluster.servers if clients_on(s) == 1)
+        survivor = next(s for s in cluster.servers if s is not victim)
+        victim.stop(kill=True)
+        assert wait_for(lambda: client.sio.connected and clients_on(survivor) == 1, 30), cluster.logs()
+        assert word_of(spell(client, frames, "FLY")) == ["FLY"]  # a fresh session on the other server
+    finally:
+        client.close()
