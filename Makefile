@@ -1,12 +1,18 @@
-# make run: set up and serve on 127.0.0.1:5000 with the shipped model. make test: set up and run the tests.
+# make run: set up and serve on 127.0.0.1:5000 with the shipped model (gunicorn, one process, SQLite).
+# make cluster: redis-server, N servers, a training worker and nginx on :5000 (docs/DEPLOYMENT.md).
+# make test: set up and run the tests.
 PYTHON ?= python3
+N ?= 2
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test setup setup-dev system bench clean
+.PHONY: run cluster test setup setup-dev system bench clean
 
 run: setup system
-	$(PY) wsgi.py
+	$(PY) -m gunicorn -c deploy/gunicorn.conf.py
+
+cluster: setup system
+	$(PY) -m deploy.cluster --servers $(N)
 
 test: setup-dev system
 	$(PY) -m pytest -q
@@ -29,6 +35,7 @@ system:
 bench: setup-dev
 	$(PY) -m bench.latency
 	$(PY) -m bench.load --clients 1 4 8 12 16 --seconds 15
+	$(PY) -m bench.load --clients 8 --seconds 15 --proxy --rounds 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache

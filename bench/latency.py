@@ -10,7 +10,7 @@ rests between, as a webcam sees a signing hand (tracking mode depends on that co
    encoding the `result` as a Socket.IO packet; and the ratio of that whole per-frame time to bare MediaPipe
    on the same JPEG frames (decode, BGR->RGB, Hands.process: what any MediaPipe loop over them does), also
    given against Hands.process alone.
-2. End to end, once per async mode (a real `python wsgi.py` subprocess): round trip p50/p95 for 1 client and
+2. End to end, once per server (gunicorn as `make run` serves; `python wsgi.py` in each async mode): round trip p50/p95 for 1 client and
    for 8 clients at 15 fps (each keeps at most 2 frames in flight, like the page), sustained fps of 1 client
    sending as fast as 2 in flight allow, and another client's `ping` round trip while one client streams at
    15 fps and flat out (the streamer in its own process).
@@ -38,6 +38,8 @@ from tests.conftest import Server, kaggle_photos, webcam_jpeg
 LETTERS = "FLUVWKYABC"
 HOLD, REST = 10, 3
 MAX_IN_FLIGHT = 2
+SERVERS = {"threading": "threading, Werkzeug (python wsgi.py)", "eventlet": "eventlet (python wsgi.py)",
+           "gunicorn": "threading, gunicorn -w 1 --threads (make run)"}
 TARGETS = "pipeline <= 1.15 x bare MediaPipe; p95 <= 40 ms (1 client), <= 100 ms (8 clients); ping <= 10 ms"
 
 
@@ -234,9 +236,12 @@ def speech_round_trip(client: Streamer, times: int = 20) -> dict:
 
 
 def bench_mode(mode: str, frames: list[bytes], seconds: float) -> dict:
+    """`mode`: an async mode served by `python wsgi.py` (Werkzeug's development server for threading), or
+    `gunicorn`: threading mode under gunicorn (deploy/gunicorn.conf.py), as `make run` serves."""
     # The per-client rate limit is lifted so the sustained-fps run measures capacity, not policy.
-    server = Server(project_path("instance") / "bench-latency",
-                    env={"SIGN2SOUND_ASYNC_MODE": mode, "SIGN2SOUND_FRAMES_MAX_FPS": "1000"}).start()
+    server = Server(project_path("instance") / "bench-latency", gunicorn=mode == "gunicorn",
+                    env={"SIGN2SOUND_ASYNC_MODE": "threading" if mode == "gunicorn" else mode,
+                         "SIGN2SOUND_FRAMES_MAX_FPS": "1000"}).start()
     try:
         warm = Streamer(server.url, frames)
         warm.run(1.0, 15)  # the first frames build the MediaPipe graph; the held F is committed
@@ -269,13 +274,13 @@ def markdown(stages: dict, modes: list[dict], command: str, load: tuple[float, f
                   f"Against Hands.process alone on already-decoded frames ({stages['process_only_ms']} ms): "
                   f"{stages['ratio_process_only']} x.", "",
               "### End to end over Socket.IO on 127.0.0.1 (round trip, ms)", "",
-              "| async mode | 1 client p50 / p95 | 8 clients p50 / p95 (max) | answered fps at 8 x 15 | "
+              "| server | 1 client p50 / p95 | 8 clients p50 / p95 (max) | answered fps at 8 x 15 | "
               "sustained fps, 1 client | ping p50 / p95 while one streams at 15 fps (idle p50) | "
               "ping p50 / p95 while one streams flat out | speak -> WAV p50 / p95 |",
               "|---|---|---|---|---|---|---|---|"]
     for m in modes:
         one, eight, mx, ping, flat = m["one"], m["eight"], m["max"], m["ping"], m["ping_max"]
-        lines.append(f"| {m['mode']} | {one['p50']} / {one['p95']} | {eight['p50']} / {eight['p95']} ({eight['max']}) | "
+        lines.append(f"| {SERVERS[m['mode']]} | {one['p50']} / {one['p95']} | {eight['p50']} / {eight['p95']} ({eight['max']}) | "
                      f"{eight['answered_fps']} | {mx['answered_fps']} | {ping['p50']} / {ping['p95']} "
                      f"({ping['idle_p50']}) | {flat['p50']} / {flat['p95']} | {m['speech']['p50']} / {m['speech']['p95']} |")
     errors = {m["mode"]: sum(m[k]["errors"] for k in ("one", "eight", "max")) for m in modes}
@@ -289,7 +294,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8, help="length of each end-to-end run")
     parser.add_argument("--repeats", type=int, default=3, help="passes over the frames for the stage timings")
-    parser.add_argument("--modes", nargs="+", default=["threading", "eventlet"])
+    parser.add_argument("--modes", nargs="+", default=["gunicorn", "threading", "eventlet"], choices=list(SERVERS))
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args(argv)

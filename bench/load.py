@@ -2,6 +2,11 @@
 
     python -m bench.load --clients 1 4 8 12 16 --seconds 20          # sweep; the largest N with p95 <= 100 ms
     python -m bench.load --clients 8 --seconds 600 --section soak    # 10-minute soak, server RSS over time
+    python -m bench.load --clients 8 --seconds 20 --proxy --rounds 3  # 2 servers behind nginx vs 1 direct
+
+The server is gunicorn as `make run` serves it. With --proxy, a whole cluster (redis-server, 2 servers in
+cluster mode, a worker, nginx: tests/test_cluster.py's) runs beside one embedded server, and the load
+alternates between them, round by round, so both see the same machine (2 cores shared with other work).
 
 Each client keeps at most 2 frames in flight, like the page: a frame due while 2 are in flight is dropped
 (counted as dropped by backpressure), never queued. Bounded in time, loopback only.
@@ -123,14 +128,18 @@ def main(argv=None) -> None:
     parser.add_argument("--fps", type=float, default=15)
     parser.add_argument("--section", default="sweep", help="name of the docs/PERFORMANCE.md section to write")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--proxy", action="store_true", help="2 servers behind nginx vs 1 server direct")
+    parser.add_argument("--rounds", type=int, default=3, help="--proxy: alternating rounds of each")
     args = parser.parse_args(argv)
 
     frames = webcam_frames()
-    server = Server(Path("instance") / "bench").start()
+    if args.proxy:
+        return compare_proxy(args, frames)
+    server = Server(Path("instance") / "bench", gunicorn=True).start()
     try:
         results = []
         for n in args.clients:
-            result = run_load(server.url, server.proc.pid, n, args.seconds, args.fps, frames)
+            result = run_load(server.url, server.serving_pid, n, args.seconds, args.fps, frames)
             print(json.dumps({k: v for k, v in result.items() if k != "rss_mb"}), flush=True)
             results.append(result)
     finally:
@@ -141,6 +150,53 @@ def main(argv=None) -> None:
     write_section(f"load-{args.section}", markdown(results, command, args.section))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
+
+
+def compare_proxy(args, frames: list[bytes]) -> None:
+    import tempfile
+
+    from tests.test_cluster import Cluster
+
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
+        cluster = Cluster(Path(tmp), tiny_sets=False)
+        direct = Server(Path(tmp) / "direct", gunicorn=True)
+        try:
+            cluster.start()
+            direct.start()
+            rows = {"1 server, direct": [], "2 servers behind nginx (cluster mode)": []}
+            for round_ in range(args.rounds):
+                for name, url, pid in (("1 server, direct", direct.url, direct.serving_pid),
+                                       ("2 servers behind nginx (cluster mode)", cluster.proxy,
+                                        cluster.servers[0].serving_pid)):
+                    for n in args.clients:
+                        result = run_load(url, pid, n, args.seconds, args.fps, frames)
+                        print(json.dumps({"round": round_ + 1, "setup": name,
+                                          **{k: v for k, v in result.items() if k != "rss_mb"}}), flush=True)
+                        rows[name].append(result)
+        finally:
+            direct.stop()
+            cluster.stop()
+    command = (f"python -m bench.load --clients {' '.join(map(str, args.clients))} --seconds {args.seconds:g} "
+               f"--fps {args.fps:g} --proxy --rounds {args.rounds}")
+    lines = ["## Load through the proxy", "", f"Machine: {machine_label()}; shared with other work (the two set-ups "
+             "alternate round by round, so both see the same load).", f"Command: `{command}`", "",
+             "| set-up | clients | p95 ms per round | median of rounds p95 | p50 ms per round | errors |",
+             "|---|---|---|---|---|---|"]
+    medians = {}
+    for name, results in rows.items():
+        for n in args.clients:
+            mine = [r for r in results if r["clients"] == n]
+            medians[name, n] = float(np.median([r["p95_ms"] for r in mine]))
+            lines.append(f"| {name} | {n} | {', '.join(str(r['p95_ms']) for r in mine)} | {medians[name, n]:g} | "
+                         f"{', '.join(str(r['p50_ms']) for r in mine)} | {sum(r['errors'] for r in mine)} |")
+    names = list(rows)
+    for n in args.clients:
+        overhead = 100 * (medians[names[1], n] / medians[names[0], n] - 1)
+        lines += ["", f"p95 overhead of the proxy at {n} clients (median of rounds): **{overhead:+.1f} %** "
+                      "(target <= 10 %)."]
+    lines += ["", "All load clients connect from 127.0.0.1, so nginx's ip_hash sends every one of them to the same "
+                  "server: this measures the proxy's and cluster mode's cost, not two servers' capacity."]
+    write_section("load-proxy", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -84,8 +85,10 @@ def main() -> int:
     run_dir = Path(args.run_dir).resolve()
     (run_dir / "redis").mkdir(parents=True, exist_ok=True)
     url = f"redis://127.0.0.1:{args.redis_port}/0"
+    # One secret key for all servers: an admin's login stays good when the proxy moves them to another server.
     env = {**os.environ, "SIGN2SOUND_MESSAGE_QUEUE": url, "SIGN2SOUND_HOST": "127.0.0.1",
-           "SIGN2SOUND_TRUSTED_PROXIES": "1"}
+           "SIGN2SOUND_TRUSTED_PROXIES": "1",
+           "SIGN2SOUND_SECRET_KEY": os.environ.get("SIGN2SOUND_SECRET_KEY") or secrets.token_hex(32)}
     ports = [args.port + 1 + i for i in range(args.servers)]
     procs: list[tuple[str, subprocess.Popen]] = []
 

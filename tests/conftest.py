@@ -93,6 +93,14 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    @property
+    def serving_pid(self) -> int:
+        """The process that serves (and holds the memory): gunicorn's one worker, or `python wsgi.py` itself."""
+        if not self.gunicorn:
+            return self.proc.pid
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return int(children[0])
+
     def stop(self, kill: bool = False) -> None:
         if self.gunicorn and kill and self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)  # the arbiter and its worker, at once

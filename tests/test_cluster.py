@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,8 +25,6 @@ from tests.conftest import Server, free_port, kaggle_photos, webcam_jpeg
 from tests.test_jobs import gone, wait_for, write_tiny_set
 from tests.test_realtime import LiveClient, spell
 
-pytestmark = pytest.mark.skipif(not (find("redis-server") and find("nginx")),
-                                reason="redis-server and nginx are not installed (scripts/install_system.sh as root)")
 
 TINY = {"datasets": ["tiny"], "epochs": 1, "lr": 0.01, "batch_size": 32}
 LONG = {"datasets": ["tiny"], "epochs": 500, "lr": 0.01, "batch_size": 32}  # far longer than any test
@@ -60,7 +59,9 @@ class Proc:
 
 
 class Cluster:
-    def __init__(self, root: Path):
+    """redis-server, two servers, a worker and nginx, on free ports under `root` (bench.load uses it too)."""
+
+    def __init__(self, root: Path, tiny_sets: bool = True):
         self.root = root
         self.redis_port = free_port()
         self.url = f"redis://127.0.0.1:{self.redis_port}/0"
@@ -69,7 +70,7 @@ class Cluster:
         env = {**ADMIN_ENV, "SIGN2SOUND_MESSAGE_QUEUE": self.url, "SIGN2SOUND_TRUSTED_PROXIES": "1",
                "SIGN2SOUND_SECRET_KEY": "cluster-test"}  # one key: a login is good on every server
         self.env = env
-        for name in ("server1", "server2", "worker"):
+        for name in ("server1", "server2", "worker") if tiny_sets else ():
             write_tiny_set(root / name)  # recorded sets are per machine; models are not
         self.servers = [Server(root / name, env, gunicorn=True) for name in ("server1", "server2")]
         self.worker = Proc(worker_command(), root / "worker.log",
@@ -107,6 +108,8 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    if not (find("redis-server") and find("nginx")):
+        pytest.skip("redis-server and nginx are not installed (scripts/install_system.sh as root installs them)")
     c = Cluster(tmp_path_factory.mktemp("cluster"))
     try:
         c.start()
@@ -131,6 +134,21 @@ def clients_on(server: Server) -> int:
 
 def word_of(results: list[dict]) -> list[str]:
     return [e["value"] for r in results for e in r["events"] if e["type"] == "word"]
+
+
+def test_the_embedded_default_never_imports_redis_or_rq():
+    """No message_queue: today's single process, SQLite and the in-process runner; none of the cluster's modules
+    is loaded (python-socketio itself imports the redis package when it is installed, and only uses it when
+    told to)."""
+    code = ("import sys, wsgi; from app.jobs import JobRunner; from app.db import Database; "
+            "assert isinstance(wsgi.app.extensions['jobs'], JobRunner), wsgi.app.extensions['jobs']; "
+            "assert isinstance(wsgi.app.extensions['admin_db'], Database); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rq' or "
+            "m in ('app.cluster', 'app.store', 'app.worker')))")
+    env = {**os.environ, "SIGN2SOUND_MESSAGE_QUEUE": "", "SIGN2SOUND_INSTANCE_DIR": str(ROOT / "instance" / "no-redis")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_a_client_through_the_proxy_spells_a_word(cluster, frames):

@@ -26,11 +26,27 @@
       throw new Error("login required");
     }
     const data = await response.json().catch(() => ({}));
+    if (response.status === 503 && data.code === "queue_unreachable") queueDown(data.error);
     if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
     return data;
   }
 
   function notice(text) { $("notice").textContent = text; }
+
+  // Cluster mode: Redis (the job queue and shared store) is down. Say so, and retry until it is back.
+  let queueRetry = null;
+  function queueDown(message) {
+    notice(message);
+    if (queueRetry) return;
+    queueRetry = setInterval(async () => {
+      try {
+        await Promise.all([loadJobs(), loadModels()]);
+        clearInterval(queueRetry);
+        queueRetry = null;
+        notice("The job queue is reachable again.");
+      } catch (e) { /* still down: the notice stays */ }
+    }, 3000);
+  }
 
   function cell(row, text, className) {
     const td = row.insertCell();
