@@ -35,7 +35,7 @@ system:
 bench: setup-dev
 	$(PY) -m bench.latency
 	$(PY) -m bench.load --clients 1 4 8 12 16 --seconds 15
-	$(PY) -m bench.load --clients 8 --seconds 15 --proxy --rounds 3
+	$(PY) -m bench.load --clients 1 8 --seconds 15 --compare werkzeug gunicorn proxy --rounds 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache

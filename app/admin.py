@@ -33,18 +33,18 @@ def init_app(app: Flask, predictor) -> None:
     auth.init_app(app)
     datasets = DatasetStore(config, app.instance_path + "/datasets")
     pump = EmitPump(NAMESPACE)
-    registry_args = (predictor, config["model"]["checkpoint"], app.instance_path + "/models")
     if config.get("message_queue"):  # cluster mode: Redis store, RQ workers (docs/DEPLOYMENT.md)
         from app.cluster import init_cluster
 
-        db, registry, runner = init_cluster(app, registry_args, pump.put)
+        db, registry, runner = init_cluster(app, predictor, pump.put)
     else:
         db = Database(app.instance_path + "/sign2sound.db")
-        registry = ModelRegistry(db, *registry_args)
+        registry = ModelRegistry(db, predictor, config["model"]["checkpoint"], app.instance_path + "/models")
         registry.restore()
         runner = JobRunner(db, registry, datasets, max_concurrent=config["admin"]["max_concurrent_jobs"],
                            nice=config["admin"].get("job_nice", 10), emit=pump.put)
-    app.extensions.update(admin_db=db, models=registry, datasets=datasets, jobs=runner)
+    # blobs: the shared store's blob API in cluster mode (files that every server must see), None embedded
+    app.extensions.update(admin_db=db, models=registry, datasets=datasets, jobs=runner, blobs=registry.blobs)
     app.register_blueprint(bp)
     runner.start()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import redis
 from flask import Flask, jsonify
@@ -31,6 +32,7 @@ from app.models import ModelRegistry
 from app.store import SETTINGS_CHANNEL, RedisStore, connect
 
 QUEUE = "sign2sound-training"
+MODELS_DIR = "cluster-models"  # in the instance folder: this machine's copies of the cluster's checkpoints
 HEARTBEAT_S = 1.0  # the worker beats this often
 HEARTBEAT_TTL_S = 4.0  # a job whose worker missed this long is failed
 CHECK_S = 1.0  # servers check running jobs and re-read the active model this often
@@ -139,8 +141,8 @@ class ModelSync:
     def _listen(self) -> None:
         client = connect(self.url, pubsub=True)
         while True:
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(SETTINGS_CHANNEL)
                 last_read = 0.0
                 while True:
@@ -153,15 +155,23 @@ class ModelSync:
             except Exception:
                 log.exception("model sync failed; retrying")
                 socketio.sleep(CHECK_S)
+            finally:
+                pubsub.close()
 
 
-def init_cluster(app: Flask, registry_args: tuple, emit) -> tuple[RedisStore, ModelRegistry, ClusterJobs]:
+def cluster_registry(store: RedisStore, predictor, config: dict, instance: str | Path) -> ModelRegistry:
+    """The model registry on the shared store. Its local copies of checkpoints live apart from the embedded
+    mode's instance/models/<job>, whose job numbers are SQLite's and would shadow the cluster's."""
+    return ModelRegistry(store, predictor, config["model"]["checkpoint"], Path(instance) / MODELS_DIR, blobs=store)
+
+
+def init_cluster(app: Flask, predictor, emit) -> tuple[RedisStore, ModelRegistry, ClusterJobs]:
     """The shared store, a registry on it (kept in sync with the other servers) and the queue's job API."""
     config = app.config["SIGN2SOUND"]
     url = config["message_queue"]
     client = connect(url)
     store = RedisStore(client)
-    registry = ModelRegistry(store, *registry_args, blobs=store)
+    registry = cluster_registry(store, predictor, config, app.instance_path)
     ModelSync(registry, url).start()
     runner = ClusterJobs(store, job_queue(client), config["cluster"]["job_timeout_s"], emit)
 

@@ -109,8 +109,9 @@ class RedisStore:
             pipe.execute()
 
     # blobs
-    def put_blob(self, name: str, data: bytes) -> None:
-        self.r.set(_blob_key(name), data)
+    def put_blob(self, name: str, data: bytes, ttl_s: int | None = None) -> None:
+        """Store `data` under `name` (for good, or for `ttl_s` seconds: what visitors create without a login)."""
+        self.r.set(_blob_key(name), data, ex=ttl_s)
 
     def get_blob(self, name: str) -> bytes | None:
         return self.r.get(_blob_key(name))

@@ -21,10 +21,9 @@ import time
 from flask_socketio import SocketIO
 from rq import SimpleWorker
 
-from app.cluster import HEARTBEAT_S, HEARTBEAT_TTL_S, job_queue
+from app.cluster import HEARTBEAT_S, HEARTBEAT_TTL_S, cluster_registry, job_queue
 from app.datasets import DatasetStore
 from app.jobs import JobRunner
-from app.models import ModelRegistry
 from app.store import RedisStore, connect
 from ml.config import load_config, project_path
 
@@ -78,10 +77,10 @@ def _build() -> WorkerRunner:
     url = config["message_queue"]
     store = RedisStore(connect(url))
     instance = project_path(config["instance_dir"])
-    registry = ModelRegistry(store, None, config["model"]["checkpoint"], instance / "models", blobs=store)
+    registry = cluster_registry(store, None, config, instance)
     datasets = DatasetStore(config, instance / "datasets")
     # Write-only: this process has no clients, it only sends through the queue to the servers' clients.
-    external = SocketIO(message_queue=url)
+    external = SocketIO(message_queue=url, async_mode="threading")
     runner = WorkerRunner(store, registry, datasets, nice=config["admin"].get("job_nice", 10),
                           emit=lambda event, data: external.emit(event, data, namespace="/admin"))
     return runner

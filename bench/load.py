@@ -2,11 +2,12 @@
 
     python -m bench.load --clients 1 4 8 12 16 --seconds 20          # sweep; the largest N with p95 <= 100 ms
     python -m bench.load --clients 8 --seconds 600 --section soak    # 10-minute soak, server RSS over time
-    python -m bench.load --clients 8 --seconds 20 --proxy --rounds 3  # 2 servers behind nginx vs 1 direct
+    python -m bench.load --clients 1 8 --seconds 15 --compare werkzeug gunicorn proxy --rounds 3
 
-The server is gunicorn as `make run` serves it. With --proxy, a whole cluster (redis-server, 2 servers in
-cluster mode, a worker, nginx: tests/test_cluster.py's) runs beside one embedded server, and the load
-alternates between them, round by round, so both see the same machine (2 cores shared with other work).
+The server is gunicorn as `make run` serves it. --compare starts the named set-ups side by side (werkzeug:
+`python wsgi.py`; gunicorn: `make run`'s server; proxy: a whole cluster, redis-server, 2 servers in cluster
+mode, a worker and nginx, as tests/test_cluster.py starts it) and loads them in turn, round by round, so all
+see the same machine (2 cores shared with other work).
 
 Each client keeps at most 2 frames in flight, like the page: a frame due while 2 are in flight is dropped
 (counted as dropped by backpressure), never queued. Bounded in time, loopback only.
@@ -128,13 +129,14 @@ def main(argv=None) -> None:
     parser.add_argument("--fps", type=float, default=15)
     parser.add_argument("--section", default="sweep", help="name of the docs/PERFORMANCE.md section to write")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
-    parser.add_argument("--proxy", action="store_true", help="2 servers behind nginx vs 1 server direct")
-    parser.add_argument("--rounds", type=int, default=3, help="--proxy: alternating rounds of each")
+    parser.add_argument("--compare", nargs="+", choices=list(SETUPS),
+                        help="load these set-ups in turn, all running at once (the first is the baseline)")
+    parser.add_argument("--rounds", type=int, default=3, help="--compare: rounds of turns")
     args = parser.parse_args(argv)
 
     frames = webcam_frames()
-    if args.proxy:
-        return compare_proxy(args, frames)
+    if args.compare:
+        return compare(args, frames)
     server = Server(Path("instance") / "bench", gunicorn=True).start()
     try:
         results = []
@@ -152,51 +154,66 @@ def main(argv=None) -> None:
         args.json.write_text(json.dumps(results, indent=1))
 
 
-def compare_proxy(args, frames: list[bytes]) -> None:
+SETUPS = {"werkzeug": "1 server, Werkzeug (python wsgi.py)", "gunicorn": "1 server, gunicorn (make run)",
+          "proxy": "2 servers behind nginx (make cluster)"}
+
+
+def compare(args, frames: list[bytes]) -> None:
+    """The set-ups named by --compare, all running at once, loaded in turn round by round (same machine load)."""
     import tempfile
 
     from tests.test_cluster import Cluster
 
-    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
-        cluster = Cluster(Path(tmp), tiny_sets=False)
-        direct = Server(Path(tmp) / "direct", gunicorn=True)
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
+        servers = {name: Server(Path(tmp) / name, gunicorn=name == "gunicorn")
+                   for name in args.compare if name != "proxy"}
+        cluster = Cluster(Path(tmp) / "cluster", tiny_sets=False) if "proxy" in args.compare else None
+        rows = {name: [] for name in args.compare}
         try:
-            cluster.start()
-            direct.start()
-            rows = {"1 server, direct": [], "2 servers behind nginx (cluster mode)": []}
+            if cluster:
+                cluster.start()
+            for server in servers.values():
+                server.start()
             for round_ in range(args.rounds):
-                for name, url, pid in (("1 server, direct", direct.url, direct.serving_pid),
-                                       ("2 servers behind nginx (cluster mode)", cluster.proxy,
-                                        cluster.servers[0].serving_pid)):
+                for name in args.compare:
+                    url, pid = ((cluster.proxy, cluster.servers[0].serving_pid) if name == "proxy"
+                                else (servers[name].url, servers[name].serving_pid))
                     for n in args.clients:
                         result = run_load(url, pid, n, args.seconds, args.fps, frames)
                         print(json.dumps({"round": round_ + 1, "setup": name,
                                           **{k: v for k, v in result.items() if k != "rss_mb"}}), flush=True)
                         rows[name].append(result)
         finally:
-            direct.stop()
-            cluster.stop()
+            for server in servers.values():
+                server.stop()
+            if cluster:
+                cluster.stop()
     command = (f"python -m bench.load --clients {' '.join(map(str, args.clients))} --seconds {args.seconds:g} "
-               f"--fps {args.fps:g} --proxy --rounds {args.rounds}")
-    lines = ["## Load through the proxy", "", f"Machine: {machine_label()}; shared with other work (the two set-ups "
-             "alternate round by round, so both see the same load).", f"Command: `{command}`", "",
-             "| set-up | clients | p95 ms per round | median of rounds p95 | p50 ms per round | errors |",
-             "|---|---|---|---|---|---|"]
-    medians = {}
+               f"--fps {args.fps:g} --compare {' '.join(args.compare)} --rounds {args.rounds}")
+    lines = ["## Load: server set-ups side by side", "",
+             f"Machine: {machine_label()}; shared with other engineers' work, so every set-up runs at once and "
+             "they take turns, round by round, to see the same machine load.", f"Command: `{command}`", "",
+             "| set-up | clients | p95 ms per round | median p95 | p50 ms per round | throughput fps per round | errors |",
+             "|---|---|---|---|---|---|---|"]
+    median = {}
     for name, results in rows.items():
         for n in args.clients:
             mine = [r for r in results if r["clients"] == n]
-            medians[name, n] = float(np.median([r["p95_ms"] for r in mine]))
-            lines.append(f"| {name} | {n} | {', '.join(str(r['p95_ms']) for r in mine)} | {medians[name, n]:g} | "
-                         f"{', '.join(str(r['p50_ms']) for r in mine)} | {sum(r['errors'] for r in mine)} |")
-    names = list(rows)
-    for n in args.clients:
-        overhead = 100 * (medians[names[1], n] / medians[names[0], n] - 1)
-        lines += ["", f"p95 overhead of the proxy at {n} clients (median of rounds): **{overhead:+.1f} %** "
-                      "(target <= 10 %)."]
-    lines += ["", "All load clients connect from 127.0.0.1, so nginx's ip_hash sends every one of them to the same "
-                  "server: this measures the proxy's and cluster mode's cost, not two servers' capacity."]
-    write_section("load-proxy", "\n".join(lines))
+            median[name, n] = float(np.median([r["p95_ms"] for r in mine]))
+            lines.append(f"| {SETUPS[name]} | {n} | {', '.join(str(r['p95_ms']) for r in mine)} | {median[name, n]:g} | "
+                         f"{', '.join(str(r['p50_ms']) for r in mine)} | "
+                         f"{', '.join(str(r['throughput_fps']) for r in mine)} | {sum(r['errors'] for r in mine)} |")
+    lines.append("")
+    base = args.compare[0]
+    for name in args.compare[1:]:
+        for n in args.clients:
+            change = 100 * (median[name, n] / median[base, n] - 1)
+            lines.append(f"- {SETUPS[name]} vs {SETUPS[base]}, {n} clients: median p95 **{change:+.1f} %**.")
+    if "proxy" in args.compare:
+        lines += ["", "Every load client connects from 127.0.0.1, so nginx's ip_hash sends all of them to the same "
+                      "server: the proxy rows measure the cost of nginx and cluster mode, not two servers' capacity "
+                      "(on 2 cores a second server has no core of its own anyway)."]
+    write_section("load-compare", "\n".join(lines))
 
 
 if __name__ == "__main__":

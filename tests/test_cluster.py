@@ -151,6 +151,36 @@ def test_the_embedded_default_never_imports_redis_or_rq():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_the_redis_store_keeps_the_same_records_as_sqlite(cluster, tmp_path):
+    """app.store.RedisStore stands in for app.db.Database: the same calls give the same records."""
+    from app.db import Database
+    from app.store import RedisStore, connect
+
+    redis_store, sqlite = RedisStore(connect(cluster.url.replace("/0", "/1"))), Database(tmp_path / "s.db")
+    for db in (redis_store, sqlite):
+        a = db.add_job({"epochs": 1})
+        b = db.add_job({"epochs": 2})
+        db.update_job(a, status="running", pid=42, progress=[{"epoch": 1}], log="x\ny")
+        db.update_job(b, status="failed", error="boom", metrics={"val_acc": 0.5})
+        db.update_job(999, status="failed")  # no such job: nothing happens
+        with pytest.raises(KeyError):
+            db.update_job(a, nonsense=1)
+        db.add_model("job-1", "/m/1/best_model.pth", a, {"val_acc": 0.9})
+        db.set_setting("active_model", "job-1")
+    strip = lambda job: {k: v for k, v in job.items() if k != "created_at"}  # noqa: E731
+    assert [strip(j) for j in redis_store.jobs()] == [strip(j) for j in sqlite.jobs()]
+    assert [strip(j) for j in redis_store.jobs("running")] == [strip(j) for j in sqlite.jobs("running")]
+    assert redis_store.job(999) is None and sqlite.job(999) is None
+    assert [strip(m) for m in redis_store.models()] == [strip(m) for m in sqlite.models()]
+    assert redis_store.get_setting("active_model") == sqlite.get_setting("active_model") == "job-1"
+    assert redis_store.get_setting("missing", "d") == "d"
+    redis_store.put_blob("personal/abc.pth", b"\x00bytes")
+    assert redis_store.get_blob("personal/abc.pth") == b"\x00bytes" and redis_store.get_blob("personal/x") is None
+    for bad in ("../x", "/abs", "", "a b"):
+        with pytest.raises(ValueError):
+            redis_store.put_blob(bad, b"")
+
+
 def test_a_client_through_the_proxy_spells_a_word(cluster, frames):
     # polling first, then the upgrade: every request of the session must reach the same server (ip_hash)
     client = LiveClient(cluster.proxy, transports=("polling", "websocket"))
@@ -183,8 +213,8 @@ def test_a_job_started_on_server_2_runs_on_the_worker_and_its_progress_reaches_s
     assert [p["epoch"] for p in job["progress"]] == [1]
     assert job == admins[1].job(job_id)  # one history, seen alike from both servers
     # the worker trained it into its own folder; no server has the file until it is used
-    assert (cluster.root / "worker" / "models" / str(job_id) / "best_model.pth").is_file()
-    assert not (cluster.root / "server1" / "models" / str(job_id)).exists()
+    assert (cluster.root / "worker" / "cluster-models" / str(job_id) / "best_model.pth").is_file()
+    assert not (cluster.root / "server1" / "cluster-models" / str(job_id)).exists()
     for admin in admins:
         assert f"job-{job_id}" in [m["id"] for m in admin.get("/api/admin/models").json()["models"]]
 
@@ -204,11 +234,26 @@ def test_activating_a_model_on_one_server_changes_the_next_results_on_the_other(
         print(f"model live on the other server {time.monotonic() - activated:.2f} s after activation")
         assert admins[1].get("/api/admin/models").json()["active"] == model
         # the checkpoint reached server 2 through Redis
-        assert (cluster.root / "server2" / "models" / model.removeprefix("job-") / "best_model.pth").is_file()
+        assert (cluster.root / "server2" / "cluster-models" / model.removeprefix("job-") / "best_model.pth").is_file()
         assert admins[1].post("/api/admin/models/shipped/activate").status_code == 200
         assert wait_for(lambda: client.hold(frames["F"][0], 1)[0]["model"] == "shipped")
     finally:
         client.close()
+
+
+def test_a_job_queued_or_running_on_the_worker_is_cancelled_from_another_server(cluster, admins):
+    running = admins[0].start_job(**LONG)
+    queued = admins[0].start_job(**LONG)  # one worker: this one waits
+    job = admins[1].wait_job(running, until=("running",), need_pid=True)
+    assert admins[1].job(queued)["status"] == "queued"
+    for job_id in (queued, running):
+        r = admins[1].post(f"/api/admin/jobs/{job_id}/cancel")
+        assert r.status_code == 200, r.text
+    for admin in admins:
+        assert admin.wait_job(running, timeout=30)["status"] == "cancelled"
+        assert admin.job(queued)["status"] == "cancelled"
+    assert wait_for(lambda: gone(job["pid"]), 10)
+    assert admins[0].post(f"/api/admin/jobs/{running}/cancel").status_code == 409
 
 
 def test_a_worker_killed_mid_job_leaves_the_job_failed_on_every_server(cluster, admins):
