@@ -1,4 +1,4 @@
-# make run: set up and serve on 127.0.0.1:5000 with the shipped model (gunicorn, one process, SQLite).
+# make run: set up and serve on 127.0.0.1:5000 with the shipped model (one process, SQLite).
 # make cluster: redis-server, N servers, a training worker and nginx on :5000 (docs/DEPLOYMENT.md).
 # make test: set up and run the tests.
 PYTHON ?= python3
@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 .PHONY: run cluster test setup setup-dev system bench clean
 
 run: setup system
-	$(PY) -m gunicorn -c deploy/gunicorn.conf.py
+	$(PY) wsgi.py
 
 cluster: setup system
 	$(PY) -m deploy.cluster --servers $(N)
@@ -35,7 +35,7 @@ system:
 bench: setup-dev
 	$(PY) -m bench.latency
 	$(PY) -m bench.load --clients 1 4 8 12 16 --seconds 15
-	$(PY) -m bench.load --clients 1 8 --seconds 15 --compare werkzeug gunicorn proxy --rounds 3
+	$(PY) -m bench.load --clients 1 8 --seconds 15 --compare gunicorn proxy werkzeug --rounds 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache

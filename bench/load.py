@@ -2,10 +2,10 @@
 
     python -m bench.load --clients 1 4 8 12 16 --seconds 20          # sweep; the largest N with p95 <= 100 ms
     python -m bench.load --clients 8 --seconds 600 --section soak    # 10-minute soak, server RSS over time
-    python -m bench.load --clients 1 8 --seconds 15 --compare werkzeug gunicorn proxy --rounds 3
+    python -m bench.load --clients 1 8 --seconds 15 --compare gunicorn proxy werkzeug --rounds 3
 
-The server is gunicorn as `make run` serves it. --compare starts the named set-ups side by side (werkzeug:
-`python wsgi.py`; gunicorn: `make run`'s server; proxy: a whole cluster, redis-server, 2 servers in cluster
+The server is `python wsgi.py`, as `make run` serves. --compare starts the named set-ups side by side (werkzeug:
+`python wsgi.py`, `make run`'s server; gunicorn: deploy/gunicorn.conf.py, one server; proxy: a whole cluster, redis-server, 2 servers in cluster
 mode, a worker and nginx, as tests/test_cluster.py starts it) and loads them in turn, round by round, so all
 see the same machine (2 cores shared with other work).
 
@@ -41,6 +41,7 @@ class StreamingClient:
         self.sent_at: dict[int, float] = {}
         self.rtts: list[float] = []
         self.sent = self.dropped = self.errors = 0
+        self.connect_failed = False
         self.lock = threading.Lock()
         self.sio.on("result", self._on_reply)
         self.sio.on("error", lambda data: self._on_reply(data, error=True))
@@ -55,7 +56,12 @@ class StreamingClient:
                 self.rtts.append((time.perf_counter() - sent) * 1000)
 
     def run(self, seconds: float) -> None:
-        self.sio.connect(self.url, transports=["websocket"])
+        try:  # a busy machine can take seconds to answer a connect; a client that never connects is an error
+            self.sio.connect(self.url, transports=["websocket"], wait_timeout=10)
+        except socketio.exceptions.ConnectionError:
+            self.errors += 1
+            self.connect_failed = True
+            return
         start = time.perf_counter()
         seq = 0
         while (now := time.perf_counter()) - start < seconds:
@@ -102,6 +108,7 @@ def run_load(url: str, pid: int, n_clients: int, seconds: float, fps: float, fra
     return dict(clients=n_clients, fps=fps, seconds=seconds, sent=sum(c.sent for c in clients), answered=answered,
                 throughput_fps=round(answered / seconds, 1),
                 dropped_backpressure=sum(c.dropped for c in clients), errors=sum(c.errors for c in clients),
+                connect_failures=sum(c.connect_failed for c in clients),
                 p50_ms=round(float(np.percentile(rtts, 50)), 1), p95_ms=round(float(np.percentile(rtts, 95)), 1),
                 p99_ms=round(float(np.percentile(rtts, 99)), 1), rss_mb=[(t, round(m, 1)) for t, m in rss])
 
@@ -137,7 +144,7 @@ def main(argv=None) -> None:
     frames = webcam_frames()
     if args.compare:
         return compare(args, frames)
-    server = Server(Path("instance") / "bench", gunicorn=True).start()
+    server = Server(Path("instance") / "bench").start()
     try:
         results = []
         for n in args.clients:
@@ -154,7 +161,7 @@ def main(argv=None) -> None:
         args.json.write_text(json.dumps(results, indent=1))
 
 
-SETUPS = {"werkzeug": "1 server, Werkzeug (python wsgi.py)", "gunicorn": "1 server, gunicorn (make run)",
+SETUPS = {"werkzeug": "1 server, Werkzeug (python wsgi.py, make run)", "gunicorn": "1 server, gunicorn",
           "proxy": "2 servers behind nginx (make cluster)"}
 
 
@@ -193,7 +200,8 @@ def compare(args, frames: list[bytes]) -> None:
     lines = ["## Load: server set-ups side by side", "",
              f"Machine: {machine_label()}; shared with other engineers' work, so every set-up runs at once and "
              "they take turns, round by round, to see the same machine load.", f"Command: `{command}`", "",
-             "| set-up | clients | p95 ms per round | median p95 | p50 ms per round | throughput fps per round | errors |",
+             "| set-up | clients | p95 ms per round | median p95 | p50 ms per round | throughput fps per round | "
+             "errors (of them, clients that could not connect) |",
              "|---|---|---|---|---|---|---|"]
     median = {}
     for name, results in rows.items():
@@ -202,7 +210,8 @@ def compare(args, frames: list[bytes]) -> None:
             median[name, n] = float(np.median([r["p95_ms"] for r in mine]))
             lines.append(f"| {SETUPS[name]} | {n} | {', '.join(str(r['p95_ms']) for r in mine)} | {median[name, n]:g} | "
                          f"{', '.join(str(r['p50_ms']) for r in mine)} | "
-                         f"{', '.join(str(r['throughput_fps']) for r in mine)} | {sum(r['errors'] for r in mine)} |")
+                         f"{', '.join(str(r['throughput_fps']) for r in mine)} | {sum(r['errors'] for r in mine)} "
+                         f"({sum(r['connect_failures'] for r in mine)}) |")
     lines.append("")
     base = args.compare[0]
     for name in args.compare[1:]:

@@ -1,8 +1,10 @@
-"""gunicorn settings for every Sign2Sound server (`make run`, `make cluster`, the tests):
+"""gunicorn settings for the servers of `make cluster` (and its tests):
 `python -m gunicorn -c deploy/gunicorn.conf.py`. Flask-SocketIO's deployment docs for `threading` mode:
 ONE worker (its clients' sessions live in that process; more processes need a sticky proxy, see
 deploy/nginx.conf) with a thread per connection (simple-websocket holds one for each WebSocket).
-Host, port, threads and async mode come from config.yaml / SIGN2SOUND_* like everything else."""
+Host, port, threads and async mode come from config.yaml / SIGN2SOUND_* like everything else.
+`make run` keeps `python wsgi.py`: for one process on the project's machine gunicorn measured slower
+(docs/PERFORMANCE.md)."""
 from ml.config import load_config
 
 _config = load_config()

@@ -65,7 +65,7 @@ class Cluster:
         self.root = root
         self.redis_port = free_port()
         self.url = f"redis://127.0.0.1:{self.redis_port}/0"
-        (root / "redis").mkdir()
+        (root / "redis").mkdir(parents=True)
         self.redis = Proc(redis_command(self.redis_port, root / "redis"), root / "redis.log")
         env = {**ADMIN_ENV, "SIGN2SOUND_MESSAGE_QUEUE": self.url, "SIGN2SOUND_TRUSTED_PROXIES": "1",
                "SIGN2SOUND_SECRET_KEY": "cluster-test"}  # one key: a login is good on every server
@@ -302,6 +302,7 @@ def test_kill_9_of_a_server_its_clients_reconnect_through_the_proxy_and_keep_spe
     client = LiveClient(cluster.proxy, reconnection=True)
     try:
         assert word_of(spell(client, frames, "FLY")) == ["FLY"]
+        assert wait_for(lambda: sum(clients_on(s) for s in cluster.servers) == 1)  # earlier tests' clients gone
         victim = next(s for s in cluster.servers if clients_on(s) == 1)
         survivor = next(s for s in cluster.servers if s is not victim)
         victim.stop(kill=True)
