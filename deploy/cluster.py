@@ -96,7 +96,8 @@ def main() -> int:
         print(f"cluster: {name}: {' '.join(cmd)}", flush=True)
         procs.append((name, subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, **kw)))
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell script's `&` may have started us ignoring it
+        signal.signal(sig, _interrupt)
     status = 0
     try:
         start("redis", redis_command(args.redis_port, run_dir / "redis"))
