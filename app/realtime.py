@@ -7,7 +7,8 @@ server -> `result` (one per accepted frame; its `model` is the id of the model t
 
 Every frame gets exactly one reply, `result` or `error`, so a client's in-flight count always comes down.
 Replies go to a client of this server straight, never through a message queue (`ignore_queue`): in cluster
-mode frames keep their answers, and no extra latency, when Redis is slow or down.
+mode a reply through Redis would be a publish per frame, received by every server, and a handler that waits
+on Redis when it is slow or down.
 Handlers never run CPU work on the event loop: under eventlet it goes to a real thread (tpool), so one
 client's MediaPipe never delays another's ping; under threading each event already has its own thread.
 """

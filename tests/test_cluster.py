@@ -192,6 +192,27 @@ def test_a_client_through_the_proxy_spells_a_word(cluster, frames):
     assert requests.get(cluster.proxy + "/", timeout=10).status_code == 200
 
 
+def test_frame_replies_never_travel_through_redis(cluster, frames):
+    """Each server answers its own clients straight: a reply through the queue would reach every server (N
+    servers x all frames) and cost a Redis round trip per frame. Job progress does go through it."""
+    import redis
+
+    pubsub = redis.Redis.from_url(cluster.url).pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("flask-socketio")  # Flask-SocketIO's default channel
+    client = LiveClient(cluster.servers[0].url)
+    try:
+        assert all(r["letter"] == "F" for r in client.hold(frames["F"][0], 5))
+    finally:
+        client.close()
+    messages, deadline = [], time.monotonic() + 2  # all that was published while the frames were answered
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.2)  # None for the subscribe confirmation, too
+        if message is not None:
+            messages.append(message["data"])
+    pubsub.close()
+    assert not [m for m in messages if b'"result"' in m], messages[:3]
+
+
 def test_a_job_started_on_server_2_runs_on_the_worker_and_its_progress_reaches_server_1(cluster, admins):
     pushed, finished = [], threading.Event()
 
