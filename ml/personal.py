@@ -1,0 +1,240 @@
+"""Personal models: the shared model adapted to one user's own recorded hand (issue 9).
+
+The page records ~1.5 s of frames per signable class (`Samples`: landmarks only, never images); `adapt` fine-tunes
+a copy of the shared model on them, with windows of the shared training data replayed in every batch so that the
+classes the user skipped (and `nothing`) keep the shared model's knowledge. Before and after are measured on a
+held-out tail of each class's frames (the last takes, or the last frames of a single take: never random frames,
+which would sit beside their training neighbours). A personal model that reads the held-out frames worse than
+the shared one is not handed out: the shared weights are returned instead. The recipe's measurements are in
+docs/EXPERIMENTS.md (`python -m ml.experiments calibrate`).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ml.augment import AugmentConfig, held_windows, training_windows
+from ml.features import hand_features
+
+CALIBRATION_CLASSES = [*"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "space", "del"]
+MIN_SAMPLES = 5          # frames in all, below which there is nothing to learn from
+REPLAY_PER_CLASS = 40    # shared-data samples per class stored with the shipped checkpoint
+# A user's own frames vary less than strangers' do: gentler than the shared training's augmentation.
+USER_AUGMENT = AugmentConfig(roll_deg=8.0, tilt_deg=10.0, aspect=0.05, finger_length=0.05, shape_noise=0.015,
+                             jitter=0.02, drift_deg=2.0, mirror=0.0, transition=0.1)
+REPLAY_AUGMENT = AugmentConfig(transition=0.1)
+
+
+class PersonalError(ValueError):
+    """Calibration samples that cannot make a personal model (too few, unknown classes, bad shapes)."""
+
+
+@dataclass
+class Samples:
+    """What calibration records, landmarks only."""
+    landmarks: np.ndarray  # (N, 21, 3) float32, MediaPipe's normalised image coordinates
+    aspect: np.ndarray     # (N,) float32 width / height of the frame
+    is_left: np.ndarray    # (N,) bool, Hand.is_left
+    labels: np.ndarray     # (N,) str, one of CALIBRATION_CLASSES
+    takes: np.ndarray      # (N,) int, one number per recorded take (consecutive frames)
+
+    def __post_init__(self):
+        self.landmarks = np.asarray(self.landmarks, dtype=np.float32)
+        if self.landmarks.ndim != 3 or self.landmarks.shape[1:] != (21, 3):
+            raise PersonalError(f"landmarks must be (N, 21, 3), got {self.landmarks.shape}")
+        n = len(self.landmarks)
+        self.aspect = np.asarray(self.aspect, dtype=np.float32).reshape(-1)
+        self.is_left = np.asarray(self.is_left, dtype=bool).reshape(-1)
+        self.labels = np.asarray(self.labels, dtype=str).reshape(-1)
+        self.takes = np.asarray(self.takes, dtype=np.int64).reshape(-1)
+        if any(len(a) != n for a in (self.aspect, self.is_left, self.labels, self.takes)):
+            raise PersonalError("landmarks, aspect, is_left, labels and takes must have one entry per frame")
+        if not np.isfinite(self.landmarks).all() or not (np.isfinite(self.aspect) & (self.aspect > 0)).all():
+            raise PersonalError("landmarks and aspect must be finite (aspect > 0)")
+        unknown = sorted(set(self.labels) - set(CALIBRATION_CLASSES))
+        if unknown:
+            raise PersonalError(f"unknown classes {unknown}: calibration takes {', '.join(CALIBRATION_CLASSES)}")
+
+    def __len__(self) -> int:
+        return len(self.landmarks)
+
+    def features(self) -> np.ndarray:
+        return hand_features(self.landmarks, self.aspect, self.is_left)
+
+    def subset(self, mask) -> "Samples":
+        return Samples(self.landmarks[mask], self.aspect[mask], self.is_left[mask], self.labels[mask], self.takes[mask])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Atomic .npz write (temp file + rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, landmarks=self.landmarks, aspect=self.aspect, is_left=self.is_left,
+                                    labels=self.labels, takes=self.takes)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Samples":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(data["landmarks"], data["aspect"], data["is_left"], data["labels"], data["takes"])
+        except (OSError, KeyError, ValueError) as exc:
+            if isinstance(exc, PersonalError):
+                raise
+            raise PersonalError(f"{path}: not calibration samples ({exc})") from None
+
+
+@dataclass
+class AdaptResult:
+    model: nn.Module
+    meta: dict
+    before: float   # shared model's accuracy on the held-out frames
+    after: float    # personal model's accuracy on them
+    seconds: float
+    samples: int
+    classes: list[str]
+    held_out: int = 0                 # frames the two accuracies are measured on (0: measured on the training frames)
+    per_class: dict = field(default_factory=dict)  # class -> (before, after) on the held-out frames
+    kept_shared: bool = False         # the personal model was no better, so the shared weights were kept
+
+
+def split_holdout(samples: Samples, holdout: float) -> np.ndarray:
+    """Boolean mask of held-out frames: per class, its last takes (when it has several) or the last frames of its
+    one take, about `holdout` of its frames; a class with fewer than 4 frames keeps them all for training."""
+    held = np.zeros(len(samples), bool)
+    if holdout <= 0:
+        return held
+    for cls in np.unique(samples.labels):
+        idx = np.flatnonzero(samples.labels == cls)
+        if len(idx) < 4:
+            continue
+        takes = list(dict.fromkeys(samples.takes[idx]))  # recording order
+        if len(takes) > 1:
+            n_takes = max(1, int(round(holdout * len(takes))))
+            held[idx[np.isin(samples.takes[idx], takes[-n_takes:])]] = True
+        else:
+            held[idx[-max(1, int(round(holdout * len(idx)))):]] = True
+    return held
+
+
+def replay_set(meta: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """(features (M, 63), class indices (M,)) of shared training samples stored with the checkpoint, if any."""
+    if "replay_features" not in meta:
+        return None
+    return (np.asarray(meta["replay_features"], dtype=np.float32),
+            np.asarray(meta["replay_labels"], dtype=np.int64))
+
+
+def make_replay(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, per_class: int = REPLAY_PER_CLASS,
+                seed: int = 0) -> dict:
+    """A small replay set from shared training data: per class, `per_class` samples drawn evenly over its
+    signers. The checkpoint stores it (save_checkpoint(..., **make_replay(...)))."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        by_group = [rng.permutation(idx[groups[idx] == g]) for g in np.unique(groups[idx])]
+        picked = [g[k] for k in range(max(map(len, by_group))) for g in by_group if k < len(g)][:per_class]
+        chosen.extend(picked)
+    chosen = np.array(sorted(chosen))
+    return {"replay_features": torch.as_tensor(features[chosen], dtype=torch.float16),
+            "replay_labels": torch.as_tensor(labels[chosen], dtype=torch.int16)}
+
+
+def _accuracy(model: nn.Module, windows: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    model.eval()
+    with torch.inference_mode():
+        pred = model(torch.as_tensor(windows)).argmax(-1).numpy()
+    return float((pred == labels).mean()), pred
+
+
+def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[[int, int], None] | None = None,
+          seed: int = 0, holdout: float = 0.25, steps: int = 300, lr: float = 1e-3, batch: int = 64,
+          replay: tuple[np.ndarray, np.ndarray] | None = None, replay_batch: int = 64,
+          min_samples: int = MIN_SAMPLES) -> AdaptResult:
+    """A personal model from the shared `model` (never changed) and one user's `samples`.
+
+    Every step trains on `batch` augmented windows of the user's frames and `replay_batch` of the shared
+    replay set (`replay`, else the one stored in `meta`). PersonalError for too few samples."""
+    started = time.monotonic()
+    if len(samples) < min_samples:
+        raise PersonalError(f"{len(samples)} calibration frames: at least {min_samples} are needed")
+    classes = list(meta["classes"])
+    missing = sorted(set(samples.labels) - set(classes))
+    if missing:
+        raise PersonalError(f"classes {missing} are not among the model's classes")
+    window = int(meta["window"])
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    features = samples.features()
+    labels = np.array([classes.index(c) for c in samples.labels], dtype=np.int64)
+    held = split_holdout(samples, holdout)
+    train = ~held
+    test = held if held.any() else train
+    test_windows = held_windows(features[test], window)
+
+    shared = model
+    personal = copy.deepcopy(model).cpu()
+    personal.train()
+    replay = replay if replay is not None else replay_set(meta)
+    optimizer = torch.optim.AdamW(personal.parameters(), lr=lr, weight_decay=1e-4)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
+    x_user, y_user = features[train], labels[train]
+    for step in range(steps):
+        personal.train()
+        pick = rng.integers(0, len(x_user), batch)
+        xs = [training_windows(x_user[pick], y_user[pick], window, rng, USER_AUGMENT)]
+        ys = [y_user[pick]]
+        if replay is not None and replay_batch > 0:
+            rpick = rng.integers(0, len(replay[0]), replay_batch)
+            xs.append(training_windows(replay[0][rpick], replay[1][rpick], window, rng, REPLAY_AUGMENT))
+            ys.append(replay[1][rpick])
+        x = torch.as_tensor(np.concatenate(xs))
+        y = torch.as_tensor(np.concatenate(ys))
+        for group in optimizer.param_groups:  # cosine decay: the last steps settle
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        loss = loss_fn(personal(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(personal.parameters(), 1.0)
+        optimizer.step()
+        if progress is not None:
+            progress(step + 1, steps)
+
+    shared_was_training = shared.training
+    shared_cpu = copy.deepcopy(shared).cpu()
+    before, pred_before = _accuracy(shared_cpu, test_windows, labels[test])
+    after, pred_after = _accuracy(personal, test_windows, labels[test])
+    if shared_was_training:
+        shared.train()
+    kept_shared = after < before
+    if kept_shared:
+        personal, after, pred_after = shared_cpu, before, pred_before
+    personal.eval()
+    per_class = {}
+    for c in np.unique(labels[test]):
+        m = labels[test] == c
+        per_class[classes[c]] = (float((pred_before[m] == c).mean()), float((pred_after[m] == c).mean()))
+    out_meta = {k: v for k, v in meta.items() if not k.startswith("replay_")}
+    out_meta["personal"] = {"samples": len(samples), "classes": sorted(set(samples.labels)), "before": before,
+                            "after": after, "steps": steps, "seed": seed}
+    return AdaptResult(model=personal, meta=out_meta, before=before, after=after,
+                       seconds=time.monotonic() - started, samples=len(samples),
+                       classes=[c for c in CALIBRATION_CLASSES if c in set(samples.labels)],
+                       held_out=int(held.sum()), per_class=per_class, kept_shared=kept_shared)
