@@ -118,10 +118,12 @@ def on_calibrate(payload=None, *_):
                                          "or {\"label\": null} to stop")
         return None
 
+    max_per_class = _config()["max_samples_per_class"]
+
     def start():
         with session.lock:  # between two frames
             if session.calibration is None:
-                session.calibration = Recorder(_config()["max_samples_per_class"])
+                session.calibration = Recorder(max_per_class)
             session.calibration.start(label)
             return session.calibration.status()
 

@@ -311,6 +311,8 @@ def main(argv=None) -> None:
                                 **({"steps": args.steps} if args.steps else {}))
         extra = {k: v for k, v in result.meta.items() if k not in ("classes", "window", "model_config",
                                                                    "feature_version")}
+        # Plain Python only (numpy scalars would not load under weights_only=True): through JSON and back.
+        extra = json.loads(json.dumps(extra, default=lambda o: o.tolist()))
         save_checkpoint(args.folder / MODEL_FILE, result.model, classes=result.meta["classes"],
                         window=result.meta["window"], **extra)
     except personal.PersonalError as exc:
