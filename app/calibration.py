@@ -3,9 +3,10 @@
 client `calibrate` {"label": "A"}  every frame with a hand is also kept as a sample of A (a new take of A
                                    replaces A's earlier frames: that is redo); its `result` gains
                                    "calibration": {"label", "samples"}; {"label": null} stops. Ack: the same.
-client `adapt`                     ack {"queued": n} (n adaptations ahead; 0: started), then `adapt_progress`
-                                   {"step", "steps"} and `adapted` {"model": "personal", "key", "samples",
-                                   "classes", "seconds", "before", "after"}, or `error` {"code", "message"}
+client `adapt`                     ack {"queued": n} (place in the queue, 1 = next; 0: started at once), then
+                                   `adapt_progress` {"step", "steps"} and `adapted` {"model": "personal", "key",
+                                   "samples", "classes", "seconds", "before", "after"}, or `error` {"code",
+                                   "message"} (then the ack is {"queued": null})
 client `forget`                    the personal model and its samples deleted; ack {"model": the shared id}
 connect auth {"personal_key": K}   reads with K's personal model, or `error` unknown_key and the shared model
 
@@ -14,7 +15,6 @@ config), the 28 classes, adaptations per key and per client address per hour, th
 """
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 
@@ -27,9 +27,6 @@ from app.personal import AdaptationPool, HourlyLimit, Job, PersonalError, Person
 from app.realtime import run_blocking
 from app.session import Session
 from ml.personal import CALIBRATION_CLASSES, Samples
-
-log = logging.getLogger(__name__)
-
 
 class Recorder:
     """One client's calibration frames (landmarks, aspect, handedness), at most `max_per_class` per class."""

@@ -186,7 +186,8 @@ class Job:
 
 
 class AdaptationPool:
-    """Runs jobs in subprocesses, `max_concurrent` at once; `submit` answers the queue position (0: started)."""
+    """Runs jobs in subprocesses, `max_concurrent` at once; `submit` answers the queue position (0: started,
+    1: next to start, ...)."""
 
     def __init__(self, max_concurrent: int, max_queued: int, nice: int, timeout_s: float, steps: int | None = None):
         self.max_concurrent, self.max_queued = max(1, int(max_concurrent)), int(max_queued)
@@ -203,7 +204,8 @@ class AdaptationPool:
                 raise PersonalError("adapt_busy", f"{len(self._waiting)} adaptations are waiting already; "
                                                   "try again in a minute")
             self._waiting.append(job)
-            position = len(self._waiting) - 1 if len(self._running) >= self.max_concurrent else 0
+            # Its place in the queue (1: next to start), or 0 when it starts at once.
+            position = len(self._waiting) if len(self._running) >= self.max_concurrent else 0
         self._dispatch()
         return position
 

@@ -268,7 +268,7 @@ def test_two_clients_personal_models_never_leak_into_each_other(make_server):
     adapted_b = b.next("adapted", timeout=ADAPT_TIMEOUT)
     assert adapted_a["key"] != adapted_b["key"] and len(entries(server)) == 2
 
-    probe = photos("V", 200, 1)[0]
+    probe = photos("V", 150, 1)[0]  # not one of the calibration photos
     letters = {"a": [], "b": []}
 
     def stream(name, client):
