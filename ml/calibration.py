@@ -95,7 +95,8 @@ def fold_model(signer: str, train_options: list[str], folds: str | None):
 
 
 def run_calibration(signers: list[str], train_options: list[str], folds: str | None, emit,
-                    sizes=CALIBRATION_SIZES, seed: int = 0) -> list[dict]:
+                    sizes=CALIBRATION_SIZES, seed: int = 0, adapt_options: dict | None = None) -> list[dict]:
+    """adapt_options: keyword arguments for ml.personal.adapt (recipe variants)."""
     args = parse_args([*train_options, "--out", "unused"])
     from ml.config import load_config
     data = load_sets(args.datasets, load_config())
@@ -119,7 +120,7 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
             torch.set_num_threads(1)  # as the server runs torch
             try:
                 started = time.monotonic()
-                result = adapt(model, meta, samples, seed=seed, replay=replay)
+                result = adapt(model, meta, samples, seed=seed, replay=replay, **(adapt_options or {}))
                 seconds = time.monotonic() - started
             finally:
                 torch.set_num_threads(threads)
@@ -127,7 +128,7 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
             per_class = {CLASSES[c]: (float(shared_ok[y_test == c].mean()), float(ok[y_test == c].mean()))
                          for c in np.unique(y_test)}
             worst = min(per_class, key=lambda c: per_class[c][1] - per_class[c][0])
-            row = {"signer": signer, "per_class_frames": size, "samples": len(samples), "test": int(len(y_test)),
+            row = {"signer": signer, "options": adapt_options or {}, "per_class_frames": size, "samples": len(samples), "test": int(len(y_test)),
                    "classes": len(pool), "before": round(float(shared_ok.mean()), 4),
                    "after": round(float(ok.mean()), 4), "seconds": round(seconds, 2),
                    "page_before": round(result.before, 4), "page_after": round(result.after, 4),

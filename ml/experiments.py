@@ -73,7 +73,8 @@ def loso(options: list[str]) -> None:
 def calibrate(options: list[str]) -> None:
     """Per unseen signer: calibrate the fold model (trained without them) on CALIBRATION_SIZES frames per class from
     one part of their data, test before and after on the rest (ml.calibration). --folds DIR keeps (and reuses)
-    the fold models as DIR/<signer>/best_model.pth; CALIBRATE_SIGNERS=a,b limits the signers."""
+    the fold models as DIR/<signer>/best_model.pth; CALIBRATE_SIGNERS=a,b limits the signers;
+    CALIBRATE_ADAPT='{"steps": 150}' passes a recipe variant to ml.personal.adapt."""
     from ml.calibration import run_calibration
     folds = None
     if "--folds" in options:
@@ -81,7 +82,8 @@ def calibrate(options: list[str]) -> None:
         folds, options = options[i + 1], options[:i] + options[i + 2:]
     signers = [s for s in os.environ.get("CALIBRATE_SIGNERS", ",".join(CALIBRATE_SIGNERS)).split(",") if s]
     run_calibration(signers, ["--datasets", *SOURCES, *options], folds,
-                    emit=lambda record: print(json.dumps(record), flush=True))
+                    emit=lambda record: print(json.dumps(record), flush=True),
+                    adapt_options=json.loads(os.environ.get("CALIBRATE_ADAPT", "{}")))
 
 
 if __name__ == "__main__":

@@ -180,7 +180,7 @@ def _accuracy(model: nn.Module, windows: np.ndarray, labels: np.ndarray) -> tupl
 def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[[int, int], None] | None = None,
           seed: int = 0, holdout: float = 0.25, steps: int = 300, lr: float = 1e-3, batch: int = 64,
           replay: tuple[np.ndarray, np.ndarray] | None = None, replay_batch: int = 64,
-          min_samples: int = MIN_SAMPLES) -> AdaptResult:
+          min_samples: int = MIN_SAMPLES, head_only: bool = False) -> AdaptResult:
     """A personal model from the shared `model` (never changed) and one user's `samples`.
 
     Every step trains on `batch` augmented windows of the user's frames and `replay_batch` of the shared
@@ -206,7 +206,8 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
 
     personal = copy.deepcopy(model).cpu()
     replay = replay if replay is not None else replay_set(meta)
-    optimizer = torch.optim.AdamW(personal.parameters(), lr=lr, weight_decay=1e-4)
+    trained = personal.head.parameters() if head_only else personal.parameters()
+    optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     x_user, y_user, motion_user = features[train], labels[train], windows[train][..., N_SHAPE:]
     for step in range(steps):
