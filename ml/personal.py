@@ -23,15 +23,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml.augment import AugmentConfig, held_windows, training_windows
-from ml.features import hand_features
+from ml.augment import AugmentConfig, training_windows
+from ml.features import N_SHAPE, hand_features, still_features
 
 CALIBRATION_CLASSES = [*"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "space", "del"]
 MIN_SAMPLES = 5          # frames in all, below which there is nothing to learn from
 REPLAY_PER_CLASS = 40    # shared-data samples per class stored with the shipped checkpoint
 # A user's own frames vary less than strangers' do: gentler than the shared training's augmentation.
+# The user's own wrist path comes from their takes (take_windows), so none is drawn for them.
 USER_AUGMENT = AugmentConfig(roll_deg=8.0, tilt_deg=10.0, aspect=0.05, finger_length=0.05, shape_noise=0.015,
-                             jitter=0.02, drift_deg=2.0, mirror=0.0, transition=0.1)
+                             jitter=0.02, drift_deg=2.0, mirror=0.0, transition=0.1, wander=0.0, motion=0.0)
 REPLAY_AUGMENT = AugmentConfig(transition=0.1)
 
 
@@ -134,10 +135,10 @@ def split_holdout(samples: Samples, holdout: float) -> np.ndarray:
 
 
 def replay_set(meta: dict) -> tuple[np.ndarray, np.ndarray] | None:
-    """(features (M, 63), class indices (M,)) of shared training samples stored with the checkpoint, if any."""
+    """(features (M, 67), class indices (M,)) of shared training samples stored with the checkpoint, if any."""
     if "replay_features" not in meta:
         return None
-    return (np.asarray(meta["replay_features"], dtype=np.float32),
+    return (still_features(np.asarray(meta["replay_features"], dtype=np.float32)),
             np.asarray(meta["replay_labels"], dtype=np.int64))
 
 
@@ -153,8 +154,20 @@ def make_replay(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, pe
         picked = [g[k] for k in range(max(map(len, by_group))) for g in by_group if k < len(g)][:per_class]
         chosen.extend(picked)
     chosen = np.array(sorted(chosen))
-    return {"replay_features": torch.as_tensor(features[chosen], dtype=torch.float16),
+    return {"replay_features": torch.as_tensor(features[chosen, :N_SHAPE], dtype=torch.float16),
             "replay_labels": torch.as_tensor(labels[chosen], dtype=torch.int16)}
+
+
+def take_windows(features: np.ndarray, takes: np.ndarray, window: int) -> np.ndarray:
+    """(N, F) frames in recording order -> (N, T, F): each frame with the frames of its take before it (a take's
+    first frames are padded with its first frame, as the live window is). A window never crosses into another
+    take, so a recorded J or Z brings its own wrist path."""
+    n = len(features)
+    run_start = np.zeros(n, np.int64)  # where each frame's run of one take begins
+    for i in range(1, n):
+        run_start[i] = run_start[i - 1] if takes[i] == takes[i - 1] else i
+    idx = np.arange(n)[:, None] - np.arange(window - 1, -1, -1)[None, :]
+    return features[np.maximum(idx, run_start[:, None])]
 
 
 def _accuracy(model: nn.Module, windows: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -167,7 +180,7 @@ def _accuracy(model: nn.Module, windows: np.ndarray, labels: np.ndarray) -> tupl
 def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[[int, int], None] | None = None,
           seed: int = 0, holdout: float = 0.25, steps: int = 300, lr: float = 1e-3, batch: int = 64,
           replay: tuple[np.ndarray, np.ndarray] | None = None, replay_batch: int = 64,
-          min_samples: int = MIN_SAMPLES) -> AdaptResult:
+          min_samples: int = MIN_SAMPLES, head_only: bool = False) -> AdaptResult:
     """A personal model from the shared `model` (never changed) and one user's `samples`.
 
     Every step trains on `batch` augmented windows of the user's frames and `replay_batch` of the shared
@@ -187,20 +200,22 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
     held = split_holdout(samples, holdout)
     train = ~held
     test = held if held.any() else train
-    test_windows = held_windows(features[test], window)
+    # A held-out tail is a take of its own, so that no test window reaches back into training frames.
+    windows = take_windows(features, samples.takes * 2 + held, window)
+    test_windows = windows[test]
 
-    shared = model
     personal = copy.deepcopy(model).cpu()
-    personal.train()
     replay = replay if replay is not None else replay_set(meta)
-    optimizer = torch.optim.AdamW(personal.parameters(), lr=lr, weight_decay=1e-4)
+    trained = personal.head.parameters() if head_only else personal.parameters()
+    optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
-    x_user, y_user = features[train], labels[train]
+    x_user, y_user, motion_user = features[train], labels[train], windows[train][..., N_SHAPE:]
     for step in range(steps):
         personal.train()
         pick = rng.integers(0, len(x_user), batch)
-        xs = [training_windows(x_user[pick], y_user[pick], window, rng, USER_AUGMENT)]
-        ys = [y_user[pick]]
+        user = training_windows(x_user[pick], y_user[pick], window, rng, USER_AUGMENT)
+        user[..., N_SHAPE:] = motion_user[pick]  # the user's own wrist path over the window
+        xs, ys = [user], [y_user[pick]]
         if replay is not None and replay_batch > 0:
             rpick = rng.integers(0, len(replay[0]), replay_batch)
             xs.append(training_windows(replay[0][rpick], replay[1][rpick], window, rng, REPLAY_AUGMENT))
@@ -217,12 +232,9 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
         if progress is not None:
             progress(step + 1, steps)
 
-    shared_was_training = shared.training
-    shared_cpu = copy.deepcopy(shared).cpu()
+    shared_cpu = copy.deepcopy(model).cpu()
     before, pred_before = _accuracy(shared_cpu, test_windows, labels[test])
     after, pred_after = _accuracy(personal, test_windows, labels[test])
-    if shared_was_training:
-        shared.train()
     kept_shared = after < before
     if kept_shared:
         personal, after, pred_after = shared_cpu, before, pred_before
