@@ -19,7 +19,7 @@ const sendFps = Number(document.body.dataset.sendFps) || 15;
 const target = Math.max(MIN_TAKE, Math.round((captureMs / 1000) * sendFps)); // frames a full take holds
 
 let socket = null;
-let poses = null; // class -> {points: 21 x [x, y], path?: [[x, y], ...]} (calml's median poses)
+let poses = null; // static/calibration/poses.json (ml.poses): per class the median pose, J and Z their motion
 let step = -1; // index into classes while calibrating
 let take = null; // the capture in progress: {label, samples, first, lastHand, timer, done}
 let onSignal = null; // the current wait's wake-up (results, errors, buttons)
@@ -227,11 +227,14 @@ async function loadPoses() {
 const BONES = [[0, 1], [1, 2], [2, 3], [3, 4], [0, 5], [5, 6], [6, 7], [7, 8], [5, 9], [9, 10], [10, 11], [11, 12],
   [9, 13], [13, 14], [14, 15], [15, 16], [13, 17], [0, 17], [17, 18], [18, 19], [19, 20]];
 
+// {points: 21 x [x, y], path: the motion's points in the same frame, or null}; null when the file lacks the class.
 function poseOf(label) {
-  const entry = poses && (poses.classes || poses)[label];
-  if (!entry) return null;
-  const points = Array.isArray(entry) ? entry : entry.points;
-  return Array.isArray(points) && points.length === 21 ? { points, path: entry.path || null } : null;
+  const entry = poses && poses.classes && poses.classes[label];
+  if (!entry || !Array.isArray(entry.landmarks) || entry.landmarks.length !== 21) return null;
+  const points = entry.landmarks;
+  const [x0, y0] = points[entry.traced_by ?? 0]; // the motion is relative to where this landmark starts
+  const path = Array.isArray(entry.motion) ? entry.motion.map(([dx, dy]) => [x0 + dx, y0 + dy]) : null;
+  return { points, path };
 }
 
 function drawPose(label) {
@@ -258,7 +261,7 @@ function drawPose(label) {
   ctx.lineWidth = 4;
   ctx.strokeStyle = "#1a73e8";
   ctx.beginPath();
-  for (const [a, b] of BONES) {
+  for (const [a, b] of (poses.connections || BONES)) {
     ctx.moveTo(...at(pose.points[a]));
     ctx.lineTo(...at(pose.points[b]));
   }
