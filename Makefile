@@ -29,6 +29,7 @@ system:
 bench: setup-dev
 	$(PY) -m bench.latency
 	$(PY) -m bench.load --clients 1 4 8 12 16 --seconds 15
+	$(PY) -m bench.calibration
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -23,10 +23,8 @@ from ml.checkpoint import load_checkpoint, resolve_device
 _STOP = object()
 
 
-@dataclass(frozen=True, eq=False)  # compared by identity: one loaded model, one group in a batch
-class PersonalModel:
-    """One user's model as loaded for reading (ml.checkpoint.load_checkpoint's model and meta)."""
-    model: torch.nn.Module
+class ReadsCheckpoint:
+    """What a reader of windows needs from its checkpoint's meta."""
     meta: dict
 
     @property
@@ -38,7 +36,14 @@ class PersonalModel:
         return self.meta["window"]
 
 
-class Predictor:
+@dataclass(frozen=True, eq=False)  # compared by identity: one loaded model, one group in a batch
+class PersonalModel(ReadsCheckpoint):
+    """One user's model as loaded for reading (ml.checkpoint.load_checkpoint's model and meta)."""
+    model: torch.nn.Module
+    meta: dict
+
+
+class Predictor(ReadsCheckpoint):
     def __init__(self, checkpoint: str | Path, device: str = "auto", max_batch: int = 64,
                  model_id: str | None = None):
         self.device = resolve_device(device)
@@ -50,14 +55,6 @@ class Predictor:
         self._queue: queue.Queue = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="predictor", daemon=True)
         self._worker.start()
-
-    @property
-    def classes(self) -> list[str]:
-        return self.meta["classes"]
-
-    @property
-    def window(self) -> int:
-        return self.meta["window"]
 
     def info(self) -> dict:
         return {"model": self.model_id, "classes": self.classes, "window": self.window,

@@ -206,6 +206,7 @@ def test_a_bad_frame_during_calibration_is_refused_and_stores_nothing(server):
 
 def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_server):
     server = make_server(env={**FAST, "SIGN2SOUND_CALIBRATION_MAX_SAMPLES_PER_CLASS": "3",
+                              "SIGN2SOUND_CALIBRATION_ADAPTATIONS_PER_KEY_PER_HOUR": "0",
                               "SIGN2SOUND_CALIBRATION_ADAPTATIONS_PER_CLIENT_PER_HOUR": "2",
                               "SIGN2SOUND_CALIBRATION_MAX_PERSONAL_MODELS": "1"})
     v, w = photos("V", 0, 5), photos("W", 0, 5)
@@ -224,22 +225,41 @@ def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_
     assert client.call("adapt") == {"queued": None}
     assert client.next("error")["code"] == "adapt_busy"
     first = client.next("adapted", timeout=ADAPT_TIMEOUT)
-    # Adaptations per client address per hour (2 here; the busy one above was counted too).
+    # Adaptations per key per hour (0 here: a key's model cannot be adapted again) ...
     assert client.call("adapt") == {"queued": None}
     error = client.next("error")
-    assert error["code"] == "rate_limited" and "in the last hour" in error["message"]
+    assert error["code"] == "rate_limited" and "this personal model" in error["message"], error
     client.close()
+    # ... and per client address (2 here: the first adaptation and the busy one were counted).
+    other = Client(server.url)
+    other.calibrate("V", v + w)
+    assert other.call("adapt") == {"queued": None}
+    error = other.next("error")
+    assert error["code"] == "rate_limited" and "from this address" in error["message"], error
+    other.close()
     # The store's count: a second user's model evicts the least recently used first one.
-    other = make_server(env={**FAST, "SIGN2SOUND_CALIBRATION_MAX_PERSONAL_MODELS": "1"},
-                        instance_dir=server.instance_dir)
-    second = Client(other.url)
+    second_server = make_server(env={**FAST, "SIGN2SOUND_CALIBRATION_MAX_PERSONAL_MODELS": "1"},
+                                instance_dir=server.instance_dir)
+    second = Client(second_server.url)
     second.calibrate("V", v)
     assert second.adapt()["key"] != first["key"]
-    assert len(entries(other)) == 1  # only the newest; no staging or trash folder left behind
-    evicted = Client(other.url, key=first["key"])
+    assert len(entries(second_server)) == 1  # only the newest; no staging or trash folder left behind
+    evicted = Client(second_server.url, key=first["key"])
     assert evicted.next("error")["code"] == "unknown_key"
     evicted.close()
     second.close()
+
+
+def test_a_model_over_the_store_size_is_refused_and_nothing_is_stored(make_server):
+    server = make_server(env={**FAST, "SIGN2SOUND_CALIBRATION_MAX_STORE_MB": "0.01"})
+    client = Client(server.url)
+    client.calibrate("V", photos("V", 0, 6))
+    assert client.call("adapt") == {"queued": 0}
+    error = client.next("error", timeout=ADAPT_TIMEOUT)
+    assert error["code"] == "store_full" and "nothing was saved" in error["message"]
+    assert entries(server) == []
+    assert client.result(photos("V", 0, 1)[0])["model"] == "shipped"
+    client.close()
 
 
 def test_a_failed_adaptation_says_so_and_stores_nothing(make_server):
@@ -284,3 +304,37 @@ def test_two_clients_personal_models_never_leak_into_each_other(make_server):
     assert len(entries(server)) == 1 and a.result(probe)["model"] == "personal"
     a.close()
     b.close()
+
+
+def test_the_predictor_reads_each_window_with_its_own_model_in_one_batch():
+    """Windows of the shared model and of two personal models, submitted together, come back each read by its
+    own model (each personal copy's head is biased to one class, so a mix-up shows)."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from ml.checkpoint import load_checkpoint
+    from ml.features import N_FEATURES
+    from ml.inference import PersonalModel, Predictor, fit_window
+    from tests.conftest import SHIPPED_CHECKPOINT
+
+    predictor = Predictor(SHIPPED_CHECKPOINT, device="cpu")
+    try:
+        model, meta = load_checkpoint(SHIPPED_CHECKPOINT)
+        personal = {}
+        for label in ("B", "W"):
+            biased = copy.deepcopy(model)
+            with torch.no_grad():
+                biased.head[-1].bias[meta["classes"].index(label)] += 100.0
+            personal[label] = PersonalModel(biased, meta)
+        windows = np.random.default_rng(0).normal(size=(30, 5, N_FEATURES)).astype(np.float32)
+        readers = [[None, personal["B"], personal["W"]][i % 3] for i in range(len(windows))]
+        futures = [predictor.submit(w, r) for w, r in zip(windows, readers)]
+        for window, reader, future in zip(windows, readers, futures):
+            expected = predictor.predict(fit_window(window, meta["window"])[None], reader.model if reader else None)[0]
+            np.testing.assert_allclose(future.result(timeout=10), expected, atol=1e-5)
+            if reader is not None:
+                assert meta["classes"][int(np.argmax(expected))] == ("B" if reader is personal["B"] else "W")
+    finally:
+        predictor.close()
