@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -30,6 +31,7 @@ import socketio
 from app.personal import key_hash, new_key
 from bench.load import StreamingClient, webcam_frames
 from bench.report import machine_label, write_section
+from ml.config import load_config
 from tests.conftest import Server, kaggle_photos, webcam_jpeg
 
 CLIENTS, FPS = 8, 15
@@ -105,6 +107,7 @@ def clone_personal(instance: Path, key: str, count: int) -> list[str]:
 
 
 def run(seconds: float, rounds: int, adaptations: int) -> dict:
+    load_before = os.getloadavg()[0]
     frames = webcam_frames()
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp) / "instance", ENV).start()
@@ -135,7 +138,8 @@ def run(seconds: float, rounds: int, adaptations: int) -> dict:
     return {"adaptation_s": [r["seconds"] for r in adapt_runs],
             "adaptation_under_load_s": [r["seconds"] for r in adapting_runs],
             "before_after": [(r["before"], r["after"]) for r in adapt_runs], "phases": phases,
-            "seconds": seconds, "rounds": rounds}
+            "seconds": seconds, "rounds": rounds, "load": (round(load_before, 1), round(os.getloadavg()[0], 1)),
+            "nice": load_config()["calibration"]["nice"]}
 
 
 def summary(phase: list[dict]) -> dict:
@@ -151,7 +155,9 @@ def markdown(result: dict, command: str) -> str:
     lines = [
         "## Calibration (personal models)", "",
         f"Machine: {machine_label()}; shared with other engineers' work while measured, so the phases alternate in "
-        f"{result['rounds']} rounds of {result['seconds']:g} s and each figure is the median of its rounds.",
+        f"{result['rounds']} rounds of {result['seconds']:g} s and each figure is the median of its rounds "
+        f"(1-minute load average {result['load'][0]} at the start, {result['load'][1]} at the end; 2 would be "
+        f"this benchmark alone). Adaptation niceness: {result['nice']}.",
         f"Command: `{command}`", "",
         f"Adaptation (the page's `adapt` -> `adapted`, niced subprocess start included, {sum(CALIBRATION.values())} "
         f"frames of {len(CALIBRATION)} classes, idle server): median **{statistics.median(adapt):.1f} s** "

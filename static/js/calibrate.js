@@ -32,8 +32,9 @@ export function personalAuth(callback) {
   callback(key && !localStorage.getItem(STORE.shared) ? { personal_key: key } : {});
 }
 
+// Calibration's errors carry no frame seq (a frame's own rate_limited does).
 export function isCalibrationError(error) {
-  return CODES.has(error.code);
+  return CODES.has(error.code) && (error.seq === null || error.seq === undefined);
 }
 
 export function initCalibration(liveSocket, { setMessage }) {
