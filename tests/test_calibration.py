@@ -232,7 +232,8 @@ def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_
     client.close()
     # ... and per client address (2 here: the first adaptation and the busy one were counted).
     other = Client(server.url)
-    other.calibrate("V", v + w)
+    other.calibrate("V", v)
+    other.calibrate("W", w)
     assert other.call("adapt") == {"queued": None}
     error = other.next("error")
     assert error["code"] == "rate_limited" and "from this address" in error["message"], error
