@@ -258,7 +258,10 @@ function drawPose(label) {
   const span = Math.max(Math.max(...xs) - x0, Math.max(...ys) - y0) || 1;
   const pad = 20;
   const scale = (canvas.width - 2 * pad) / span;
-  const at = ([x, y]) => [pad + (x - x0) * scale, pad + (y - y0) * scale];
+  const left = (canvas.width - (Math.max(...xs) - x0) * scale) / 2;
+  const top = (canvas.height - (Math.max(...ys) - y0) * scale) / 2;
+  // Mirrored, centred: the user sees their hand in the selfie-mirrored preview, so the drawing matches that.
+  const at = ([x, y]) => [canvas.width - (left + (x - x0) * scale), top + (y - y0) * scale];
   ctx.lineWidth = 4;
   ctx.strokeStyle = "#1a73e8";
   ctx.beginPath();
