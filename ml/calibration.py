@@ -120,7 +120,7 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
             torch.set_num_threads(1)  # as the server runs torch
             try:
                 started = time.monotonic()
-                result = adapt(model, meta, samples, seed=seed, replay=replay, **(adapt_options or {}))
+                result = adapt(model, meta, samples, replay=replay, **{"seed": seed, **(adapt_options or {})})
                 seconds = time.monotonic() - started
             finally:
                 torch.set_num_threads(threads)
@@ -130,7 +130,7 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
             worst = min(per_class, key=lambda c: per_class[c][1] - per_class[c][0])
             row = {"signer": signer, "options": adapt_options or {}, "per_class_frames": size, "samples": len(samples), "test": int(len(y_test)),
                    "classes": len(pool), "before": round(float(shared_ok.mean()), 4),
-                   "after": round(float(ok.mean()), 4), "seconds": round(seconds, 2),
+                   "after": round(float(ok.mean()), 4), "seconds": round(seconds, 2), "steps": result.steps,
                    "page_before": round(result.before, 4), "page_after": round(result.after, 4),
                    "kept_shared": result.kept_shared, "worst_class": worst,
                    "worst_class_change": round(per_class[worst][1] - per_class[worst][0], 4),

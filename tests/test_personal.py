@@ -1,0 +1,140 @@
+"""ml.personal: calibration samples, and adapting the shipped model to one user's real landmarks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ml.checkpoint import load_checkpoint, save_checkpoint
+from ml.config import ROOT, data_path, load_config
+from ml.datasets import load_dataset
+from ml.features import FEATURE_VERSION, N_FEATURES
+from ml.personal import (CALIBRATION_CLASSES, PersonalError, Samples, adapt, take_windows, with_motion)
+
+CHECKPOINT = ROOT / "checkpoints" / "best_model.pth"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_checkpoint(CHECKPOINT)
+
+
+@pytest.fixture(scope="module")
+def webcam():
+    """A real webcam landmark recording (asl-ai: one person, 26 letters, ~400 consecutive frames each)."""
+    config = load_config()
+    if not data_path(config, "asl_ai").exists():
+        pytest.skip("../shared/data/asl-ai-landmarks is absent")
+    return load_dataset("asl_ai", config)
+
+
+def recorded(data, classes, per_class=20, start=0, labels=None) -> Samples:
+    """`per_class` consecutive frames of each class from frame `start`, one take each, optionally relabelled."""
+    idx = np.concatenate([np.flatnonzero(data.y == c)[start:start + per_class] for c in classes])
+    y = data.y[idx] if labels is None else np.array([labels.get(c, c) for c in data.y[idx]])
+    takes = np.array([list(classes).index(c) for c in data.y[idx]])
+    return Samples(data.X[idx], data.aspect[idx], data.handedness[idx] == "Right", y, takes)
+
+
+def test_samples_round_trip_and_refuse_bad_input(tmp_path):
+    rng = np.random.default_rng(0)
+    s = Samples(rng.uniform(0, 1, (6, 21, 3)), np.full(6, 4 / 3), [True, False] * 3, list("AABBJJ"), [0, 0, 1, 1, 2, 2])
+    loaded = Samples.load(s.save(tmp_path / "me.npz"))
+    for name in ("landmarks", "aspect", "is_left", "labels", "takes"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(s, name))
+    assert len(CALIBRATION_CLASSES) == 28 and "nothing" not in CALIBRATION_CLASSES
+    with pytest.raises(PersonalError, match="unknown classes"):
+        Samples(s.landmarks, s.aspect, s.is_left, list("AABBJ") + ["nothing"], s.takes)
+    with pytest.raises(PersonalError, match="21, 3"):
+        Samples(np.zeros((6, 20, 3)), s.aspect, s.is_left, s.labels, s.takes)
+    with pytest.raises(PersonalError, match="one entry per frame"):
+        Samples(s.landmarks, s.aspect[:5], s.is_left, s.labels, s.takes)
+    bad = s.landmarks.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(PersonalError, match="finite"):
+        Samples(bad, s.aspect, s.is_left, s.labels, s.takes)
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(PersonalError, match="not calibration samples"):
+        Samples.load(tmp_path / "other.npz")
+
+
+def test_too_few_samples_is_a_clear_error(shipped):
+    model, meta = shipped
+    rng = np.random.default_rng(1)
+    few = Samples(rng.uniform(0, 1, (3, 21, 3)), np.ones(3), np.zeros(3, bool), list("ABC"), [0, 1, 2])
+    with pytest.raises(PersonalError, match="at least"):
+        adapt(model, meta, few)
+
+
+def test_windows_never_cross_takes():
+    frames = np.arange(6, dtype=np.float32)[:, None]
+    w = take_windows(frames, np.array([0, 0, 0, 1, 1, 1]), 3)
+    np.testing.assert_array_equal(w[3, :, 0], [3, 3, 3])  # the second take's first frame, padded with itself
+    np.testing.assert_array_equal(w[5, :, 0], [3, 4, 5])
+    np.testing.assert_array_equal(w[2, :, 0], [0, 1, 2])
+
+
+def test_a_shape_only_model_given_motion_answers_as_before(shipped):
+    model, _ = shipped
+    x = torch.randn(5, 8, N_FEATURES)
+    moving = with_motion(model).eval()
+    assert moving.motion and not model.motion
+    torch.testing.assert_close(moving(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_a_user_who_signs_two_letters_differently_is_read_after_adapting(shipped, webcam):
+    """A real person whose K and V are each other's (their recorded K frames are V-shaped): the shared model reads
+    them wrong; after adapting it reads this user's held-out frames right, keeps a letter the user skipped, and
+    the shared model is untouched."""
+    model, meta = shipped
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    classes = ["A", "B", "K", "L", "V", "Y"]
+    samples = recorded(webcam, classes, labels={"K": "V", "V": "K"})
+    calls = []
+    result = adapt(model, meta, samples, steps=120, progress=lambda step, steps: calls.append((step, steps)))
+    assert calls[-1] == (120, 120) and len(calls) == 120
+    assert result.before < 0.75 and result.after >= 0.95, (result.before, result.after)
+    assert result.samples == len(samples) and result.classes == ["A", "B", "K", "L", "V", "Y"]
+    assert result.held_out > 0 and not result.kept_shared
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), f"the shared model changed: {k}"
+    # Later frames of the same recording, never calibrated on: the swapped letters and a skipped one (W).
+    later = recorded(webcam, ["K", "V", "W"], per_class=60, start=200)
+    windows = torch.as_tensor(take_windows(later.features(), later.takes, meta["window"]))
+    with torch.inference_mode():
+        pred = np.array(meta["classes"])[result.model.eval()(windows).argmax(-1).numpy()]
+        shared_pred = np.array(meta["classes"])[model(windows).argmax(-1).numpy()]
+    swapped = {"K": "V", "V": "K", "W": "W"}
+    truth = np.array([swapped[c] for c in later.labels])
+    for c in "KVW":
+        mine = later.labels == c
+        assert (pred[mine] == truth[mine]).mean() >= 0.8, (c, (pred[mine] == truth[mine]).mean())
+    assert (shared_pred[later.labels == "W"] == "W").mean() - (pred[later.labels == "W"] == "W").mean() <= 0.1
+
+
+def test_a_personal_model_saves_loads_and_learns_a_recorded_motion(shipped, webcam, tmp_path):
+    """J is I's hand shape drawn as a motion: a user's J take (I-shaped frames whose wrist moves down and hooks)
+    and their still I take are told apart after adapting, by the motion alone; the model saves as feature version
+    2 and loads back giving the same answers."""
+    model, meta = shipped
+    i_frames = webcam.subset(webcam.y == "I")
+    n = 24
+    still = i_frames.X[:n]
+    moving = i_frames.X[n:2 * n].copy()
+    t = np.arange(n) % 8  # three strokes of 8 frames: down 0.05 of the image per frame, then a hook
+    moving[..., 1] += (np.minimum(t, 5) * 0.05)[:, None]
+    moving[..., 0] -= (np.maximum(t - 5, 0) * 0.04)[:, None]
+    takes = np.repeat(np.arange(6), 8)  # J strokes are takes of their own (as the page records again and again)
+    samples = Samples(np.concatenate([still, moving]), np.full(2 * n, 4 / 3, np.float32), np.zeros(2 * n, bool),
+                      ["I"] * n + ["J"] * n, takes)
+    result = adapt(model, meta, samples, steps=150, holdout=0)
+    path = save_checkpoint(tmp_path / "me.pth", result.model, classes=meta["classes"], window=meta["window"])
+    loaded, loaded_meta = load_checkpoint(path)
+    assert loaded_meta["feature_version"] == FEATURE_VERSION == 2 and result.meta["feature_version"] == 2
+    windows = torch.as_tensor(take_windows(samples.features(), takes, meta["window"]))
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(windows), result.model.eval()(windows), atol=1e-5, rtol=1e-5)
+        pred = np.array(meta["classes"])[loaded(windows).argmax(-1).numpy()]
+    moving_full = np.tile(t >= 3, 2)  # frames whose window already holds some of the stroke
+    assert (pred[:n] == "I").mean() >= 0.9
+    assert (pred[n:][moving_full[n:]] == "J").mean() >= 0.9
