@@ -62,10 +62,17 @@ def calibration_parts(data: LandmarkSet, signer: str) -> tuple[dict[str, np.ndar
 PHOTO_SIGNERS = ("kaggle", "ayuraj")
 
 
+def first(available: int, size: int) -> int:
+    """Where a class's calibration frames start in its part: its beginning, or with CALIBRATE_FRAMES=middle its
+    middle (a recording's first frames can be the hand still arriving from the previous letter)."""
+    import os
+    return max(0, available // 2 - size // 2) if os.environ.get("CALIBRATE_FRAMES") == "middle" else 0
+
+
 def calibration_samples(data: LandmarkSet, pool: dict[str, np.ndarray], size: int, photos: bool) -> Samples:
     """The first `size` frames of each class's calibration part, one take per class as the page records; photos
     are a take each (consecutive photos are not a video: their wrist jumps are no motion)."""
-    chosen = [(k, i) for k, cls in enumerate(pool) for i in pool[cls][:size]]
+    chosen = [(k, i) for k, cls in enumerate(pool) for i in pool[cls][first(len(pool[cls]), size):][:size]]
     takes = np.arange(len(chosen)) if photos else np.array([k for k, _ in chosen])
     idx = np.array([i for _, i in chosen])
     return Samples(data.X[idx], data.aspect[idx], data.handedness[idx] == "Right", data.y[idx], takes)

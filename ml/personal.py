@@ -186,31 +186,6 @@ def with_motion(model: nn.Module) -> nn.Module:
     return moving.train(model.training)
 
 
-class Prototypes(nn.Module):
-    """The model's probabilities blended with nearest-sample evidence from the user's own frames (the last frame's
-    hand shape against each calibrated class's nearest sample)."""
-
-    def __init__(self, model: nn.Module, features: np.ndarray, labels: np.ndarray, weight: float):
-        super().__init__()
-        self.model, self.weight = model, weight
-        self.config = model.config
-        shapes = torch.as_tensor(features[:, :N_SHAPE])
-        self.register_buffer("shapes", shapes)
-        self.register_buffer("labels", torch.as_tensor(labels))
-        d = torch.cdist(shapes, shapes)
-        d[torch.as_tensor(labels)[:, None] == torch.as_tensor(labels)[None, :]] = float("inf")
-        nearest_other = d.min(dim=1).values
-        self.scale = float(nearest_other[torch.isfinite(nearest_other)].median()) if torch.isfinite(nearest_other).any() else 1.0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(self.model(x), dim=-1)
-        d = torch.cdist(x[:, -1, :N_SHAPE], self.shapes) / max(self.scale, 1e-6)  # (B, K)
-        n = probs.shape[-1]
-        best = torch.full((len(x), n), float("inf")).scatter_reduce(1, self.labels.expand(len(x), -1), d, "amin")
-        evidence = torch.softmax(-4 * best ** 2, dim=-1)
-        return torch.log((1 - self.weight) * probs + self.weight * evidence + 1e-9)
-
-
 def _accuracy(model: nn.Module, windows: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     model.eval()
     with torch.inference_mode():
@@ -222,7 +197,7 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
           seed: int = 0, holdout: float = 0.25, steps: int = 200, lr: float = 3e-3, batch: int = 64,
           replay: tuple[np.ndarray, np.ndarray] | None = None, replay_batch: int = 64,
           min_samples: int = MIN_SAMPLES, head_only: bool = False, user_augment: AugmentConfig | dict | None = None,
-          motion: bool = True, prototype_weight: float = 0.0, max_seconds: float | None = 12.0) -> AdaptResult:
+          motion: bool = True, max_seconds: float | None = 12.0) -> AdaptResult:
     """A personal model from the shared `model` (never changed) and one user's `samples`.
 
     Every step trains on `batch` augmented windows of the user's frames and `replay_batch` of the shared
@@ -289,8 +264,6 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
     if progress is not None:
         progress(steps, steps)  # also when time ended it early
 
-    if prototype_weight > 0:
-        personal = Prototypes(personal, features[train], labels[train], prototype_weight)
     shared_cpu = copy.deepcopy(model).cpu()
     before, pred_before = _accuracy(shared_cpu, test_windows, labels[test])
     after, pred_after = _accuracy(personal, test_windows, labels[test])
