@@ -2,18 +2,21 @@
 
 The page records ~1.5 s of frames per signable class (`Samples`: landmarks only, never images); `adapt` fine-tunes
 a copy of the shared model on them, with windows of the shared training data replayed in every batch so that the
-classes the user skipped (and `nothing`) keep the shared model's knowledge. Before and after are measured on a
+classes the user skipped keep the shared model's knowledge. Before and after are measured on a
 held-out tail of each class's frames (the last takes, or the last frames of a single take: never random frames,
 which would sit beside their training neighbours). A personal model that reads the held-out frames worse than
 the shared one is not handed out: the shared weights are returned instead. The recipe's measurements are in
 docs/EXPERIMENTS.md (`python -m ml.experiments calibrate`).
+
+    samples = Samples(landmarks, aspect, is_left, labels, takes)   # Samples.save / Samples.load: .npz
+    result = adapt(model, meta, samples, progress=report)           # PersonalError: a message for the user
+    result.save(path)                                               # ml.checkpoint.load_checkpoint(path) reads it
 """
 from __future__ import annotations
 
 import copy
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +27,9 @@ import torch
 from torch import nn
 
 from ml.augment import AugmentConfig, training_windows
+from ml.checkpoint import save_checkpoint
 from ml.features import FEATURE_VERSION, N_FEATURES, N_SHAPE, hand_features, still_features
+from ml.landmark_set import save_npz
 from ml.model import SignGRU
 
 CALIBRATION_CLASSES = [*"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "space", "del"]
@@ -78,18 +83,8 @@ class Samples:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Atomic .npz write (temp file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, landmarks=self.landmarks, aspect=self.aspect, is_left=self.is_left,
-                                    labels=self.labels, takes=self.takes)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return save_npz(path, landmarks=self.landmarks, aspect=self.aspect, is_left=self.is_left, labels=self.labels,
+                        takes=self.takes)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Samples":
@@ -115,6 +110,11 @@ class AdaptResult:
     per_class: dict = field(default_factory=dict)  # class -> (before, after) on the held-out frames
     kept_shared: bool = False         # the personal model was no better, so the shared weights were kept
     steps: int = 0                    # training steps done (fewer than asked when max_seconds ended it)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """The personal model as a checkpoint (atomic); ml.checkpoint.load_checkpoint reads it back."""
+        return save_checkpoint(path, self.model, classes=self.meta["classes"], window=self.meta["window"],
+                               personal=self.meta["personal"])
 
 
 def split_holdout(samples: Samples, holdout: float) -> np.ndarray:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ml.checkpoint import load_checkpoint, save_checkpoint
+from ml.checkpoint import load_checkpoint
 from ml.config import ROOT, data_path, load_config
 from ml.datasets import load_dataset
 from ml.features import FEATURE_VERSION, N_FEATURES
@@ -130,8 +130,8 @@ def test_a_personal_model_saves_loads_and_learns_a_recorded_motion(shipped, webc
     samples = Samples(np.concatenate([still, moving]), np.full(2 * n, 4 / 3, np.float32), np.zeros(2 * n, bool),
                       ["I"] * n + ["J"] * n, takes)
     result = adapt(model, meta, samples, steps=100, batch=32, replay_batch=32, holdout=0, max_seconds=None)
-    path = save_checkpoint(tmp_path / "me.pth", result.model, classes=meta["classes"], window=meta["window"])
-    loaded, loaded_meta = load_checkpoint(path)
+    loaded, loaded_meta = load_checkpoint(result.save(tmp_path / "me.pth"))
+    assert loaded_meta["personal"]["samples"] == 2 * n
     assert loaded_meta["feature_version"] == FEATURE_VERSION == 2 and result.meta["feature_version"] == 2
     windows = torch.as_tensor(take_windows(samples.features(), takes, meta["window"]))
     with torch.inference_mode():
