@@ -12,6 +12,7 @@ part of the signer's data, and tested before and after on another part, never on
 from __future__ import annotations
 
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -144,6 +145,7 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
                    "per_class": {c: [round(b, 3), round(a, 3)] for c, (b, a) in per_class.items()}}
             rows.append(row)
             emit(row)
+    print(table(rows, sizes), file=sys.stderr)
     for size in sizes:
         chosen = [r for r in rows if r["per_class_frames"] == size]
         emit({"summary": f"{size} per class", "signers": len(chosen),
@@ -152,3 +154,21 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
               "worst_after": min((r["after"], r["signer"]) for r in chosen),
               "seconds_max": max(r["seconds"] for r in chosen)})
     return rows
+
+
+def table(rows: list[dict], sizes=CALIBRATION_SIZES) -> str:
+    """The docs' markdown table: per signer, before and after for each calibration size, adaptation seconds."""
+    by = {(r["signer"], r["per_class_frames"]): r for r in rows}
+    signers = list(dict.fromkeys(r["signer"] for r in rows))
+    lines = ["| signer | before | " + " | ".join(f"after, {s} per class" for s in sizes) + " | seconds |",
+             "| --- | --- | " + " | ".join("---" for _ in sizes) + " | --- |"]
+    for s in signers:
+        got = [by.get((s, k)) for k in sizes]
+        first = next(r for r in got if r)
+        lines.append(f"| {s} | {first['before']:.1%} | " + " | ".join(f"{r['after']:.1%}" if r else "" for r in got)
+                     + " | " + " / ".join(f"{r['seconds']:.1f}" for r in got if r) + " |")
+    means = [[by[(s, k)]["after"] for s in signers if (s, k) in by] for k in sizes]
+    before = [by[(s, k)]["before"] for s in signers for k in sizes[:1] if (s, k) in by]
+    lines.append(f"| mean | {np.mean(before):.1%} | " + " | ".join(f"{np.mean(m):.1%}" if m else "" for m in means)
+                 + " | |")
+    return "\n".join(lines)

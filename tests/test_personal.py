@@ -146,3 +146,29 @@ def test_a_busy_machine_ends_adaptation_on_time(shipped, webcam):
     model, meta = shipped
     result = adapt(model, meta, recorded(webcam, ["A", "B", "C"], per_class=10), steps=100_000, max_seconds=1.0)
     assert result.steps < 100_000 and result.seconds < 30
+
+
+def test_the_calibration_protocol_never_tests_on_calibration_frames():
+    """ml.calibration: Kaggle photos split by file number, ayuraj by camera view, recordings by frame order;
+    the calibration part and the test part never share a frame."""
+    from ml.calibration import calibration_parts, calibration_samples
+    from ml.landmark_set import LandmarkSet
+    rng = np.random.default_rng(3)
+
+    def fake(paths, y):
+        n = len(paths)
+        return LandmarkSet(rng.uniform(0, 1, (n, 21, 3)), y, ["g"] * n, paths, ["Left"] * n, np.ones(n))
+
+    kaggle = fake([f"x/A/A{k}.jpg" for k in (10, 2, 33, 4)], ["A"] * 4)
+    pool, test = calibration_parts(kaggle, "kaggle")
+    assert sorted(kaggle.path[pool["A"]]) == ["x/A/A2.jpg", "x/A/A4.jpg"] and test.sum() == 2
+    views = [f"hand1_b_{v}_seg_{s}_cropped.jpeg" for v in ("top", "bot", "left", "dif", "right") for s in (1, 2)]
+    ayuraj = fake(views, ["B"] * 10)
+    pool, test = calibration_parts(ayuraj, "ayuraj-hand1")
+    assert all(("_bot_" in p) or ("_dif_" in p) for p in ayuraj.path[pool["B"]]) and test.sum() == 6
+    assert not np.isin(pool["B"], np.flatnonzero(test)).any()
+    webcam = fake([f"w:{k}" for k in range(40)], ["C"] * 20 + ["D"] * 20)
+    pool, test = calibration_parts(webcam, "asl_ai")
+    assert list(pool["C"]) == list(range(10)) and test[10:20].all() and not test[:10].any()
+    samples = calibration_samples(webcam, pool, 5, photos=False)
+    assert len(samples) == 10 and list(samples.takes) == [0] * 5 + [1] * 5
