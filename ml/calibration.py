@@ -11,6 +11,7 @@ part of the signer's data, and tested before and after on another part, never on
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -66,7 +67,6 @@ PHOTO_SIGNERS = ("kaggle", "ayuraj")
 def first(available: int, size: int) -> int:
     """Where a class's calibration frames start in its part: its beginning, or with CALIBRATE_FRAMES=middle its
     middle (a recording's first frames can be the hand still arriving from the previous letter)."""
-    import os
     return max(0, available // 2 - size // 2) if os.environ.get("CALIBRATE_FRAMES") == "middle" else 0
 
 
@@ -120,7 +120,11 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
         replay = (replay["replay_features"].float().numpy(), replay["replay_labels"].long().numpy())
         person = data.subset(mine)
         pool, test = calibration_parts(person, signer)
+        # CALIBRATE_SKIP=1: the user skips every other class; the table then shows what the skipped ones keep.
+        skipped = [c for c in pool if os.environ.get("CALIBRATE_SKIP") == "1" and CALIBRATION_CLASSES.index(c) % 2]
+        pool = {c: v for c, v in pool.items() if c not in skipped}
         x_test, y_test = features[mine][test], labels[mine][test]
+        was_skipped = np.isin(y_test, [CLASSES.index(c) for c in skipped])
         shared_ok = accuracy(model, meta["window"], x_test, y_test)
         for size in sizes:
             samples = calibration_samples(person, pool, size, signer.startswith(PHOTO_SIGNERS))
@@ -136,13 +140,18 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
             per_class = {CLASSES[c]: (float(shared_ok[y_test == c].mean()), float(ok[y_test == c].mean()))
                          for c in np.unique(y_test)}
             worst = min(per_class, key=lambda c: per_class[c][1] - per_class[c][0])
-            row = {"signer": signer, "options": adapt_options or {}, "per_class_frames": size, "samples": len(samples), "test": int(len(y_test)),
+            row = {"signer": signer, "options": adapt_options or {}, "per_class_frames": size, "samples": len(samples),
+                   "test": int(len(y_test)),
                    "classes": len(pool), "before": round(float(shared_ok.mean()), 4),
                    "after": round(float(ok.mean()), 4), "seconds": round(seconds, 2), "steps": result.steps,
                    "page_before": round(result.before, 4), "page_after": round(result.after, 4),
                    "kept_shared": result.kept_shared, "worst_class": worst,
                    "worst_class_change": round(per_class[worst][1] - per_class[worst][0], 4),
                    "per_class": {c: [round(b, 3), round(a, 3)] for c, (b, a) in per_class.items()}}
+            if skipped:
+                row["skipped"] = {"classes": skipped, "before": round(float(shared_ok[was_skipped].mean()), 4),
+                                  "after": round(float(ok[was_skipped].mean()), 4),
+                                  "calibrated_after": round(float(ok[~was_skipped].mean()), 4)}
             rows.append(row)
             emit(row)
     print(table(rows, sizes), file=sys.stderr)
