@@ -11,7 +11,9 @@ part of the signer's data, and tested before and after on another part, never on
 """
 from __future__ import annotations
 
+import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -62,10 +64,16 @@ def calibration_parts(data: LandmarkSet, signer: str) -> tuple[dict[str, np.ndar
 PHOTO_SIGNERS = ("kaggle", "ayuraj")
 
 
+def first(available: int, size: int) -> int:
+    """Where a class's calibration frames start in its part: its beginning, or with CALIBRATE_FRAMES=middle its
+    middle (a recording's first frames can be the hand still arriving from the previous letter)."""
+    return max(0, available // 2 - size // 2) if os.environ.get("CALIBRATE_FRAMES") == "middle" else 0
+
+
 def calibration_samples(data: LandmarkSet, pool: dict[str, np.ndarray], size: int, photos: bool) -> Samples:
     """The first `size` frames of each class's calibration part, one take per class as the page records; photos
     are a take each (consecutive photos are not a video: their wrist jumps are no motion)."""
-    chosen = [(k, i) for k, cls in enumerate(pool) for i in pool[cls][:size]]
+    chosen = [(k, i) for k, cls in enumerate(pool) for i in pool[cls][first(len(pool[cls]), size):][:size]]
     takes = np.arange(len(chosen)) if photos else np.array([k for k, _ in chosen])
     idx = np.array([i for _, i in chosen])
     return Samples(data.X[idx], data.aspect[idx], data.handedness[idx] == "Right", data.y[idx], takes)
@@ -112,7 +120,11 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
         replay = (replay["replay_features"].float().numpy(), replay["replay_labels"].long().numpy())
         person = data.subset(mine)
         pool, test = calibration_parts(person, signer)
+        # CALIBRATE_SKIP=1: the user skips every other class; the table then shows what the skipped ones keep.
+        skipped = [c for c in pool if os.environ.get("CALIBRATE_SKIP") == "1" and CALIBRATION_CLASSES.index(c) % 2]
+        pool = {c: v for c, v in pool.items() if c not in skipped}
         x_test, y_test = features[mine][test], labels[mine][test]
+        was_skipped = np.isin(y_test, [CLASSES.index(c) for c in skipped])
         shared_ok = accuracy(model, meta["window"], x_test, y_test)
         for size in sizes:
             samples = calibration_samples(person, pool, size, signer.startswith(PHOTO_SIGNERS))
@@ -120,7 +132,7 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
             torch.set_num_threads(1)  # as the server runs torch
             try:
                 started = time.monotonic()
-                result = adapt(model, meta, samples, seed=seed, replay=replay, **(adapt_options or {}))
+                result = adapt(model, meta, samples, replay=replay, **{"seed": seed, **(adapt_options or {})})
                 seconds = time.monotonic() - started
             finally:
                 torch.set_num_threads(threads)
@@ -128,15 +140,21 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
             per_class = {CLASSES[c]: (float(shared_ok[y_test == c].mean()), float(ok[y_test == c].mean()))
                          for c in np.unique(y_test)}
             worst = min(per_class, key=lambda c: per_class[c][1] - per_class[c][0])
-            row = {"signer": signer, "options": adapt_options or {}, "per_class_frames": size, "samples": len(samples), "test": int(len(y_test)),
+            row = {"signer": signer, "options": adapt_options or {}, "per_class_frames": size, "samples": len(samples),
+                   "test": int(len(y_test)),
                    "classes": len(pool), "before": round(float(shared_ok.mean()), 4),
-                   "after": round(float(ok.mean()), 4), "seconds": round(seconds, 2),
+                   "after": round(float(ok.mean()), 4), "seconds": round(seconds, 2), "steps": result.steps,
                    "page_before": round(result.before, 4), "page_after": round(result.after, 4),
                    "kept_shared": result.kept_shared, "worst_class": worst,
                    "worst_class_change": round(per_class[worst][1] - per_class[worst][0], 4),
                    "per_class": {c: [round(b, 3), round(a, 3)] for c, (b, a) in per_class.items()}}
+            if skipped:
+                row["skipped"] = {"classes": skipped, "before": round(float(shared_ok[was_skipped].mean()), 4),
+                                  "after": round(float(ok[was_skipped].mean()), 4),
+                                  "calibrated_after": round(float(ok[~was_skipped].mean()), 4)}
             rows.append(row)
             emit(row)
+    print(table(rows, sizes), file=sys.stderr)
     for size in sizes:
         chosen = [r for r in rows if r["per_class_frames"] == size]
         emit({"summary": f"{size} per class", "signers": len(chosen),
@@ -145,3 +163,21 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
               "worst_after": min((r["after"], r["signer"]) for r in chosen),
               "seconds_max": max(r["seconds"] for r in chosen)})
     return rows
+
+
+def table(rows: list[dict], sizes=CALIBRATION_SIZES) -> str:
+    """The docs' markdown table: per signer, before and after for each calibration size, adaptation seconds."""
+    by = {(r["signer"], r["per_class_frames"]): r for r in rows}
+    signers = list(dict.fromkeys(r["signer"] for r in rows))
+    lines = ["| signer | before | " + " | ".join(f"after, {s} per class" for s in sizes) + " | seconds |",
+             "| --- | --- | " + " | ".join("---" for _ in sizes) + " | --- |"]
+    for s in signers:
+        got = [by.get((s, k)) for k in sizes]
+        first = next(r for r in got if r)
+        lines.append(f"| {s} | {first['before']:.1%} | " + " | ".join(f"{r['after']:.1%}" if r else "" for r in got)
+                     + " | " + " / ".join(f"{r['seconds']:.1f}" for r in got if r) + " |")
+    means = [[by[(s, k)]["after"] for s in signers if (s, k) in by] for k in sizes]
+    before = [by[(s, k)]["before"] for s in signers for k in sizes[:1] if (s, k) in by]
+    lines.append(f"| mean | {np.mean(before):.1%} | " + " | ".join(f"{np.mean(m):.1%}" if m else "" for m in means)
+                 + " | |")
+    return "\n".join(lines)

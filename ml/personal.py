@@ -2,18 +2,21 @@
 
 The page records ~1.5 s of frames per signable class (`Samples`: landmarks only, never images); `adapt` fine-tunes
 a copy of the shared model on them, with windows of the shared training data replayed in every batch so that the
-classes the user skipped (and `nothing`) keep the shared model's knowledge. Before and after are measured on a
+classes the user skipped keep the shared model's knowledge. Before and after are measured on a
 held-out tail of each class's frames (the last takes, or the last frames of a single take: never random frames,
 which would sit beside their training neighbours). A personal model that reads the held-out frames worse than
 the shared one is not handed out: the shared weights are returned instead. The recipe's measurements are in
 docs/EXPERIMENTS.md (`python -m ml.experiments calibrate`).
+
+    samples = Samples(landmarks, aspect, is_left, labels, takes)   # Samples.save / Samples.load: .npz
+    result = adapt(model, meta, samples, progress=report)           # PersonalError: a message for the user
+    result.save(path)                                               # ml.checkpoint.load_checkpoint(path) reads it
 """
 from __future__ import annotations
 
 import copy
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +27,18 @@ import torch
 from torch import nn
 
 from ml.augment import AugmentConfig, training_windows
-from ml.features import N_SHAPE, hand_features, still_features
+from ml.checkpoint import save_checkpoint
+from ml.features import FEATURE_VERSION, N_FEATURES, N_SHAPE, hand_features, still_features
+from ml.landmark_set import save_npz
+from ml.model import SignGRU
 
 CALIBRATION_CLASSES = [*"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "space", "del"]
 MIN_SAMPLES = 5          # frames in all, below which there is nothing to learn from
 REPLAY_PER_CLASS = 40    # shared-data samples per class stored with the shipped checkpoint
-# A user's own frames vary less than strangers' do: gentler than the shared training's augmentation.
-# The user's own wrist path comes from their takes (take_windows), so none is drawn for them.
-USER_AUGMENT = AugmentConfig(roll_deg=8.0, tilt_deg=10.0, aspect=0.05, finger_length=0.05, shape_noise=0.015,
-                             jitter=0.02, drift_deg=2.0, mirror=0.0, transition=0.1, wander=0.0, motion=0.0)
+# The user's frames get the shared training's augmentation: 20 frames of one take are nearly one pose, and the
+# user's later signing varies like a stranger's (measured: better than a gentler one, docs/EXPERIMENTS.md).
+# Their wrist path comes from their takes (take_windows), so none is drawn for them.
+USER_AUGMENT = AugmentConfig(wander=0.0, motion=0.0)
 REPLAY_AUGMENT = AugmentConfig(transition=0.1)
 
 
@@ -77,18 +83,8 @@ class Samples:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Atomic .npz write (temp file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, landmarks=self.landmarks, aspect=self.aspect, is_left=self.is_left,
-                                    labels=self.labels, takes=self.takes)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return save_npz(path, landmarks=self.landmarks, aspect=self.aspect, is_left=self.is_left, labels=self.labels,
+                        takes=self.takes)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Samples":
@@ -113,6 +109,12 @@ class AdaptResult:
     held_out: int = 0                 # frames the two accuracies are measured on (0: measured on the training frames)
     per_class: dict = field(default_factory=dict)  # class -> (before, after) on the held-out frames
     kept_shared: bool = False         # the personal model was no better, so the shared weights were kept
+    steps: int = 0                    # training steps done (fewer than asked when max_seconds ended it)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """The personal model as a checkpoint (atomic); ml.checkpoint.load_checkpoint reads it back."""
+        return save_checkpoint(path, self.model, classes=self.meta["classes"], window=self.meta["window"],
+                               personal=self.meta["personal"])
 
 
 def split_holdout(samples: Samples, holdout: float) -> np.ndarray:
@@ -170,6 +172,20 @@ def take_windows(features: np.ndarray, takes: np.ndarray, window: int) -> np.nda
     return features[np.maximum(idx, run_start[:, None])]
 
 
+def with_motion(model: nn.Module) -> nn.Module:
+    """A copy of `model` that also reads the wrist's path. A shape-only model gets the three path inputs with zero
+    weights, so it answers exactly as before until calibration teaches it a user's J and Z."""
+    model = copy.deepcopy(model).cpu()
+    if not isinstance(model, SignGRU) or model.motion:
+        return model
+    moving = SignGRU(**{**model.config, "n_features": N_FEATURES, "motion": True})
+    state = model.state_dict()
+    weight = state["gru.weight_ih_l0"]
+    state["gru.weight_ih_l0"] = torch.cat([weight, torch.zeros(weight.shape[0], 3, dtype=weight.dtype)], dim=1)
+    moving.load_state_dict(state)
+    return moving.train(model.training)
+
+
 def _accuracy(model: nn.Module, windows: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     model.eval()
     with torch.inference_mode():
@@ -178,13 +194,17 @@ def _accuracy(model: nn.Module, windows: np.ndarray, labels: np.ndarray) -> tupl
 
 
 def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[[int, int], None] | None = None,
-          seed: int = 0, holdout: float = 0.25, steps: int = 300, lr: float = 1e-3, batch: int = 64,
+          seed: int = 0, holdout: float = 0.25, steps: int = 200, lr: float = 3e-3, batch: int = 64,
           replay: tuple[np.ndarray, np.ndarray] | None = None, replay_batch: int = 64,
-          min_samples: int = MIN_SAMPLES, head_only: bool = False) -> AdaptResult:
+          min_samples: int = MIN_SAMPLES, head_only: bool = False, user_augment: AugmentConfig | dict | None = None,
+          motion: bool = True, max_seconds: float | None = 12.0) -> AdaptResult:
     """A personal model from the shared `model` (never changed) and one user's `samples`.
 
     Every step trains on `batch` augmented windows of the user's frames and `replay_batch` of the shared
-    replay set (`replay`, else the one stored in `meta`). PersonalError for too few samples."""
+    replay set (`replay`, else the one stored in `meta`); head_only leaves the GRU as shared; motion makes a
+    shape-only (version 1) model see the wrist's path first (with_motion). The learning rate decays by the larger
+    of the steps done and the time spent (max_seconds of training): on a busy machine adaptation ends on time, with
+    fewer steps. PersonalError for too few samples."""
     started = time.monotonic()
     if len(samples) < min_samples:
         raise PersonalError(f"{len(samples)} calibration frames: at least {min_samples} are needed")
@@ -204,16 +224,25 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
     windows = take_windows(features, samples.takes * 2 + held, window)
     test_windows = windows[test]
 
-    personal = copy.deepcopy(model).cpu()
+    personal = with_motion(model) if motion else copy.deepcopy(model).cpu()
+    if isinstance(user_augment, dict):
+        user_augment = AugmentConfig(**user_augment)
+    user_augment = user_augment or USER_AUGMENT
     replay = replay if replay is not None else replay_set(meta)
     trained = personal.head.parameters() if head_only else personal.parameters()
     optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     x_user, y_user, motion_user = features[train], labels[train], windows[train][..., N_SHAPE:]
+    trained_from, steps_done = time.monotonic(), 0
     for step in range(steps):
+        done = step / steps
+        if max_seconds:
+            done = max(done, (time.monotonic() - trained_from) / max_seconds)
+        if done >= 1:
+            break
         personal.train()
         pick = rng.integers(0, len(x_user), batch)
-        user = training_windows(x_user[pick], y_user[pick], window, rng, USER_AUGMENT)
+        user = training_windows(x_user[pick], y_user[pick], window, rng, user_augment)
         user[..., N_SHAPE:] = motion_user[pick]  # the user's own wrist path over the window
         xs, ys = [user], [y_user[pick]]
         if replay is not None and replay_batch > 0:
@@ -223,14 +252,17 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
         x = torch.as_tensor(np.concatenate(xs))
         y = torch.as_tensor(np.concatenate(ys))
         for group in optimizer.param_groups:  # cosine decay: the last steps settle
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * done))
         loss = loss_fn(personal(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(personal.parameters(), 1.0)
         optimizer.step()
-        if progress is not None:
+        steps_done = step + 1
+        if progress is not None and step + 1 < steps:
             progress(step + 1, steps)
+    if progress is not None:
+        progress(steps, steps)  # also when time ended it early
 
     shared_cpu = copy.deepcopy(model).cpu()
     before, pred_before = _accuracy(shared_cpu, test_windows, labels[test])
@@ -244,9 +276,10 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
         m = labels[test] == c
         per_class[classes[c]] = (float((pred_before[m] == c).mean()), float((pred_after[m] == c).mean()))
     out_meta = {k: v for k, v in meta.items() if not k.startswith("replay_")}
+    out_meta["feature_version"] = FEATURE_VERSION if getattr(personal, "motion", False) else meta["feature_version"]
     out_meta["personal"] = {"samples": len(samples), "classes": sorted(set(samples.labels)), "before": before,
-                            "after": after, "steps": steps, "seed": seed}
+                            "after": after, "steps": steps_done, "seed": seed}
     return AdaptResult(model=personal, meta=out_meta, before=before, after=after,
                        seconds=time.monotonic() - started, samples=len(samples),
                        classes=[c for c in CALIBRATION_CLASSES if c in set(samples.labels)],
-                       held_out=int(held.sum()), per_class=per_class, kept_shared=kept_shared)
+                       held_out=int(held.sum()), per_class=per_class, kept_shared=kept_shared, steps=steps_done)

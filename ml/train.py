@@ -54,8 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--dropout", type=float, default=0.3)
-    p.add_argument("--no-motion", action="store_true",
-                   help="a feature-version-1 model: hand shape only, blind to the wrist's path (J, Z)")
+    p.add_argument("--motion", action="store_true",
+                   help="a model that also reads the wrist's path over the window (feature version 2; by default a "
+                        "shape-only model, which reads strangers better: docs/EXPERIMENTS.md)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--label-smoothing", type=float, default=0.05)
     p.add_argument("--patience", type=int, default=15, help="epochs without a better validation accuracy")
@@ -195,8 +196,8 @@ def run(args: argparse.Namespace, emit=print) -> dict:
             raise TrainError(f"{args.base}: classes {base_meta['classes']} are not {CLASSES}")
         window = args.window or base_meta["window"]
     else:
-        shape_only = dict(n_features=N_SHAPE) if args.no_motion else dict(motion=True)
-        model = SignGRU(hidden=args.hidden, layers=args.layers, dropout=args.dropout, **shape_only).to(device)
+        inputs = dict(motion=True) if args.motion else dict(n_features=N_SHAPE)
+        model = SignGRU(hidden=args.hidden, layers=args.layers, dropout=args.dropout, **inputs).to(device)
         window = args.window or 8
     aug = None if args.no_augment else AugmentConfig(**{"mirror": args.mirror, **args.augment_settings})
     x_train, y_train = features[train_m], labels[train_m]
