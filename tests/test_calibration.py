@@ -251,26 +251,18 @@ def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_
     second.close()
 
 
-def test_a_model_over_the_store_size_is_refused_and_nothing_is_stored(make_server):
-    server = make_server(env={**FAST, "SIGN2SOUND_CALIBRATION_MAX_STORE_MB": "0.01"})
+@pytest.mark.parametrize("env, code, words", [
+    ({**FAST, "SIGN2SOUND_CALIBRATION_MAX_STORE_MB": "0.01"}, "store_full", "nothing was saved"),  # too big a model
+    ({"SIGN2SOUND_CALIBRATION_TIMEOUT_S": "0.5"}, "adapt_failed", "time limit"),  # killed before it can finish
+], ids=["store_size", "time_limit"])
+def test_a_failed_adaptation_says_why_and_stores_nothing(make_server, env, code, words):
+    server = make_server(env=env)
     client = Client(server.url)
     client.calibrate("V", photos("V", 0, 6))
     assert client.call("adapt") == {"queued": 0}
     error = client.next("error", timeout=ADAPT_TIMEOUT)
-    assert error["code"] == "store_full" and "nothing was saved" in error["message"]
-    assert entries(server) == []
-    assert client.result(photos("V", 0, 1)[0])["model"] == "shipped"
-    client.close()
-
-
-def test_a_failed_adaptation_says_so_and_stores_nothing(make_server):
-    server = make_server(env={"SIGN2SOUND_CALIBRATION_TIMEOUT_S": "0.5"})  # killed long before it can finish
-    client = Client(server.url)
-    client.calibrate("V", photos("V", 0, 6))
-    assert client.call("adapt") == {"queued": 0}
-    error = client.next("error", timeout=ADAPT_TIMEOUT)
-    assert error["code"] == "adapt_failed" and "time limit" in error["message"]
-    assert entries(server) == []
+    assert error["code"] == code and words in error["message"], error
+    assert entries(server) == []  # no model, no staging folder left behind
     assert client.result(photos("V", 0, 1)[0])["model"] == "shipped"
     client.close()
 
