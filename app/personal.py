@@ -295,7 +295,6 @@ def main(argv=None) -> None:
     import torch
 
     from ml import personal
-    from ml.checkpoint import save_checkpoint
 
     torch.set_num_threads(1)  # the server's cores are for live frames first
 
@@ -311,12 +310,9 @@ def main(argv=None) -> None:
         model, meta = load_checkpoint(args.checkpoint)
         result = personal.adapt(model, meta, samples, progress=progress,
                                 **({"steps": args.steps} if args.steps else {}))
-        extra = {k: v for k, v in result.meta.items() if k not in ("classes", "window", "model_config",
-                                                                   "feature_version")}
-        # Plain Python only (numpy scalars would not load under weights_only=True): through JSON and back.
-        extra = json.loads(json.dumps(extra, default=lambda o: o.tolist()))
-        save_checkpoint(args.folder / MODEL_FILE, result.model, classes=result.meta["classes"],
-                        window=result.meta["window"], **extra)
+        # Plain Python only in the meta (numpy scalars would not load under weights_only=True): JSON and back.
+        result.meta["personal"] = json.loads(json.dumps(result.meta["personal"], default=lambda o: o.tolist()))
+        result.save(args.folder / MODEL_FILE)
     except personal.PersonalError as exc:
         say({"error": {"code": "too_few_samples", "message": f"not enough calibration to adapt: {exc}"}})
         return
