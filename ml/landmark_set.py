@@ -65,8 +65,9 @@ class LandmarkSet:
             return LandmarkSet(*(data[f] for f in FIELDS))
 
 
-def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
-    """A compressed .npz written atomically (temp file + rename): a reader never sees half a file."""
+def save_npz(path: str | os.PathLike, /, **arrays: np.ndarray) -> Path:
+    """A compressed .npz written atomically (temp file + rename): a reader never sees half a file. `path` is
+    positional only: a landmark set has an array named "path"."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
