@@ -45,4 +45,6 @@ def create_app(config: dict | None = None) -> Flask:
     from app import admin, recording  # the admin (login, jobs, models) and record mode; after realtime
     admin.init_app(app, app.extensions["predictor"])
     recording.init_app(app, app.extensions["datasets"])
+    from app import calibration  # personal models: the store, the adaptation pool, the handlers
+    calibration.init_app(app)
     return app

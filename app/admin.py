@@ -52,25 +52,25 @@ def init_app(app: Flask, predictor) -> None:
 class EmitPump:
     """Emits on behalf of the job runner's OS threads. Under eventlet only the hub's own green threads may
     emit (an emit from a real thread never reaches the client), so they queue and one background task of
-    the async mode in use (a green thread, or a thread) sends."""
+    the async mode in use (a green thread, or a thread) sends (to everyone in the namespace, or to one sid)."""
 
     def __init__(self, namespace: str, interval_s: float = 0.1):
         self.namespace, self.interval_s = namespace, interval_s
         self._queue: queue.Queue = queue.Queue()
         socketio.start_background_task(self._run)
 
-    def put(self, event: str, data: dict) -> None:
-        self._queue.put((event, data))
+    def put(self, event: str, data: dict, to: str | None = None) -> None:
+        self._queue.put((event, data, to))
 
     def _run(self) -> None:
         while True:
             try:
-                event, data = self._queue.get_nowait()
+                event, data, to = self._queue.get_nowait()
             except queue.Empty:
                 socketio.sleep(self.interval_s)
                 continue
             try:
-                socketio.emit(event, data, namespace=self.namespace)
+                socketio.emit(event, data, namespace=self.namespace, to=to)
             except Exception:  # one failed push must not end the pump
                 log.exception("could not push %s", event)
 

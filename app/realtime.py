@@ -1,7 +1,8 @@
 """Socket.IO handlers of the live page (default namespace). Protocol (kept stable: tests and tools use it):
 
-client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload)
-server -> `result` (one per accepted frame; its `model` is the id of the model that read it), `error` {"code", "message", "seq"} (one per refused frame),
+client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload);
+          `calibrate`, `adapt`, `forget` and connect's auth {"personal_key"}: app.calibration
+server -> `result` (one per accepted frame; "model": "personal" or the shared model's id), `error` {"code", "message", "seq"} (one per refused frame),
           `speech` {"text", "audio": WAV bytes, "mime"} when a word is finished or speech is asked for.
 `reset` and `undo` also answer their ack with {"word", "text", "events"}.
 
@@ -80,11 +81,17 @@ def _session() -> Session | None:
 
 @socketio.on("connect")
 def on_connect(auth=None):
-    run_blocking(current_app.extensions["sessions"].open, request.sid)
+    session = run_blocking(current_app.extensions["sessions"].open, request.sid)
+    from app import calibration  # it builds on this module
+
+    calibration.on_connect(session, auth)  # auth {"personal_key"}: read with that user's model
 
 
 @socketio.on("disconnect")
 def on_disconnect(reason=None):
+    from app import calibration
+
+    calibration.on_disconnect(request.sid)
     run_blocking(current_app.extensions["sessions"].close, request.sid)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from app.frames import FrameError, decode_frame
 from app.speller import REST, Speller
 from ml.features import hand_features
-from ml.inference import Predictor
+from ml.inference import PersonalModel, Predictor
 from ml.landmarks import HandTracker, tracker_settings
 
 TOP_K = 3
@@ -79,6 +79,16 @@ class Session:
         self.window: deque[np.ndarray] = deque()
         self.lock = threading.Lock()
         self.closed = False
+        # Calibration (app.calibration): the user's personal model and key, and the frames being recorded.
+        self.personal: PersonalModel | None = None
+        self.personal_key: str | None = None
+        self.calibration = None  # app.calibration.Recorder while this client calibrates
+
+    def use_personal(self, key: str | None, personal: PersonalModel | None) -> None:
+        """Read with `personal` (None: the shared model) from the next frame on; the window starts afresh."""
+        with self.lock:
+            self.personal_key, self.personal = key, personal
+            self.window.clear()
 
     def state(self, events: list[dict] | None = None) -> dict:
         return {"word": self.speller.word, "text": self.speller.text, "events": events or []}
@@ -109,16 +119,19 @@ class Session:
                 t4 = t2
             else:
                 h, w = image.shape[:2]
+                if self.calibration is not None:
+                    self.calibration.add(hand, w / h)
+                reader = self.personal or predictor
                 self.window.append(hand_features(hand.landmarks, aspect=w / h, is_left=hand.is_left))
-                while len(self.window) > predictor.window:
+                while len(self.window) > reader.window:
                     self.window.popleft()
                 t3 = time.perf_counter()
                 timings["features"] = t3 - t2
                 # The predictor's one worker batches this window with every other client's waiting now.
-                probs = predictor.submit(np.stack(self.window)).result(timeout=MODEL_TIMEOUT_S)
+                probs = predictor.submit(np.stack(self.window), self.personal).result(timeout=MODEL_TIMEOUT_S)
                 t4 = time.perf_counter()
                 timings["inference"] = t4 - t3
-                classes = predictor.classes
+                classes = reader.classes
                 order = np.argsort(probs)[::-1][:TOP_K]
                 top = [[classes[i], round(float(probs[i]), 4)] for i in order]
                 letter, confidence = top[0]
@@ -127,7 +140,9 @@ class Session:
             result = {"seq": seq, "model": predictor.model_id, "hand": hand is not None, "letter": letter,
                       "confidence": confidence,
                       "top": top, "landmarks": None if hand is None else np.round(hand.landmarks, 4).tolist(),
-                      **self.state(events)}
+                      **self.state(events), "model": "personal" if self.personal else predictor.model_id}
+            if self.calibration is not None:
+                result["calibration"] = self.calibration.status()
         timings["total"] = time.perf_counter() - t0
         result["timings_ms"] = {k: round(v * 1000, 3) for k, v in timings.items()}
         return result

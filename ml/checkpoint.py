@@ -8,10 +8,13 @@ from pathlib import Path
 
 import torch
 
-from ml.features import FEATURE_VERSION, N_FEATURES
+from ml.features import FEATURE_VERSION, N_FEATURES, N_SHAPE
 from ml.model import SignGRU
 
 REQUIRED_KEYS = ("model_state_dict", "classes", "feature_version", "window", "model_config")
+# Feature version -> the per-frame features such a model reads. Version 1 (63 shape features, no motion) reads the
+# first 63 of today's vector, so its checkpoints still load.
+FEATURES_READ = {1: N_SHAPE, FEATURE_VERSION: N_FEATURES}
 
 
 class CheckpointError(ValueError):
@@ -24,7 +27,8 @@ def save_checkpoint(path: str | os.PathLike, model: SignGRU, *, classes: list[st
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = dict(model_state_dict=state, classes=list(classes), feature_version=FEATURE_VERSION,
+    version = 1 if model.config["n_features"] == N_SHAPE else FEATURE_VERSION
+    payload = dict(model_state_dict=state, classes=list(classes), feature_version=version,
                    window=int(window), model_config=dict(model.config), **extra)
     buffer = io.BytesIO()  # serialise first, so a failing disk surfaces as a plain OSError from write()
     torch.save(payload, buffer)
@@ -52,11 +56,13 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):
         raise CheckpointError(f"{path}: not a Sign2Sound checkpoint (needs {', '.join(REQUIRED_KEYS)})")
-    if payload["feature_version"] != FEATURE_VERSION:
-        raise CheckpointError(f"{path}: feature version {payload['feature_version']}, this code uses {FEATURE_VERSION}")
+    version = payload["feature_version"]
+    if version not in FEATURES_READ:
+        raise CheckpointError(f"{path}: feature version {version}, this code reads "
+                              f"{', '.join(map(str, FEATURES_READ))}")
     config = dict(payload["model_config"])
-    if config.get("n_features") != N_FEATURES or config.get("n_classes") != len(payload["classes"]):
-        raise CheckpointError(f"{path}: model shape {config} does not fit {N_FEATURES} features and "
+    if config.get("n_features") != FEATURES_READ[version] or config.get("n_classes") != len(payload["classes"]):
+        raise CheckpointError(f"{path}: model shape {config} does not fit {FEATURES_READ[version]} features and "
                               f"{len(payload['classes'])} classes")
     try:
         model = SignGRU(**config)

@@ -33,6 +33,8 @@ CONVENTIONS = {
 # bisonhacks: besides 24 letters, each person has a 100-row block labelled "I Love You" (the ILY sign, read
 # as a doubled "I" by a label's first word): not a fingerspelling class, so it is dropped (counted in the log).
 
+# asl-digits-ankara: the ASL digits whose hand shape is a letter's (its SOURCE.txt); the other digits are not used.
+ANKARA_LETTERS = {"0": "O", "2": "V", "6": "W", "9": "F"}
 _AYURAJ_PERSON = re.compile(r"(hand\d+)_", re.IGNORECASE)
 
 
@@ -45,7 +47,7 @@ def load_dataset(name: str, config: dict | None = None, **convention) -> Landmar
             raise FileNotFoundError(f"{name}: no such landmark set")
         return LandmarkSet.load(path)
     loaders = {"kaggle": _kaggle, "ayuraj": _ayuraj, "asl_ai": _asl_ai, "bisonhacks": _bisonhacks,
-               "signademy": _signademy}
+               "signademy": _signademy, "ankara": _ankara}
     if name not in loaders:
         raise ValueError(f"unknown data set {name!r}: use one of {', '.join(SOURCES)} or a .npz file")
     path = data_path(config, name)
@@ -95,6 +97,15 @@ def _signademy(path: Path, config: dict, majority_hand: bool = True) -> Landmark
     the held second half of each."""
     data = cached_landmarks("signademy", path, config, videos=True)
     return one_hand_per_signer(data) if majority_hand else data
+
+
+def _ankara(path: Path, config: dict) -> LandmarkSet:
+    """~218 students' photos of digits (no signer ids: one group); 0, 2, 6, 9 taken as O, V, W, F. Each photo
+    keeps MediaPipe's own handedness (many people, either hand)."""
+    data = cached_landmarks("ankara", path, config)
+    data = data.subset(np.isin(data.y, list(ANKARA_LETTERS)))
+    data.y = np.array([ANKARA_LETTERS[d] for d in data.y])
+    return data
 
 
 def one_hand_per_signer(data: LandmarkSet) -> LandmarkSet:

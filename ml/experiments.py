@@ -2,6 +2,7 @@
 
     python -m ml.experiments conventions            # how to bring the webcam sets to the photo convention
     python -m ml.experiments loso [TRAIN OPTIONS]   # leave-one-signer-out + the Kaggle 80/20 split
+    python -m ml.experiments calibrate [--folds DIR] [TRAIN OPTIONS]   # personal models for unseen signers
 
 Each prints one JSON line per measurement. TRAIN OPTIONS are passed to ml.train (e.g. --epochs 30 --mirror 0.2).
 """
@@ -24,6 +25,8 @@ from ml.train import parse_args, run
 ISSUE_SIGNERS = ("kaggle", "asl_ai", "ayuraj-hand1", "ayuraj-hand2")
 SIGNERS = (*ISSUE_SIGNERS, "signademy")
 KAGGLE_SPLIT = "kaggle:0.2"
+# Calibration is measured on these (bisonhacks' three people too: a webcam recording each).
+CALIBRATE_SIGNERS = (*SIGNERS, "bisonhacks-person1", "bisonhacks-person2", "bisonhacks-person3")
 
 
 def train(options: list[str]) -> dict:
@@ -67,5 +70,21 @@ def loso(options: list[str]) -> None:
           flush=True)
 
 
+def calibrate(options: list[str]) -> None:
+    """Per unseen signer: calibrate the fold model (trained without them) on CALIBRATION_SIZES frames per class from
+    one part of their data, test before and after on the rest (ml.calibration). --folds DIR keeps (and reuses)
+    the fold models as DIR/<signer>/best_model.pth; CALIBRATE_SIGNERS=a,b limits the signers;
+    CALIBRATE_ADAPT='{"steps": 150}' passes a recipe variant to ml.personal.adapt."""
+    from ml.calibration import run_calibration
+    folds = None
+    if "--folds" in options:
+        i = options.index("--folds")
+        folds, options = options[i + 1], options[:i] + options[i + 2:]
+    signers = [s for s in os.environ.get("CALIBRATE_SIGNERS", ",".join(CALIBRATE_SIGNERS)).split(",") if s]
+    run_calibration(signers, ["--datasets", *SOURCES, *options], folds,
+                    emit=lambda record: print(json.dumps(record), flush=True),
+                    adapt_options=json.loads(os.environ.get("CALIBRATE_ADAPT", "{}")))
+
+
 if __name__ == "__main__":
-    {"conventions": conventions, "loso": loso}[sys.argv[1]](sys.argv[2:])
+    {"conventions": conventions, "loso": loso, "calibrate": calibrate}[sys.argv[1]](sys.argv[2:])

@@ -2,7 +2,7 @@
 
     python -m ml.export --checkpoint PATH --out model.onnx [--tolerance 1e-4]
 
-Input "windows" (batch, T, 63) float32 -> output "logits" (batch, 29); the batch size is dynamic.
+Input "windows" (batch, T, 67) float32 (ml.features) -> output "logits" (batch, 29); the batch size is dynamic.
 Exit code 2 with a message for a bad checkpoint, 1 when the outputs differ by more than the tolerance.
 """
 from __future__ import annotations

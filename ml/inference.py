@@ -1,13 +1,18 @@
-"""Predictor: one worker thread owns the model and batches every waiting window into one forward pass.
+"""Predictor: one worker thread owns the models and batches every waiting window into as few forward passes
+as there are models among them.
 
-Callers on any thread `submit(window)` and get a Future of class probabilities. `swap(path)` loads a new
-checkpoint fully first (a bad file raises and changes nothing), then replaces the model between two batches.
+Callers on any thread `submit(window)` and get a Future of class probabilities; `submit(window, personal)`
+reads that window with a user's personal model instead of the shared one. The worker takes everything
+waiting, groups it by model and runs one forward pass per group, so 8 clients with 8 personal models cost
+8 small passes in one wake-up rather than 8 wake-ups. `swap(path)` loads a new shared checkpoint fully first
+(a bad file raises and changes nothing), then replaces the model between two batches.
 """
 from __future__ import annotations
 
 import queue
 import threading
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +23,9 @@ from ml.checkpoint import load_checkpoint, resolve_device
 _STOP = object()
 
 
-class Predictor:
-    def __init__(self, checkpoint: str | Path, device: str = "auto", max_batch: int = 64,
-                 model_id: str | None = None):
-        self.device = resolve_device(device)
-        self.max_batch = max_batch
-        self._lock = threading.Lock()  # guards the (model, meta, model_id) triple
-        self._model, self.meta = load_checkpoint(checkpoint, self.device)
-        self.model_id = model_id or Path(checkpoint).stem
-        self._queue: queue.Queue = queue.Queue()
-        self._worker = threading.Thread(target=self._run, name="predictor", daemon=True)
-        self._worker.start()
+class ReadsCheckpoint:
+    """What a reader of windows needs from its checkpoint's meta."""
+    meta: dict
 
     @property
     def classes(self) -> list[str]:
@@ -38,28 +35,51 @@ class Predictor:
     def window(self) -> int:
         return self.meta["window"]
 
+
+@dataclass(frozen=True, eq=False)  # compared by identity: one loaded model, one group in a batch
+class PersonalModel(ReadsCheckpoint):
+    """One user's model as loaded for reading (ml.checkpoint.load_checkpoint's model and meta)."""
+    model: torch.nn.Module
+    meta: dict
+
+
+class Predictor(ReadsCheckpoint):
+    def __init__(self, checkpoint: str | Path, device: str = "auto", max_batch: int = 64,
+                 model_id: str | None = None):
+        self.device = resolve_device(device)
+        self.max_batch = max_batch
+        self._lock = threading.Lock()  # guards the (model, meta, model_id) triple
+        self._model, self.meta = load_checkpoint(checkpoint, self.device)
+        self.checkpoint = Path(checkpoint)  # what personal models are adapted from
+        self.model_id = model_id or Path(checkpoint).stem
+        self._queue: queue.Queue = queue.Queue()
+        self._worker = threading.Thread(target=self._run, name="predictor", daemon=True)
+        self._worker.start()
+
     def info(self) -> dict:
         return {"model": self.model_id, "classes": self.classes, "window": self.window,
                 "device": self.device.type}
 
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        """(B, T, 63) -> (B, n_classes) probabilities, on the calling thread."""
-        with self._lock:
-            model = self._model
+    def predict(self, windows: np.ndarray, model: torch.nn.Module | None = None) -> np.ndarray:
+        """(B, T, 63) -> (B, n_classes) probabilities, on the calling thread (the shared model by default)."""
+        if model is None:
+            with self._lock:
+                model = self._model
         with torch.inference_mode():
             x = torch.as_tensor(np.asarray(windows, dtype=np.float32), device=self.device)
             return torch.softmax(model(x).float(), dim=-1).cpu().numpy()
 
-    def submit(self, window: np.ndarray) -> Future:
-        """One (t, 63) window (any t >= 1: fitted to the model's T) -> Future of (n_classes,) probabilities."""
+    def submit(self, window: np.ndarray, personal: PersonalModel | None = None) -> Future:
+        """One (t, 63) window (any t >= 1: fitted to the model's T) -> Future of (n_classes,) probabilities,
+        read by `personal` when given (its classes), else by the shared model."""
         future: Future = Future()
-        self._queue.put((np.asarray(window, dtype=np.float32), future))
+        self._queue.put((np.asarray(window, dtype=np.float32), personal, future))
         return future
 
     def swap(self, checkpoint: str | Path, model_id: str | None = None) -> None:
         model, meta = load_checkpoint(checkpoint, self.device)  # raises CheckpointError; nothing changes
         with self._lock:
-            self._model, self.meta = model, meta
+            self._model, self.meta, self.checkpoint = model, meta, Path(checkpoint)
             self.model_id = model_id or Path(checkpoint).stem
 
     def close(self) -> None:
@@ -81,17 +101,24 @@ class Predictor:
                     self._queue.put(_STOP)
                     break
                 batch.append(item)
-            futures = [f for _, f in batch if f.set_running_or_notify_cancel()]
-            windows = [w for w, f in batch if f.running()]
-            if not futures:
-                continue
-            try:
-                probs = self.predict(np.stack([fit_window(w, self.window) for w in windows]))
-                for future, p in zip(futures, probs):
-                    future.set_result(p)
-            except Exception as exc:  # a bad batch fails its callers, never the worker
-                for future in futures:
-                    future.set_exception(exc)
+            # One forward pass per model among the waiting windows (None: the shared model).
+            groups: dict[int, tuple[PersonalModel | None, list]] = {}
+            for window, personal, future in batch:
+                if future.set_running_or_notify_cancel():
+                    groups.setdefault(id(personal), (personal, []))[1].append((window, future))
+            for personal, items in groups.values():
+                self._forward(personal, items)
+
+    def _forward(self, personal: PersonalModel | None, items: list) -> None:
+        try:
+            length = personal.window if personal else self.window
+            probs = self.predict(np.stack([fit_window(w, length) for w, _ in items]),
+                                 personal.model if personal else None)
+            for (_, future), p in zip(items, probs):
+                future.set_result(p)
+        except Exception as exc:  # a bad batch fails its callers, never the worker
+            for _, future in items:
+                future.set_exception(exc)
 
 
 def fit_window(window: np.ndarray, length: int) -> np.ndarray:

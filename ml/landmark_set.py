@@ -54,17 +54,7 @@ class LandmarkSet:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Atomic write (temp file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, **{k: getattr(self, k) for k in FIELDS})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return save_npz(path, **{k: getattr(self, k) for k in FIELDS})
 
     @staticmethod
     def load(path: str | os.PathLike) -> "LandmarkSet":
@@ -73,3 +63,19 @@ class LandmarkSet:
             if missing:
                 raise ValueError(f"{path}: not a landmark set (missing {', '.join(missing)})")
             return LandmarkSet(*(data[f] for f in FIELDS))
+
+
+def save_npz(path: str | os.PathLike, /, **arrays: np.ndarray) -> Path:
+    """A compressed .npz written atomically (temp file + rename): a reader never sees half a file. `path` is
+    positional only: a landmark set has an array named "path"."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -30,8 +30,10 @@ from ml.augment import AugmentConfig, held_windows, training_windows
 from ml.checkpoint import CheckpointError, load_checkpoint, resolve_device, save_checkpoint
 from ml.config import load_config
 from ml.datasets import SOURCES, load_dataset
+from ml.features import N_SHAPE
 from ml.landmark_set import LandmarkSet
 from ml.model import CLASSES, SignGRU, count_parameters
+from ml.personal import make_replay
 
 
 class TrainError(ValueError):
@@ -52,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--motion", action="store_true",
+                   help="a model that also reads the wrist's path over the window (feature version 2; by default a "
+                        "shape-only model, which reads strangers better: docs/EXPERIMENTS.md)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--label-smoothing", type=float, default=0.05)
     p.add_argument("--patience", type=int, default=15, help="epochs without a better validation accuracy")
@@ -191,7 +196,8 @@ def run(args: argparse.Namespace, emit=print) -> dict:
             raise TrainError(f"{args.base}: classes {base_meta['classes']} are not {CLASSES}")
         window = args.window or base_meta["window"]
     else:
-        model = SignGRU(hidden=args.hidden, layers=args.layers, dropout=args.dropout).to(device)
+        inputs = dict(motion=True) if args.motion else dict(n_features=N_SHAPE)
+        model = SignGRU(hidden=args.hidden, layers=args.layers, dropout=args.dropout, **inputs).to(device)
         window = args.window or 8
     aug = None if args.no_augment else AugmentConfig(**{"mirror": args.mirror, **args.augment_settings})
     x_train, y_train = features[train_m], labels[train_m]
@@ -280,8 +286,10 @@ def run(args: argparse.Namespace, emit=print) -> dict:
         groups = data.group[test_m]
         metrics["test_per_group"] = {str(g): float((pred[groups == g] == labels[test_m][groups == g]).mean())
                                      for g in np.unique(groups)}
+    # A few training samples per class travel with the model: calibration replays them (ml.personal).
     save_checkpoint(best_path, model, classes=CLASSES, window=window, metrics=metrics,
-                    train_config=train_config, epoch=best["epoch"])
+                    train_config=train_config, epoch=best["epoch"],
+                    **make_replay(features[train_m], labels[train_m], data.group[train_m], seed=args.seed))
     card = {"checkpoint": str(best_path), "command": "python -m ml.train " + " ".join(sys.argv[1:]),
             "data": _describe(data, train_m, val_m, test_m), "window": window,
             "windows": "each still sample held for T frames with per-frame tracking jitter and a slow "

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from ml.features import N_FEATURES
 from ml.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ml.inference import Predictor
 from ml.model import CLASSES, SignGRU
@@ -21,7 +22,7 @@ def test_round_trip_predicts_the_same_and_keeps_metadata(tmp_path):
     path = tmp_path / "m.pth"
     model = saved(path, hidden=32)
     loaded, meta = load_checkpoint(path)
-    x = torch.randn(4, 5, 63)
+    x = torch.randn(4, 5, N_FEATURES)
     with torch.inference_mode():
         torch.testing.assert_close(loaded(x), model(x))
     assert meta["classes"] == CLASSES and meta["window"] == 5 and meta["metrics"] == {"val_acc": 0.5}
@@ -71,10 +72,10 @@ def test_predictor_swap_keeps_the_old_model_when_the_new_file_is_bad(tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"junk")
     predictor = Predictor(tmp_path / "good.pth", device="cpu")
     try:
-        before = predictor.submit(np.ones((5, 63), np.float32)).result(timeout=10)
+        before = predictor.submit(np.ones((5, N_FEATURES), np.float32)).result(timeout=10)
         with pytest.raises(CheckpointError):
             predictor.swap(tmp_path / "bad.pth")
         assert predictor.model_id == "good"
-        np.testing.assert_allclose(predictor.submit(np.ones((5, 63), np.float32)).result(timeout=10), before, atol=1e-6)
+        np.testing.assert_allclose(predictor.submit(np.ones((5, N_FEATURES), np.float32)).result(timeout=10), before, atol=1e-6)
     finally:
         predictor.close()

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import torch
 
+from ml.features import N_FEATURES
 from ml.checkpoint import load_checkpoint
 from ml.config import ROOT
 from ml.export import export_onnx
@@ -22,7 +23,7 @@ def test_onnx_matches_torch_within_1e4_for_any_batch(tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(3)
     for batch in (1, 7):
-        x = rng.normal(0, 1, (batch, meta["window"], 63)).astype(np.float32)
+        x = rng.normal(0, 1, (batch, meta["window"], N_FEATURES)).astype(np.float32)
         with torch.inference_mode():
             expected = model(torch.from_numpy(x)).numpy()
         got = session.run(["logits"], {"windows": x})[0]

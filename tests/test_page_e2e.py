@@ -144,3 +144,46 @@ def test_without_server_speech_the_page_says_the_browser_speaks(make_server, bro
     page.goto(server.url + "/")
     expect(page.locator("#status-tts")).to_have_text("browser")
     expect(page.locator("#messages")).to_contain_text("this browser's own voice speaks instead")
+
+
+@pytest.fixture
+def hand_browser(tmp_path):
+    """The camera shows one real photo of a hand, steadily (what a calibrating user holds up)."""
+    jpeg = webcam_jpeg(kaggle_photos("V", 1)[0], width=480, quality=95)
+    path = tmp_path / "hand.y4m"
+    write_y4m(path, [(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), 2.0)])
+    yield from launch(["--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={path}"])
+
+
+def test_the_page_calibrates_and_then_reads_with_the_personal_model(make_server, hand_browser):
+    # Two classes and a short adaptation keep the test quick; the page's flow is the same as with all 28.
+    server = make_server(env={"SIGN2SOUND_CALIBRATION_PAGE_CLASSES": "[V, W]",
+                              "SIGN2SOUND_CALIBRATION_STEPS": "30"})
+    page = hand_browser.new_page()
+    problems = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(server.url + "/")
+    expect(page.locator("#calibration-offer")).to_be_visible()  # a first-time visitor is offered it once
+    expect(page.locator("#status-model")).to_have_text("shipped", timeout=30_000)
+    page.click("#calibration-offer-yes")
+    expect(page.locator("#calibration-total")).to_have_text("2")
+    expect(page.locator("#calibration-class")).to_have_text("W", timeout=60_000)
+    expect(page.locator("#status")).to_contain_text("model: yours", timeout=120_000)
+    expect(page.locator("#calibration-status")).to_contain_text("yours reads")
+    expect(page.locator("#forget-me")).to_be_visible()
+    key = page.evaluate("() => localStorage.getItem('sign2sound.personalKey')")
+    assert key and len(key) == 32 and len(list((server.instance_dir / "personal").iterdir())) == 1
+
+    page.reload()  # the key in localStorage brings the personal model back, and the offer is not repeated
+    expect(page.locator("#status")).to_contain_text("model: yours", timeout=30_000)
+    expect(page.locator("#calibration-offer")).to_be_hidden()
+    page.click("#use-shared")
+    expect(page.locator("#status-model")).to_have_text("shipped", timeout=30_000)
+    page.click("#use-shared")  # now "Use my model"
+    expect(page.locator("#status-model")).to_have_text("yours", timeout=30_000)
+    page.click("#forget-me")
+    expect(page.locator("#status-model")).to_have_text("shipped", timeout=30_000)
+    expect(page.locator("#forget-me")).to_be_hidden()
+    assert list((server.instance_dir / "personal").iterdir()) == []
+    assert problems == []

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from ml.features import N_FEATURES
 from ml.checkpoint import load_checkpoint, save_checkpoint
 from ml.config import ROOT
 from ml.model import CLASSES, SignGRU
@@ -41,7 +42,7 @@ def test_cli_prints_only_json_lines_and_writes_loadable_checkpoints(tiny, tmp_pa
     assert meta["classes"] == CLASSES and meta["window"] == 4
     assert meta["metrics"]["val_samples"] == 29 * 2  # the last 15 % of each class, rounded up
     assert meta["train_config"]["lr"] == 0.01
-    assert model(torch.zeros(3, 4, 63)).shape == (3, 29)
+    assert model(torch.zeros(3, 4, N_FEATURES)).shape == (3, 29)
     for epoch in (1, 2):
         load_checkpoint(out / f"checkpoint_epoch_{epoch:03d}.pth")
     card = json.loads((out / "model_card.json").read_text())

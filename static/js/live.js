@@ -1,4 +1,5 @@
 // The live page: camera -> frames over Socket.IO -> results on screen -> speech.
+import { initCalibration, isCalibrationError, personalAuth } from "./calibrate.js";
 import { CameraError, captureFrame, startCamera } from "./camera.js";
 import { drawHand } from "./overlay.js";
 import { FrameStream } from "./stream.js";
@@ -10,7 +11,8 @@ const video = document.getElementById("video");
 const overlay = document.getElementById("overlay");
 const captureCanvas = document.createElement("canvas");
 
-const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true });
+const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true, auth: personalAuth });
+initCalibration(socket, { setMessage: view.setMessage });
 let serverTts = false;
 let cameraReady = false;
 
@@ -81,7 +83,7 @@ socket.on("error", (error) => {
   if (error.code === "tts_failed") {
     view.setMessage("tts", "The server's voice failed: this browser's own voice speaks instead.", "info");
     serverTts = false;
-  } else if (error.code !== "rate_limited" && error.code !== "nothing_to_speak") {
+  } else if (error.code !== "rate_limited" && error.code !== "nothing_to_speak" && !isCalibrationError(error)) {
     view.setMessage("frame", `A frame was refused: ${error.message}`, "info");
     setTimeout(() => view.setMessage("frame", null), 4000);
   }

@@ -1,0 +1,228 @@
+"""Calibration on the live connection (default namespace): record the user's own signs, adapt, read with them.
+
+client `calibrate` {"label": "A"}  every frame with a hand is also kept as a sample of A (a new take of A
+                                   replaces A's earlier frames: that is redo); its `result` gains
+                                   "calibration": {"label", "samples"}; {"label": null} stops. Ack: the same.
+client `adapt`                     ack {"queued": n} (place in the queue, 1 = next; 0: started at once), then
+                                   `adapt_progress` {"step", "steps"} and `adapted` {"model": "personal", "key",
+                                   "samples", "classes", "seconds", "before", "after"}, or `error` {"code",
+                                   "message"} (then the ack is {"queued": null})
+client `forget`                    the personal model and its samples deleted; ack {"model": the shared id}
+connect auth {"personal_key": K}   reads with K's personal model, or `error` unknown_key and the shared model
+
+Frames are kept as landmarks only, in memory until `adapt`. Bounds: samples per class (`calibration`
+config), the 28 classes, adaptations per key and per client address per hour, the queue, the store.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+
+import numpy as np
+from flask import Flask, current_app, request
+
+from app import socketio
+from app.admin import EmitPump
+from app.personal import AdaptationPool, HourlyLimit, Job, PersonalError, PersonalStore, key_hash, new_key
+from app.realtime import run_blocking
+from app.session import Session
+from ml.personal import CALIBRATION_CLASSES, Samples
+
+class Recorder:
+    """One client's calibration frames (landmarks, aspect, handedness), at most `max_per_class` per class."""
+
+    def __init__(self, max_per_class: int):
+        self.max_per_class = int(max_per_class)
+        self.label: str | None = None
+        self.take = 0
+        self.frames: dict[str, list[tuple]] = {}  # class -> [(landmarks, aspect, is_left, take)]
+
+    def start(self, label: str | None) -> None:
+        self.label = label
+        if label is not None:
+            self.take += 1
+            self.frames[label] = []
+
+    def add(self, hand, aspect: float) -> None:
+        if self.label is not None and len(self.frames[self.label]) < self.max_per_class:
+            self.frames[self.label].append((hand.landmarks, aspect, hand.is_left, self.take))
+
+    def status(self) -> dict:
+        if self.label is None:
+            return {"label": None, "samples": 0}
+        count = len(self.frames[self.label])
+        status = {"label": self.label, "samples": count}
+        if count >= self.max_per_class:
+            status["error"] = {"code": "class_full", "message": f"{self.label} has its {count} samples: further "
+                                                                "frames are not kept"}
+        return status
+
+    def samples(self) -> Samples | None:
+        rows = [(lm, a, left, take, label) for label, frames in self.frames.items() for lm, a, left, take in frames]
+        if not rows:
+            return None
+        lm, aspect, left, takes, labels = zip(*rows)
+        return Samples(np.stack(lm), np.array(aspect), np.array(left), np.array(labels), np.array(takes))
+
+
+def init_app(app: Flask) -> None:
+    config = app.config["SIGN2SOUND"]["calibration"]
+    device = app.extensions["predictor"].device
+    app.extensions["personal_store"] = PersonalStore(
+        app.instance_path + "/personal", config["max_personal_models"], int(config["max_store_mb"] * 2**20), device)
+    app.extensions["adaptations"] = AdaptationPool(config["max_concurrent"], config["max_queued"], config["nice"],
+                                                   config["timeout_s"], config.get("steps"))
+    app.extensions["adapt_limits"] = (HourlyLimit(config["adaptations_per_key_per_hour"]),
+                                      HourlyLimit(config["adaptations_per_client_per_hour"]))
+    app.extensions["calibration_pump"] = EmitPump("/", interval_s=0.05)
+
+
+def _config() -> dict:
+    return current_app.config["SIGN2SOUND"]["calibration"]
+
+
+def _error(sid: str, code: str, message: str) -> None:
+    socketio.emit("error", {"code": code, "message": message, "seq": None}, to=sid)
+
+
+def on_connect(session: Session, auth: object) -> None:
+    """Called by realtime's connect handler: load the personal model the client's key opens."""
+    key = auth.get("personal_key") if isinstance(auth, dict) else None
+    if key is None:
+        return
+    try:
+        personal = run_blocking(current_app.extensions["personal_store"].load, key)
+    except PersonalError as exc:
+        _error(request.sid, exc.code, exc.message)
+        return
+    session.use_personal(key, personal)
+
+
+def on_disconnect(sid: str) -> None:
+    current_app.extensions["adaptations"].cancel(sid)
+
+
+def _session() -> Session | None:
+    return current_app.extensions["sessions"].get(request.sid)
+
+
+@socketio.on("calibrate")
+def on_calibrate(payload=None, *_):
+    label = payload.get("label", "missing") if isinstance(payload, dict) else "missing"
+    session = _session()
+    if session is None or (label is not None and label not in CALIBRATION_CLASSES):
+        _error(request.sid, "bad_label", f"calibrate takes {{\"label\": one of {', '.join(CALIBRATION_CLASSES)}}} "
+                                         "or {\"label\": null} to stop")
+        return None
+
+    max_per_class = _config()["max_samples_per_class"]
+
+    def start():
+        with session.lock:  # between two frames
+            if session.calibration is None:
+                session.calibration = Recorder(max_per_class)
+            session.calibration.start(label)
+            return session.calibration.status()
+
+    return run_blocking(start)
+
+
+@socketio.on("adapt")
+def on_adapt(*_):
+    sid, session = request.sid, _session()
+    try:
+        if session is None:
+            raise PersonalError("adapt_failed", "no live session for this connection; reconnect")
+        queued = _start_adaptation(sid, session)
+    except PersonalError as exc:
+        _error(sid, exc.code, exc.message)
+        return {"queued": None}
+    return {"queued": queued}
+
+
+def _start_adaptation(sid: str, session: Session) -> int:
+    config, store = _config(), current_app.extensions["personal_store"]
+    with session.lock:
+        recorded = session.calibration.samples() if session.calibration else None
+        key = session.personal_key
+    if recorded is None or len(recorded) < config["min_samples"]:
+        raise PersonalError("too_few_samples", f"{0 if recorded is None else len(recorded)} calibration frames "
+                                               f"recorded: at least {config['min_samples']} are needed; calibrate "
+                                               "some signs first")
+    per_key, per_client = current_app.extensions["adapt_limits"]
+    if key is not None and not per_key.allow(key_hash(key)):
+        raise PersonalError("rate_limited", f"this personal model was adapted "
+                                            f"{config['adaptations_per_key_per_hour']} times in the last hour; "
+                                            "try again later")
+    if not per_client.allow(request.remote_addr or "unknown"):
+        raise PersonalError("rate_limited", f"{config['adaptations_per_client_per_hour']} adaptations from this "
+                                            "address in the last hour; try again later")
+    key = key or new_key()
+    staged = store.staging()
+    try:
+        samples = _with_earlier_samples(recorded, store, key)
+        samples.save(staged / "samples.npz")
+        emit = current_app.extensions["calibration_pump"].put
+        app = current_app._get_current_object()
+        started = time.monotonic()
+        job = Job(owner=sid, checkpoint=current_app.extensions["predictor"].checkpoint, staged=staged,
+                  on_progress=lambda step, steps: emit("adapt_progress", {"step": step, "steps": steps}, to=sid),
+                  on_done=lambda result: _adapted(app, sid, session, key, staged, result, started),
+                  on_error=lambda code, message: emit("error", {"code": code, "message": message, "seq": None},
+                                                      to=sid))
+        return current_app.extensions["adaptations"].submit(job)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+
+
+def _with_earlier_samples(recorded: Samples, store: PersonalStore, key: str) -> Samples:
+    """This calibration's frames plus the stored ones of the classes it did not record again."""
+    try:
+        earlier = Samples.load(store.samples_path(key))
+    except (ValueError, OSError):
+        return recorded
+    keep = ~np.isin(earlier.labels, recorded.labels)
+    if not keep.any():
+        return recorded
+    earlier = earlier.subset(keep)
+    return Samples(*(np.concatenate([a, b]) for a, b in [
+        (earlier.landmarks, recorded.landmarks), (earlier.aspect, recorded.aspect),
+        (earlier.is_left, recorded.is_left), (earlier.labels, recorded.labels),
+        (earlier.takes - earlier.takes.max() - 1, recorded.takes)]))  # earlier takes number below this one's
+
+
+def _adapted(app: Flask, sid: str, session: Session, key: str, staged, result: dict, started: float) -> None:
+    """On the pool's thread: validate the new model, store it, switch the session to it, tell the client."""
+    emit = app.extensions["calibration_pump"].put
+    store = app.extensions["personal_store"]
+    try:
+        store.commit(key, staged)
+        personal = store.load(key)
+    except PersonalError as exc:
+        emit("error", exc.as_dict(), to=sid)
+        return
+    session.use_personal(key, personal)
+    emit("adapted", {"model": "personal", "key": key, "samples": result["samples"], "classes": result["classes"],
+                     "seconds": round(time.monotonic() - started, 2), "before": result["before"],
+                     "after": result["after"]}, to=sid)
+
+
+@socketio.on("forget")
+def on_forget(*_):
+    session = _session()
+    shared = current_app.extensions["predictor"].model_id
+    if session is None:
+        return {"model": shared}
+    current_app.extensions["adaptations"].cancel(request.sid)
+    key = session.personal_key
+    if key is not None:
+        run_blocking(current_app.extensions["personal_store"].delete, key)
+
+    def clear():
+        with session.lock:
+            session.calibration = None
+        session.use_personal(None, None)
+
+    run_blocking(clear)
+    return {"model": shared}

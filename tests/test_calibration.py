@@ -1,0 +1,333 @@
+"""Calibration end to end: a real server, real python-socketio clients, real Kaggle photos, real adaptations.
+
+The protocol (app.calibration): `calibrate` {"label"}, `adapt` -> {"queued"} + `adapt_progress` + `adapted`,
+`forget`, connect auth {"personal_key"}, and "model" on every `result`. Most tests shorten the adaptation
+(SIGN2SOUND_CALIBRATION_STEPS) to keep the suite quick; the signer test runs the real recipe.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import socketio
+
+from tests.conftest import kaggle_photos, webcam_jpeg
+
+TIMEOUT = 30
+FPS = 20  # like the page: under the server's 30 frames a second per client
+ADAPT_TIMEOUT = 180  # a real adaptation on 2 busy cores, its subprocess's start included
+FAST = {"SIGN2SOUND_CALIBRATION_STEPS": "40"}
+
+
+class Client:
+    """A live connection that keeps every event it receives, in order, per event name."""
+
+    def __init__(self, url: str, key: str | None = None):
+        self.sio = socketio.Client(reconnection=False)
+        self.events: dict[str, queue.Queue] = {name: queue.Queue() for name in
+                                               ("result", "error", "adapt_progress", "adapted")}
+        for name, q in self.events.items():
+            self.sio.on(name, q.put)
+        self.seq, self.sent = 0, 0.0
+        self.sio.connect(url, transports=["websocket"], wait_timeout=10,
+                         auth={"personal_key": key} if key is not None else None)
+
+    def next(self, name: str, timeout: float = TIMEOUT) -> dict:
+        return self.events[name].get(timeout=timeout)
+
+    def frame(self, jpeg: bytes) -> tuple[str, dict]:
+        """Send one frame, wait for its one reply (`result` or `error` with its seq)."""
+        time.sleep(max(0.0, self.sent + 1 / FPS - time.monotonic()))  # the server drops frames past 30 fps
+        self.sent = time.monotonic()
+        self.seq += 1
+        self.sio.emit("frame", {"seq": self.seq, "image": jpeg})
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            for name in ("result", "error"):
+                try:
+                    reply = self.events[name].get(timeout=0.02)
+                except queue.Empty:
+                    continue
+                if reply.get("seq") == self.seq:
+                    return name, reply
+                if name == "error":
+                    self.events["error"].put(reply)  # not this frame's: leave it for next("error")
+                    time.sleep(0.01)
+        raise TimeoutError(f"no reply to frame {self.seq}")
+
+    def result(self, jpeg: bytes) -> dict:
+        kind, reply = self.frame(jpeg)
+        assert kind == "result", reply
+        return reply
+
+    def call(self, event: str, *args):
+        return self.sio.call(event, *args, timeout=TIMEOUT)
+
+    def calibrate(self, label: str, jpegs: list[bytes]) -> list[dict]:
+        self.call("calibrate", {"label": label})
+        results = [self.result(j) for j in jpegs]
+        self.call("calibrate", {"label": None})
+        return results
+
+    def adapt(self) -> dict:
+        """`adapt`, then wait for `adapted` (an `error` instead fails)."""
+        ack = self.call("adapt")
+        assert isinstance(ack.get("queued"), int), (ack, self.drain("error"))
+        deadline = time.monotonic() + ADAPT_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                return self.next("adapted", timeout=0.5)
+            except queue.Empty:
+                assert self.events["error"].empty(), self.drain("error")
+        raise TimeoutError("no `adapted`")
+
+    def drain(self, name: str) -> list[dict]:
+        out = []
+        while not self.events[name].empty():
+            out.append(self.events[name].get())
+        return out
+
+    def close(self) -> None:
+        threading.Thread(target=self.sio.disconnect, daemon=True).start()
+
+
+def photos(label: str, start: int, count: int, step: int = 1) -> list[bytes]:
+    return [webcam_jpeg(p) for p in kaggle_photos(label, start + count * step)[start::step][:count]]
+
+
+def entries(server) -> list[Path]:
+    folder = server.instance_dir / "personal"
+    return sorted(p for p in folder.iterdir()) if folder.exists() else []
+
+
+def read(client: Client, jpegs: list[bytes], rest: bytes) -> list[str]:
+    """The letter read for each photo, each held 3 frames (the window fills) with a rest before it."""
+    letters = []
+    for jpeg in jpegs:
+        client.result(rest)
+        letters.append([client.result(jpeg) for _ in range(3)][-1]["letter"])
+    return letters
+
+
+# The Kaggle signer's classes the shipped model reads worst through the live path (every 10th of a class's 200
+# photos, measured 2026-11-26): Z 59 % (-> X, D, S, ...), V 76 % (-> E, R, N, K), A 77 % (-> I, T, L), K 81 % (-> V).
+MISREAD = ["Z", "V", "A", "K"]
+
+
+def test_a_misread_signer_calibrates_adapts_reads_better_and_keeps_the_model_across_restarts(make_server):
+    server = make_server()
+    rest = photos("nothing", 0, 1)[0]
+    calibration = {label: photos(label, 0, 20, step=5) for label in MISREAD}    # photos 0-95
+    held_out = {label: photos(label, 150, 8, step=6) for label in MISREAD}      # photos 150-192: never calibrated on
+    truth = [label for label in MISREAD for _ in held_out[label]]
+
+    client = Client(server.url)
+    before = read(client, [j for label in MISREAD for j in held_out[label]], rest)
+    assert all(r["model"] == "shipped" for r in [client.result(rest)])
+    for label in MISREAD:
+        results = client.calibrate(label, calibration[label])
+        assert [r["calibration"] for r in results][-1]["label"] == label
+        assert max(r["calibration"]["samples"] for r in results) >= 10  # frames with a hand were kept
+    ack = client.call("adapt")
+    assert ack == {"queued": 0}
+    adapted = client.next("adapted", timeout=ADAPT_TIMEOUT)
+    progress = client.drain("adapt_progress")
+    assert progress and progress[-1]["step"] == progress[-1]["steps"]
+    assert adapted["model"] == "personal" and len(adapted["key"]) == 32
+    assert sorted(adapted["classes"]) == sorted(MISREAD) and adapted["samples"] >= 40
+    assert 0 <= adapted["before"] <= adapted["after"] <= 1 and adapted["seconds"] > 0
+    after = read(client, [j for label in MISREAD for j in held_out[label]], rest)
+    right = lambda letters: sum(a == b for a, b in zip(letters, truth))  # noqa: E731
+    assert right(after) > right(before), (before, after)
+    assert client.result(rest)["model"] == "personal"
+    client.close()
+
+    # Only the key's hash names the folder; it holds the model and the landmarks, nothing else.
+    [entry] = entries(server)
+    assert adapted["key"] not in entry.name and sorted(p.name for p in entry.iterdir()) == ["model.pth", "samples.npz"]
+
+    # The key brings the model back on a new connection, and after a restart of the server.
+    for restart in (False, True):
+        if restart:
+            server.stop()
+            server.start()
+        again = Client(server.url, key=adapted["key"])
+        assert read(again, [j for label in MISREAD for j in held_out[label]], rest) == after
+        assert again.result(rest)["model"] == "personal"
+        assert again.events["error"].empty()
+        again.close()
+
+    # Forget deletes the model and its samples at once; the key then opens nothing.
+    again = Client(server.url, key=adapted["key"])
+    assert again.call("forget") == {"model": "shipped"}
+    assert entries(server) == []
+    assert again.result(rest)["model"] == "shipped"
+    again.close()
+    gone = Client(server.url, key=adapted["key"])
+    assert gone.next("error")["code"] == "unknown_key"
+    assert gone.result(rest)["model"] == "shipped"
+    gone.close()
+
+
+def test_unknown_and_malformed_keys_fall_back_to_the_shared_model_with_a_message(server):
+    for key, words in [("A" * 32, "no personal model for this key"), ("../../etc/passwd", "malformed"),
+                       (12345, "malformed")]:
+        client = Client(server.url, key=key)
+        error = client.next("error")
+        assert error["code"] == "unknown_key" and words in error["message"], error
+        assert client.result(photos("V", 0, 1)[0])["model"] == "shipped"
+        client.close()
+
+
+def test_labels_outside_the_28_classes_are_refused(server):
+    client = Client(server.url)
+    for payload in [{"label": "nothing"}, {"label": "a"}, {"label": 3}, {}, "A"]:
+        assert client.call("calibrate", payload) is None
+        assert client.next("error")["code"] == "bad_label"
+    assert "calibration" not in client.result(photos("V", 0, 1)[0])  # no label was set
+    assert client.call("calibrate", {"label": "space"}) == {"label": "space", "samples": 0}
+    client.close()
+
+
+def test_a_bad_frame_during_calibration_is_refused_and_stores_nothing(server):
+    client = Client(server.url)
+    good = photos("V", 0, 1)[0]
+    client.call("calibrate", {"label": "V"})
+    assert client.result(good)["calibration"] == {"label": "V", "samples": 1}
+    for bad in [b"\xff\xd8\xff" + b"\x00" * 100, b"GIF89a", good[: len(good) // 3]]:
+        kind, reply = client.frame(bad)
+        assert kind == "error" and reply["code"] in ("bad_image", "unsupported_format"), reply
+    assert client.result(good)["calibration"] == {"label": "V", "samples": 2}
+    client.close()
+
+
+def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_server):
+    server = make_server(env={**FAST, "SIGN2SOUND_CALIBRATION_MAX_SAMPLES_PER_CLASS": "3",
+                              "SIGN2SOUND_CALIBRATION_ADAPTATIONS_PER_KEY_PER_HOUR": "0",
+                              "SIGN2SOUND_CALIBRATION_ADAPTATIONS_PER_CLIENT_PER_HOUR": "2",
+                              "SIGN2SOUND_CALIBRATION_MAX_PERSONAL_MODELS": "1"})
+    v, w = photos("V", 0, 5), photos("W", 0, 5)
+    client = Client(server.url)
+    # Nothing recorded: too few samples.
+    assert client.call("adapt") == {"queued": None}
+    error = client.next("error")
+    assert error["code"] == "too_few_samples" and "at least 5" in error["message"]
+    # Samples per class: the fourth frame is not kept, and the result says why.
+    results = client.calibrate("V", v)
+    assert [r["calibration"]["samples"] for r in results] == [1, 2, 3, 3, 3]
+    assert results[-1]["calibration"]["error"]["code"] == "class_full"
+    client.calibrate("W", w)
+    # One adaptation per connection at a time.
+    assert client.call("adapt") == {"queued": 0}
+    assert client.call("adapt") == {"queued": None}
+    assert client.next("error")["code"] == "adapt_busy"
+    first = client.next("adapted", timeout=ADAPT_TIMEOUT)
+    # Adaptations per key per hour (0 here: a key's model cannot be adapted again) ...
+    assert client.call("adapt") == {"queued": None}
+    error = client.next("error")
+    assert error["code"] == "rate_limited" and "this personal model" in error["message"], error
+    client.close()
+    # ... and per client address (2 here: the first adaptation and the busy one were counted).
+    other = Client(server.url)
+    other.calibrate("V", v)
+    other.calibrate("W", w)
+    assert other.call("adapt") == {"queued": None}
+    error = other.next("error")
+    assert error["code"] == "rate_limited" and "from this address" in error["message"], error
+    other.close()
+    # The store's count: a second user's model evicts the least recently used first one.
+    second_server = make_server(env={**FAST, "SIGN2SOUND_CALIBRATION_MAX_PERSONAL_MODELS": "1"},
+                                instance_dir=server.instance_dir)
+    second = Client(second_server.url)
+    second.calibrate("V", v)
+    assert second.adapt()["key"] != first["key"]
+    assert len(entries(second_server)) == 1  # only the newest; no staging or trash folder left behind
+    evicted = Client(second_server.url, key=first["key"])
+    assert evicted.next("error")["code"] == "unknown_key"
+    evicted.close()
+    second.close()
+
+
+@pytest.mark.parametrize("env, code, words", [
+    ({**FAST, "SIGN2SOUND_CALIBRATION_MAX_STORE_MB": "0.01"}, "store_full", "nothing was saved"),  # too big a model
+    ({"SIGN2SOUND_CALIBRATION_TIMEOUT_S": "0.5"}, "adapt_failed", "time limit"),  # killed before it can finish
+], ids=["store_size", "time_limit"])
+def test_a_failed_adaptation_says_why_and_stores_nothing(make_server, env, code, words):
+    server = make_server(env=env)
+    client = Client(server.url)
+    client.calibrate("V", photos("V", 0, 6))
+    assert client.call("adapt") == {"queued": 0}
+    error = client.next("error", timeout=ADAPT_TIMEOUT)
+    assert error["code"] == code and words in error["message"], error
+    assert entries(server) == []  # no model, no staging folder left behind
+    assert client.result(photos("V", 0, 1)[0])["model"] == "shipped"
+    client.close()
+
+
+def test_two_clients_personal_models_never_leak_into_each_other(make_server):
+    """Two users calibrate the same photo as different classes; read side by side (batched together), each
+    gets the class they taught, through their own model. A deliberate label here tests isolation, not skill."""
+    server = make_server(env={"SIGN2SOUND_CALIBRATION_STEPS": "120"})
+    v = photos("V", 0, 24)
+    a, b = Client(server.url), Client(server.url)
+    a.calibrate("V", v)
+    b.calibrate("W", v)
+    assert a.call("adapt") == {"queued": 0}
+    assert b.call("adapt") == {"queued": 1}  # max_concurrent 1: the second waits, and is told its place
+    adapted_a = a.next("adapted", timeout=ADAPT_TIMEOUT)
+    adapted_b = b.next("adapted", timeout=ADAPT_TIMEOUT)
+    assert adapted_a["key"] != adapted_b["key"] and len(entries(server)) == 2
+
+    probe = photos("V", 150, 1)[0]  # not one of the calibration photos
+    letters = {"a": [], "b": []}
+
+    def stream(name, client):
+        for _ in range(12):
+            letters[name].append(client.result(probe)["letter"])
+
+    threads = [threading.Thread(target=stream, args=(n, c)) for n, c in (("a", a), ("b", b))]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert letters["a"][-6:] == ["V"] * 6 and letters["b"][-6:] == ["W"] * 6, letters
+    # Forgetting one leaves the other untouched.
+    assert b.call("forget") == {"model": "shipped"}
+    assert len(entries(server)) == 1 and a.result(probe)["model"] == "personal"
+    a.close()
+    b.close()
+
+
+def test_the_predictor_reads_each_window_with_its_own_model_in_one_batch():
+    """Windows of the shared model and of two personal models, submitted together, come back each read by its
+    own model (each personal copy's head is biased to one class, so a mix-up shows)."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from ml.checkpoint import load_checkpoint
+    from ml.features import N_FEATURES
+    from ml.inference import PersonalModel, Predictor, fit_window
+    from tests.conftest import SHIPPED_CHECKPOINT
+
+    predictor = Predictor(SHIPPED_CHECKPOINT, device="cpu")
+    try:
+        model, meta = load_checkpoint(SHIPPED_CHECKPOINT)
+        personal = {}
+        for label in ("B", "W"):
+            biased = copy.deepcopy(model)
+            with torch.no_grad():
+                biased.head[-1].bias[meta["classes"].index(label)] += 100.0
+            personal[label] = PersonalModel(biased, meta)
+        windows = np.random.default_rng(0).normal(size=(30, 5, N_FEATURES)).astype(np.float32)
+        readers = [[None, personal["B"], personal["W"]][i % 3] for i in range(len(windows))]
+        futures = [predictor.submit(w, r) for w, r in zip(windows, readers)]
+        for window, reader, future in zip(windows, readers, futures):
+            expected = predictor.predict(fit_window(window, meta["window"])[None], reader.model if reader else None)[0]
+            np.testing.assert_allclose(future.result(timeout=10), expected, atol=1e-5)
+            if reader is not None:
+                assert meta["classes"][int(np.argmax(expected))] == ("B" if reader is personal["B"] else "W")
+    finally:
+        predictor.close()
