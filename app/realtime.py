@@ -1,9 +1,13 @@
 """Socket.IO handlers of the live page (default namespace). Protocol (kept stable: tests and tools use it):
 
-client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload)
-server -> `result` (one per accepted frame), `error` {"code", "message", "seq"} (one per refused frame),
-          `speech` {"text", "audio": WAV bytes, "mime"} when a word is finished or speech is asked for.
-`reset` and `undo` also answer their ack with {"word", "text", "events"}.
+client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload),
+          `space` (ends the word as the `space` sign does), `choose` {"index": i} or {"raw": true}
+server -> `result` (one per accepted frame, with "suggestions" for the current word), `error` {"code", "message",
+          "seq"} (one per refused frame), `speech` {"text", "audio": WAV bytes, "mime"} when a word is finished
+          or replaced, or speech is asked for.
+`reset`, `undo`, `space` and `choose` also answer their ack with {"word", "text", "events"}. A finished word is
+the event {"type": "word", "value": decoded, "raw": as signed, "alternatives": [...]}; `choose` (and `undo` of a
+decoded word) replaces it: {"type": "replace", "value", "raw", "alternatives"}.
 
 Every frame gets exactly one reply, `result` or `error`, so a client's in-flight count always comes down.
 Handlers never run CPU work on the event loop: under eventlet it goes to a real thread (tpool), so one
@@ -13,13 +17,15 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask, current_app, request
 
 from app import socketio
 from app.frames import FrameError, parse_payload
-from app.session import Session, Sessions
+from app.decoder import shared_lexicon
+from app.session import ChoiceError, Session, Sessions
 from app.speech import Speech
 
 log = logging.getLogger(__name__)
@@ -31,6 +37,7 @@ def init_realtime(app: Flask) -> None:
     app.extensions["sessions"] = Sessions(config)
     app.extensions["speech"] = Speech(**config["speech"])
     app.wsgi_app = NoDelay(app.wsgi_app)
+    threading.Thread(target=shared_lexicon, daemon=True).start()  # ~1 s: ready before the first word ends
 
 
 class NoDelay:
@@ -104,9 +111,7 @@ def on_frame(payload=None, *_):  # any argument count: a bad one gets an error r
                                 "seq": seq}, to=request.sid)
         return
     socketio.emit("result", result, to=request.sid)
-    for event in result["events"]:
-        if event["type"] == "word":
-            _speak_later(event["value"])
+    _speak_words(result["events"])
 
 
 @socketio.on("ping")
@@ -118,7 +123,35 @@ def on_ping(payload=None, *_):
 @socketio.on("undo")
 def on_undo(*_):
     session = _session()
-    return run_blocking(session.undo) if session else None
+    if not session:
+        return None
+    state = run_blocking(session.undo)
+    _speak_words(state["events"])
+    return state
+
+
+@socketio.on("space")
+def on_space(*_):
+    session = _session()
+    if not session:
+        return None
+    state = run_blocking(session.space)
+    _speak_words(state["events"])
+    return state
+
+
+@socketio.on("choose")
+def on_choose(choice=None, *_):
+    session = _session()
+    if not session:
+        return None
+    try:
+        state = run_blocking(session.choose, choice)
+    except ChoiceError as exc:
+        socketio.emit("error", {"code": exc.code, "message": str(exc), "seq": None}, to=request.sid)
+        return None
+    _speak_words(state["events"])
+    return state
 
 
 @socketio.on("reset")
@@ -137,6 +170,13 @@ def on_speak(*_):
         return None
     _speak_later(text)
     return {"text": text}
+
+
+def _speak_words(events: list[dict]) -> None:
+    """Speak each finished or replaced word."""
+    for event in events:
+        if event["type"] in ("word", "replace"):
+            _speak_later(event["value"])
 
 
 def _speak_later(text: str) -> None:
