@@ -118,19 +118,30 @@ def spell_all(model, meta, samples, words: list[str], config: dict, rng) -> list
 
 
 def evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.stderr) -> dict:
-    """{signer: {list name: [(word, letters)]}}"""
+    """{signer: {list name: [(word, letters)]}}, cached beside each model (keyed by the lists, the simulation's
+    settings and the speller's code): spelling every word takes minutes on 2 cores."""
+    import pickle
+
     import numpy as np
     import torch
     from ml.checkpoint import load_checkpoint
     from ml.config import load_config
     torch.set_num_threads(2)
     config = load_config()
+    key = hashlib.sha256(json.dumps([lists, config["speller"], SEED, FRAMES_PER_LETTER]).encode())
+    key.update((ROOT / "app" / "speller.py").read_bytes())
     out = {}
     for signer in signers:
-        model, meta = load_checkpoint(model_path(signer, options, log))
+        path = model_path(signer, options, log)
+        cached = path.parent / f"spelled-{key.hexdigest()[:16]}.pkl"
+        if cached.exists():
+            out[signer] = pickle.loads(cached.read_bytes())
+            continue
+        model, meta = load_checkpoint(path)
         samples = signer_samples(signer)
         rng = np.random.default_rng(SEED)
         out[signer] = {name: spell_all(model, meta, samples, words, config, rng) for name, words in lists.items()}
+        cached.write_bytes(pickle.dumps(out[signer]))
         print(f"{signer}: spelled " + ", ".join(f"{len(v)} {k}" for k, v in out[signer].items()), file=log, flush=True)
     return out
 
@@ -223,10 +234,7 @@ def main(argv=None) -> int:
         for s in signers:
             print(model_path(s, tuple(args.train)), flush=True)
         return 0
-    lists = word_lists()
-    if not args.fit:
-        lists = {k: v for k, v in lists.items() if not k.startswith("fit")}
-    ev = evidence(signers, tuple(args.train), lists)
+    ev = evidence(signers, tuple(args.train), word_lists())
     if args.fit:
         print(json.dumps(fit(ev)), flush=True)
         return 0
