@@ -36,6 +36,7 @@ MISSED_DOUBLE = math.log(0.3)    # the second of a double letter (the user did n
 USER_LOGPRIOR = -7.0             # a kept spelling ranks like a common word (about the 300th)
 MAX_USER_WORDS = 1000            # per session: a visitor's state is bounded
 SUGGESTIONS = 3
+DOUBT = math.log(0.02)           # a letter the model gave this much (smoothed) is a candidate substitution
 
 
 @dataclass(frozen=True)
@@ -168,24 +169,22 @@ class Decoder:
         return -math.inf
 
     def candidates(self, table: list[dict], raw: str) -> set[str]:
-        """Lexicon (and user) words one edit from the raw spelling, or two substitutions by the model's
-        second and third guesses."""
-        known = lambda w: w in self.lexicon.logprior or w in self.user_words  # noqa: E731
+        """Lexicon (and user) words one edit from the raw spelling, or two substitutions by letters the model
+        gave at least DOUBT."""
         edits = set()
         for k in range(len(raw) + 1):
             head, tail = raw[:k], raw[k:]
+            edits.update([head + c + tail for c in self.letters])
             if tail:
                 edits.add(head + tail[1:])
-                edits.update(head + c + tail[1:] for c in self.letters)
-            edits.update(head + c + tail for c in self.letters)
-        guesses = [sorted(row, key=row.get, reverse=True)[:3] for row in table]
-        for i in range(len(raw)):
-            for j in range(i + 1, len(raw)):
-                for a in guesses[i]:
-                    for b in guesses[j]:
-                        edits.add(raw[:i] + a + raw[i + 1:j] + b + raw[j + 1:])
+                edits.update([head + c + tail[1:] for c in self.letters])
+        doubts = [(i, c) for i, row in enumerate(table) for c, lp in row.items() if lp >= DOUBT and c != raw[i]]
+        for a, (i, x) in enumerate(doubts):
+            for j, y in doubts[a + 1:]:
+                if j > i:
+                    edits.add(raw[:i] + x + raw[i + 1:j] + y + raw[j + 1:])
         edits.discard(raw)
-        return {w for w in edits if w and known(w)}
+        return (self.lexicon.logprior.keys() & edits) | (self.user_words.keys() & edits)
 
     def rank(self, letters: list[Letter]) -> tuple[list[tuple[float, str]], float]:
         """(candidate words with their scores, best first; the raw spelling's score)."""
