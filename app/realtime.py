@@ -120,38 +120,33 @@ def on_ping(payload=None, *_):
     return payload
 
 
-@socketio.on("undo")
-def on_undo(*_):
+def _word_action(name: str, *args):
+    """Run session.<name> (undo, space, choose): its state is the ack; a word it finished or replaced is spoken."""
     session = _session()
     if not session:
         return None
-    state = run_blocking(session.undo)
+    state = run_blocking(getattr(session, name), *args)
     _speak_words(state["events"])
     return state
+
+
+@socketio.on("undo")
+def on_undo(*_):
+    return _word_action("undo")
 
 
 @socketio.on("space")
 def on_space(*_):
-    session = _session()
-    if not session:
-        return None
-    state = run_blocking(session.space)
-    _speak_words(state["events"])
-    return state
+    return _word_action("space")
 
 
 @socketio.on("choose")
 def on_choose(choice=None, *_):
-    session = _session()
-    if not session:
-        return None
     try:
-        state = run_blocking(session.choose, choice)
+        return _word_action("choose", choice)
     except ChoiceError as exc:
         socketio.emit("error", {"code": exc.code, "message": str(exc), "seq": None}, to=request.sid)
         return None
-    _speak_words(state["events"])
-    return state
 
 
 @socketio.on("reset")
