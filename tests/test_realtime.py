@@ -212,13 +212,13 @@ def test_clients_do_not_share_state_and_sessions_end_on_disconnect(server, frame
     a, b = LiveClient(server.url), LiveClient(server.url)
     try:
         assert clients() == 2
-        threads = [threading.Thread(target=spell, args=(c, frames, w)) for c, w in ((a, "FLY"), (b, "UW"))]
+        threads = [threading.Thread(target=spell, args=(c, frames, w)) for c, w in ((a, "FLY"), (b, "FLU"))]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         assert a.speech.get(timeout=REPLY_TIMEOUT)["text"] == "FLY"
-        assert b.speech.get(timeout=REPLY_TIMEOUT)["text"] == "UW"
+        assert b.speech.get(timeout=REPLY_TIMEOUT)["text"] == "FLU"
     finally:
         a.close()
         b.close()
