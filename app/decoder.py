@@ -27,11 +27,11 @@ LEXICON_FILE = "frequency_dictionary_en_82_765.txt"  # inside the symspellpy pac
 SMOOTHING = 0.2
 NAME_LOGPRIOR = -14.0
 MARGIN = 2.0
+MISSED = math.log(0.02)          # a letter of the word never committed
 
-# Edit probabilities (log): a stranger's letter is misread often, a letter missed or added rarely.
+# Edit probabilities (log): a committed letter the word lacks is rare (the hold rule), a double's second likely.
 EXTRA = math.log(0.02)           # a committed letter the word lacks
 EXTRA_SPECIAL = math.log(0.2)    # ... when it was held weakly or repeats the letter before it
-MISSED = math.log(0.02)          # a letter of the word never committed
 MISSED_DOUBLE = math.log(0.3)    # the second of a double letter (the user did not rest)
 USER_LOGPRIOR = -7.0             # a kept spelling ranks like a common word (about the 300th)
 MAX_USER_WORDS = 1000            # per session: a visitor's state is bounded
@@ -114,10 +114,10 @@ class Decoder:
     """One user's decoder: the shared lexicon plus that user's kept spellings."""
 
     def __init__(self, lexicon: Lexicon, smoothing: float = SMOOTHING, name_logprior: float = NAME_LOGPRIOR,
-                 margin: float = MARGIN):
+                 margin: float = MARGIN, missed: float = MISSED):
         self.lexicon = lexicon
         self.letters = LETTERS
-        self.smoothing, self.name_logprior, self.margin = smoothing, name_logprior, margin
+        self.smoothing, self.name_logprior, self.margin, self.missed = smoothing, name_logprior, margin, missed
         self.user_words: dict[str, None] = {}  # insertion order: the oldest is dropped first
 
     def remember(self, word: str) -> None:
@@ -155,7 +155,7 @@ class Decoder:
         if m == n + 1:  # one letter of the word missed, at k
             best = -math.inf
             for k in range(m):
-                miss = MISSED_DOUBLE if k and word[k] == word[k - 1] else MISSED
+                miss = MISSED_DOUBLE if k and word[k] == word[k - 1] else self.missed
                 best = max(best, miss + sum(row.get(c, -30.0) for row, c in zip(table, word[:k] + word[k + 1:])))
             return best
         if m == n - 1:  # one committed letter extra, at k
