@@ -25,9 +25,9 @@ LEXICON_FILE = "frequency_dictionary_en_82_765.txt"  # inside the symspellpy pac
 
 # Fitted by `python -m bench.words --fit` (docs/EXPERIMENTS.md, "Words, not letters").
 SMOOTHING = 0.2
-NAME_LOGPRIOR = -14.0
-MARGIN = 2.0
-MISSED = math.log(0.02)          # a letter of the word never committed
+NAME_LOGPRIOR = -16.0
+MARGIN = 0.5
+MISSED = math.log(0.2)           # a letter of the word never committed
 
 # Edit probabilities (log): a committed letter the word lacks is rare (the hold rule), a double's second likely.
 EXTRA = math.log(0.02)           # a committed letter the word lacks
