@@ -213,6 +213,17 @@ def table(ev: dict) -> list[str]:
         cells += [str(sum(r["n"] for r in rs)), f"{np.mean([r['raw'] for r in rs]):.1%}",
                   f"{np.mean([r['decoded'] for r in rs]):.1%}"]
     rows.append("| " + " | ".join(cells) + " |")
+    import time
+    suggest = []  # the suggestions after each letter of each word (the live path computes them per letter)
+    for lists in ev.values():
+        for _, letters in lists["words"]:
+            for k in range(1, len(letters) + 1):
+                c0 = time.thread_time()
+                decoder.suggest(letters[:k])
+                suggest.append(time.thread_time() - c0)
+    s = np.array(suggest) * 1000
+    rows.append(f"suggestions per letter (CPU): mean {s.mean():.3f} ms, p99 {np.percentile(s, 99):.3f} ms, "
+                f"max {s.max():.3f} ms over {len(s)} letters")
     for i, kind in enumerate(("wall", "CPU")):
         t = np.array([x[i] for x in times]) * 1000
         rows.append(f"decoder time per word end ({kind}): mean {t.mean():.3f} ms, median {np.median(t):.3f} ms, "
@@ -246,10 +257,12 @@ def main(argv=None) -> int:
     rows = table(ev)
     print("\n".join(rows), flush=True)
     from bench.report import machine_label, write_section
-    times = [r for r in rows if r.startswith("decoder time")]
+    times = [r for r in rows if r.startswith(("decoder time", "suggestions"))]
+    command = " ".join(["python -m bench.words", *(["--signers", *args.signers] if args.signers else []),
+                        "--train", *args.train])
     write_section("words", "\n".join([
         "## Word decoder", "",
-        f"`python -m bench.words --train {' '.join(args.train)}` on {machine_label()}, shared with other work "
+        f"`{command}` on {machine_label()}, shared with other work "
         "(wall time includes waiting for a core; CPU time is the decoder's own). Target: <= 2 ms per word end.", "",
         *[f"- {t}" for t in times], "",
         "Accuracy on held-out signers: docs/EXPERIMENTS.md, \"Words, not letters\"."]))
