@@ -24,9 +24,9 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LEXICON_FILE = "frequency_dictionary_en_82_765.txt"  # inside the symspellpy package
 
 # Fitted by `python -m bench.words --fit` (docs/EXPERIMENTS.md, "Words, not letters").
-SMOOTHING = 0.3
-NAME_LOGPRIOR = -16.0
-MARGIN = 3.0
+SMOOTHING = 0.1
+NAME_LOGPRIOR = -14.0
+MARGIN = 1.5
 MISSED = math.log(0.2)           # a letter of the word never committed
 
 # Edit probabilities (log): a committed letter the word lacks is rare (the hold rule), a double's second likely.
