@@ -1,10 +1,13 @@
 """Words on strangers: letters drawn from a held-out signer's real samples, through the real speller and the
 word decoder (docs/EXPERIMENTS.md, "Words, not letters").
 
-    python -m bench.words [--signers kaggle asl_ai ...] [--words 1000] [TRAIN OPTIONS after --train]
+    python -m bench.words [--signers kaggle asl_ai ...] [--fit [--names-kept 0.95]] [--train ML.TRAIN OPTIONS]
 
 Trains (once) and caches one leave-one-signer-out model per signer under instance/bench-words/, keyed by the
-training options and the code that shapes the model's input, so a changed feature vector retrains.
+training options and the code that shapes the model's input (ml/features.py, model.py, augment.py,
+datasets.py), so a changed feature vector retrains; the spelled words are cached beside each model. Prints the
+accuracy table (docs/EXPERIMENTS.md) and writes the decoder's time to docs/PERFORMANCE.md; --fit prints the
+decoder constants fitted on the fit words and names instead.
 """
 from __future__ import annotations
 
