@@ -1,10 +1,14 @@
 """Socket.IO handlers of the live page (default namespace). Protocol (kept stable: tests and tools use it):
 
-client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload);
+client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload),
+          `space` (ends the word as the `space` sign does), `choose` {"index": i} or {"raw": true};
           `calibrate`, `adapt`, `forget` and connect's auth {"personal_key"}: app.calibration
-server -> `result` (one per accepted frame; "model": "personal" or the shared model's id), `error` {"code", "message", "seq"} (one per refused frame),
-          `speech` {"text", "audio": WAV bytes, "mime"} when a word is finished or speech is asked for.
-`reset` and `undo` also answer their ack with {"word", "text", "events"}.
+server -> `result` (one per accepted frame, with "suggestions" for the current word; "model": "personal" or
+          the shared model's id), `error` {"code", "message", "seq"} (one per refused frame), `speech` {"text",
+          "audio": WAV bytes, "mime"} when a word is finished or replaced, or speech is asked for.
+`reset`, `undo`, `space` and `choose` also answer their ack with {"word", "text", "events"}. A finished word is
+the event {"type": "word", "value": decoded, "raw": as signed, "alternatives": [...]}; `choose` (and `undo` of a
+decoded word) replaces it: {"type": "replace", "value", "raw", "alternatives"}.
 
 Every frame gets exactly one reply, `result` or `error`, so a client's in-flight count always comes down.
 Replies go to a client of this server straight, never through a message queue (`ignore_queue`): in cluster
@@ -17,13 +21,15 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask, current_app, request
 
 from app import socketio
 from app.frames import FrameError, parse_payload
-from app.session import Session, Sessions
+from app.decoder import shared_lexicon
+from app.session import ChoiceError, Session, Sessions
 from app.speech import Speech
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,7 @@ def init_realtime(app: Flask) -> None:
     app.extensions["sessions"] = Sessions(config)
     app.extensions["speech"] = Speech(**config["speech"])
     app.wsgi_app = NoDelay(app.wsgi_app)
+    threading.Thread(target=shared_lexicon, daemon=True).start()  # ~1 s: ready before the first word ends
 
 
 class NoDelay:
@@ -114,9 +121,7 @@ def on_frame(payload=None, *_):  # any argument count: a bad one gets an error r
                                 "seq": seq}, to=request.sid, ignore_queue=True)
         return
     socketio.emit("result", result, to=request.sid, ignore_queue=True)
-    for event in result["events"]:
-        if event["type"] == "word":
-            _speak_later(event["value"])
+    _speak_words(result["events"])
 
 
 @socketio.on("ping")
@@ -125,10 +130,33 @@ def on_ping(payload=None, *_):
     return payload
 
 
+def _word_action(name: str, *args):
+    """Run session.<name> (undo, space, choose): its state is the ack; a word it finished or replaced is spoken."""
+    session = _session()
+    if not session:
+        return None
+    state = run_blocking(getattr(session, name), *args)
+    _speak_words(state["events"])
+    return state
+
+
 @socketio.on("undo")
 def on_undo(*_):
-    session = _session()
-    return run_blocking(session.undo) if session else None
+    return _word_action("undo")
+
+
+@socketio.on("space")
+def on_space(*_):
+    return _word_action("space")
+
+
+@socketio.on("choose")
+def on_choose(choice=None, *_):
+    try:
+        return _word_action("choose", choice)
+    except ChoiceError as exc:
+        socketio.emit("error", {"code": exc.code, "message": str(exc), "seq": None}, to=request.sid)
+        return None
 
 
 @socketio.on("reset")
@@ -147,6 +175,13 @@ def on_speak(*_):
         return None
     _speak_later(text)
     return {"text": text}
+
+
+def _speak_words(events: list[dict]) -> None:
+    """Speak each finished or replaced word."""
+    for event in events:
+        if event["type"] in ("word", "replace"):
+            _speak_later(event["value"])
 
 
 def _speak_later(text: str) -> None:

@@ -13,6 +13,7 @@ from collections import deque
 
 import numpy as np
 
+from app.decoder import Decoded, Decoder, letter_probs, shared_lexicon
 from app.frames import FrameError, decode_frame
 from app.speller import REST, Speller
 from ml.features import hand_features
@@ -66,6 +67,14 @@ class RateLimiter:
             return True
 
 
+class ChoiceError(ValueError):
+    """A `choose` that cannot be done: code and message for the client's `error`."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
 class Session:
     def __init__(self, config: dict, trackers: TrackerPool):
         self.trackers = trackers
@@ -83,6 +92,10 @@ class Session:
         self.personal: PersonalModel | None = None
         self.personal_key: str | None = None
         self.calibration = None  # app.calibration.Recorder while this client calibrates
+        # Words (app.decoder): the finished word's decoding and the growing word's suggestions.
+        self._decoder: Decoder | None = None  # made on first use: it waits for the shared lexicon
+        self.suggestions: list[str] = []  # for the current word
+        self.finished: Decoded | None = None  # the last finished word, while `choose` may replace it
 
     def use_personal(self, key: str | None, personal: PersonalModel | None) -> None:
         """Read with `personal` (None: the shared model) from the next frame on; the window starts afresh."""
@@ -114,7 +127,7 @@ class Session:
             if hand is None:
                 # No hand, no model call: the hand is at rest, and a new sign starts a new window.
                 self.window.clear()
-                letter, confidence, top = REST, 1.0, [[REST, 1.0]]
+                letter, confidence, top, letters = REST, 1.0, [[REST, 1.0]], None
                 timings["features"] = timings["inference"] = 0.0
                 t4 = t2
             else:
@@ -135,12 +148,13 @@ class Session:
                 order = np.argsort(probs)[::-1][:TOP_K]
                 top = [[classes[i], round(float(probs[i]), 4)] for i in order]
                 letter, confidence = top[0]
-            events = self.speller.update(letter, confidence)
+                letters = letter_probs(probs, classes)
+            events = self.decode_words(self.speller.update(letter, confidence, letters))
             timings["speller"] = time.perf_counter() - t4
-            result = {"seq": seq, "model": predictor.model_id, "hand": hand is not None, "letter": letter,
-                      "confidence": confidence,
+            result = {"seq": seq, "hand": hand is not None, "letter": letter, "confidence": confidence,
                       "top": top, "landmarks": None if hand is None else np.round(hand.landmarks, 4).tolist(),
-                      **self.state(events), "model": "personal" if self.personal else predictor.model_id}
+                      **self.state(events), "suggestions": self.suggestions,
+                      "model": "personal" if self.personal else predictor.model_id}
             if self.calibration is not None:
                 result["calibration"] = self.calibration.status()
         timings["total"] = time.perf_counter() - t0
@@ -148,13 +162,84 @@ class Session:
         return result
 
     def undo(self) -> dict:
+        """Restore the raw spelling of a word the decoder changed; else delete the last character."""
         with self.lock:
-            return self.state(self.speller.undo())
+            if self._replaceable() and self.finished.value != self.finished.raw:
+                self.decoder.remember(self.finished.raw)
+                return self.state(self._replace(self.finished.raw))
+            return self.state(self.decode_words(self.speller.undo()))
 
     def reset(self) -> dict:
         with self.lock:
             self.window.clear()
-            return self.state(self.speller.reset())
+            return self.state(self.decode_words(self.speller.reset()))
+
+    # Words: the decoder, suggestions, the keyboard's space and the user's choice.
+
+    @property
+    def decoder(self) -> Decoder:
+        if self._decoder is None:
+            self._decoder = Decoder(shared_lexicon())
+        return self._decoder
+
+    def decode_words(self, events: list[dict]) -> list[dict]:
+        """Decode each finished word (the `word` event gets value, raw and alternatives; the text the decoded
+        word); refresh the suggestions when the current word changed."""
+        out = []
+        for event in events:
+            if event["type"] == "word":
+                self.finished = self.decoder.decode(self.speller.finished)
+                self.speller.replace_finished(self.finished.value)
+                event = self.finished.event()
+            elif event["type"] == "clear":
+                self.finished = None
+            out.append(event)
+        if events:
+            self.suggestions = self.decoder.suggest(self.speller.letters)
+        return out
+
+    def space(self) -> dict:
+        """The keyboard's Space: end the word as the `space` sign does."""
+        with self.lock:
+            return self.state(self.decode_words(self.speller.finish_word()))
+
+    def choose(self, choice) -> dict:
+        """{"index": i}: suggestion i ends the current word, or, with no word in progress, alternative i replaces
+        the last finished word; {"raw": true}: the spelling as signed. ChoiceError when there is nothing to
+        choose or the choice is malformed."""
+        if not (isinstance(choice, dict) and (choice.get("raw") is True or type(choice.get("index")) is int)):
+            raise ChoiceError("bad_choice", 'choose takes {"index": i} or {"raw": true}')
+        with self.lock:
+            if self.speller.word:
+                options, raw = self.suggestions, self.speller.word
+            elif self._replaceable():
+                options, raw = self.finished.alternatives, self.finished.raw
+            else:
+                raise ChoiceError("nothing_to_choose", "there is no word to choose for")
+            index = choice.get("index")
+            if choice.get("raw") is not True and not 0 <= index < len(options):
+                raise ChoiceError("bad_choice", f"index {index} is not among the {len(options)} choices")
+            word = raw if choice.get("raw") is True else options[index]
+            self.decoder.remember(word)
+            if not self.speller.word:
+                return self.state(self._replace(word))
+            # End the current word with the choice in its place.
+            events = [e for e in self.speller.finish_word() if e["type"] != "word"]
+            self.finished = Decoded(word, raw, [w for w in options if w not in (word, raw)])
+            self.speller.replace_finished(word)
+            self.suggestions = []
+            return self.state(events + [self.finished.event()])
+
+    def _replaceable(self) -> bool:
+        """The last finished word is still the end of the text (nothing signed after it)."""
+        return self.finished is not None and self.speller.text.endswith(self.finished.value + " ")
+
+    def _replace(self, word: str) -> list[dict]:
+        old = self.finished
+        others = [w for w in [old.value, *old.alternatives] if w not in (word, old.raw)]
+        self.finished = Decoded(word, old.raw, others)
+        self.speller.replace_finished(word)
+        return [{"type": "replace", **{k: v for k, v in self.finished.event().items() if k != "type"}}]
 
     def close(self) -> None:
         """Release the tracker; waits for a frame in progress to finish first."""

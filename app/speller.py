@@ -6,8 +6,14 @@ A label is committed once it has been the prediction for `hold_frames` frames in
 ("AB"). A low-confidence frame breaks the hold but does not re-arm: a hand moving between two shapes must
 not repeat the letter it came from. `space` finishes the word, `del` deletes the last character (a letter,
 or the space that finished the last word, which makes that word the current one again).
+
+For the word decoder each committed letter keeps its evidence (app.decoder.Letter): the model's probabilities
+averaged over the frames that held it, and what the speller saw (a weak hold, a repeat after a rest, a letter
+signed right after a delete). `letters` is the current word's; `finished` the last finished word's.
 """
 from __future__ import annotations
+
+from app.decoder import Letter
 
 REST = "nothing"
 SPACE = "space"
@@ -26,14 +32,19 @@ class Speller:
         self._held = 0
         self._rested = 0
         self._last: str | None = None  # the committed label that is not re-armed yet
+        self._held_probs: list = []  # the model's probabilities for each frame of the current hold
+        self._corrected = False  # a delete came last: the next letter is the user's correction
+        self.letters: list[Letter] = []  # evidence for each letter of the current word
+        self.finished: list[Letter] = []  # evidence for the last finished word
 
     @property
     def word(self) -> str:
         """The word being spelled (empty right after a space)."""
         return self.text.rsplit(" ", 1)[-1]
 
-    def update(self, label: str | None, confidence: float) -> list[dict]:
-        """Feed one frame's prediction (None = no hand); returns the events it caused (often none)."""
+    def update(self, label: str | None, confidence: float, probs=None) -> list[dict]:
+        """Feed one frame's prediction (None = no hand) and, optionally, the model's probabilities of A-Z
+        (app.decoder.letter_probs); returns the events it caused (often none)."""
         if label is None or label == REST:
             self._candidate, self._held = None, 0
             self._rested += 1
@@ -47,11 +58,24 @@ class Speller:
         if label == self._candidate:
             self._held += 1
         else:
-            self._candidate, self._held = label, 1
+            self._candidate, self._held, self._held_probs = label, 1, []
+        if self._held <= self.hold_frames:
+            self._held_probs.append((confidence, probs))
         if self._held != self.hold_frames or label == self._last:
             return []
+        repeat = self._last is None and bool(self.letters) and self.letters[-1].label == label
         self._last = label
-        return self._commit(label)
+        return self._commit(label, repeat)
+
+    def finish_word(self) -> list[dict]:
+        """End the current word as the `space` sign does (the keyboard's Space)."""
+        return self._commit(SPACE)
+
+    def replace_finished(self, word: str) -> None:
+        """Put `word` in place of the last finished word (the decoder's choice, or the user's)."""
+        head, last = self.text[:-1].rpartition(" ")[::2] if self.text.endswith(" ") else ("", "")
+        if last:
+            self.text = (head + " " if head else "") + word + " "
 
     def undo(self) -> list[dict]:
         """Delete the last character, as the `del` sign does."""
@@ -62,9 +86,10 @@ class Speller:
         had_text = bool(self.text)
         self.text = ""
         self._candidate, self._held = None, 0
+        self.letters, self.finished, self._corrected = [], [], False
         return [{"type": "clear"}] if had_text else []
 
-    def _commit(self, label: str) -> list[dict]:
+    def _commit(self, label: str, repeat: bool = False) -> list[dict]:
         if label == DELETE:
             return self._delete()
         if label == SPACE:
@@ -72,12 +97,29 @@ class Speller:
             if not word:  # a space at the start or a second space adds nothing
                 return []
             self.text += " "
+            self.finished, self.letters = self.letters, []
             return [{"type": "space"}, {"type": "word", "value": word}]
         self.text += label
+        held = self._held_probs
+        vectors = [p for _, p in held if p is not None]
+        self.letters.append(Letter(
+            label, probs=[sum(column) / len(vectors) for column in zip(*vectors)] if vectors else None,
+            weak=sum(c for c, _ in held) / len(held) < (1 + self.min_confidence) / 2 if held else False,
+            repeat=repeat, corrected=self._corrected))
+        self._corrected = False
         return [{"type": "letter", "value": label}]
 
     def _delete(self) -> list[dict]:
         if not self.text:
             return []
-        self.text = self.text[:-1]
+        if self.text.endswith(" "):  # the last word becomes the current one again
+            self.text = self.text[:-1]
+            word = self.word
+            known = [x.label for x in self.finished] == list(word)
+            self.letters = self.finished if known else [Letter(c) for c in word]
+            self.finished = []
+        else:
+            self.text = self.text[:-1]
+            self.letters = self.letters[:-1]
+            self._corrected = True
         return [{"type": "del"}]

@@ -5,6 +5,7 @@ import { drawHand } from "./overlay.js";
 import { FrameStream } from "./stream.js";
 import * as view from "./view.js";
 import { Voice } from "./voice.js";
+import { Words } from "./words.js";
 
 const settings = document.body.dataset;
 const video = document.getElementById("video");
@@ -28,6 +29,11 @@ const stream = new FrameStream({
     return captureFrame(video, captureCanvas, Number(settings.captureWidth) || 480);
   },
   send: (seq, image) => socket.emit("frame", { seq, image }),
+});
+
+const words = new Words(socket, {
+  showState: (state) => view.showTranscript(state),
+  speakWord: (word) => { if (!serverTts) voice.speakInBrowser(word); }, // the server speaks it otherwise
 });
 
 function speak(text) {
@@ -72,6 +78,7 @@ socket.on("result", (result) => {
   stream.answered(result.seq);
   view.showReading(result);
   view.showTranscript(result);
+  words.showResult(result);
   view.flashEvent(result.events);
   drawHand(overlay, result.landmarks);
   const word = result.events.find((e) => e.type === "word");
@@ -96,7 +103,7 @@ socket.on("speech", (speech) => {
 
 const actions = {
   speak: () => speak(document.getElementById("text").textContent),
-  undo: () => socket.emit("undo", (state) => state && view.showTranscript(state)),
+  undo: () => socket.emit("undo", (state) => words.apply(state)),
   clear: () => socket.emit("reset", (state) => state && view.showTranscript(state)),
 };
 const KEYS = { Enter: "speak", Backspace: "undo", Escape: "clear" };
@@ -106,10 +113,14 @@ for (const [id, action] of Object.entries(actions)) {
 }
 document.addEventListener("keydown", (event) => {
   const action = KEYS[event.key];
-  if (!action || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.target.closest("input, select, textarea, [contenteditable]")) return; // typing in a form
-  // Enter on a focused button already clicks it; do not run its action twice.
-  if (event.key === "Enter" && event.target instanceof HTMLButtonElement) return;
+  // Enter or Space on a focused button already clicks it; do not run an action twice.
+  if ((event.key === "Enter" || event.key === " ") && event.target instanceof HTMLButtonElement) return;
+  if (!action) {
+    if (words.handleKey(event.key)) event.preventDefault();
+    return;
+  }
   event.preventDefault();
   actions[action]();
 });

@@ -1,0 +1,226 @@
+"""The word decoder: committed letters, with the model's probabilities -> the word most likely meant. Pure.
+
+Noisy channel. A lexicon word w scores  log P(w) + log P(letters | w),  where P(letters | w) aligns the
+committed letters to w: each letter read as w's letter with the model's (smoothed) probability of it, or one
+committed letter extra, or one letter of w missed. A missed letter of a double (HELO for HELLO: the user did
+not rest) and an extra repeat or a weakly held letter are likelier than others. The raw spelling scores
+log P(letters | raw) + max(log P(raw), NAME_LOGPRIOR): a name is as likely as a rare word. The decoder keeps
+the raw spelling unless the best word beats it by MARGIN: fingerspelling is mostly names, which must stay as
+spelled. SMOOTHING, NAME_LOGPRIOR, MISSED and MARGIN are fitted on held-out signers' words and names, never the
+test words (`python -m bench.words --fit`, docs/EXPERIMENTS.md, "Words, not letters").
+
+The lexicon is symspellpy's English frequency dictionary (82,765 words with counts); a user's own kept
+spellings rank as common words for that user.
+"""
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LEXICON_FILE = "frequency_dictionary_en_82_765.txt"  # inside the symspellpy package
+
+# Fitted: `python -m bench.words --fit --signers kaggle asl_ai signademy --train --epochs 12 --mirror 0.2`
+# (--names-kept 0.95: 95 % of the fit names spelled right stay as spelled).
+SMOOTHING = 0.1
+NAME_LOGPRIOR = -14.0
+MARGIN = 1.5
+MISSED = math.log(0.2)           # a letter of the word never committed
+
+# Edit probabilities (log): a committed letter the word lacks is rare (the hold rule), a double's second likely.
+EXTRA = math.log(0.005)          # a committed letter the word lacks (13 of 1,820 words, kaggle fold)
+EXTRA_SPECIAL = math.log(0.2)    # ... when it was held weakly or repeats the letter before it
+MISSED_DOUBLE = math.log(0.3)    # the second of a double letter (the user did not rest)
+USER_LOGPRIOR = -7.0             # a kept spelling ranks like a common word (about the 300th)
+MAX_USER_WORDS = 1000            # per session: a visitor's state is bounded
+SUGGESTIONS = 3
+DOUBT = math.log(0.02)           # a letter the model gave this much (smoothed) is a candidate substitution
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One committed letter and what the speller saw of it."""
+    label: str
+    probs: object = None      # the model's mean probabilities of A-Z (LETTERS order) while the letter was held
+    weak: bool = False        # the hold barely passed the confidence threshold
+    repeat: bool = False      # the same letter again after a rest (a double letter)
+    corrected: bool = False   # signed right after a delete: the user chose it
+
+
+@dataclass
+class Decoded:
+    value: str                # the word decided on
+    raw: str                  # the spelling as committed
+    alternatives: list[str] = field(default_factory=list)  # other likely words, best first
+
+    def event(self) -> dict:
+        return {"type": "word", "value": self.value, "raw": self.raw, "alternatives": self.alternatives}
+
+
+class Lexicon:
+    """Words (upper case) with log prior probabilities, and the most likely words for each short prefix."""
+
+    def __init__(self, counts: dict[str, int]):
+        total = sum(counts.values())
+        self.logprior = {w: math.log(c / total) for w, c in counts.items()}
+        self.sorted = sorted(self.logprior)
+        best: dict[str, list] = {}
+        for w, lp in self.logprior.items():
+            for k in range(1, min(3, len(w)) + 1):
+                heap = best.setdefault(w[:k], [])
+                (heapq.heappush if len(heap) < SUGGESTIONS else heapq.heappushpop)(heap, (lp, w))
+        self._top = {p: [w for _, w in sorted(h, reverse=True)] for p, h in best.items()}
+
+    @classmethod
+    def load(cls) -> "Lexicon":
+        counts = {}
+        with resources.files("symspellpy").joinpath(LEXICON_FILE).open(encoding="utf-8") as f:
+            for line in f:
+                word, count = line.split()
+                if word.isalpha() and word.isascii():
+                    counts[word.upper()] = int(count)
+        return cls(counts)
+
+    def completions(self, prefix: str) -> list[str]:
+        """The SUGGESTIONS most likely words starting with `prefix` (the prefix itself included)."""
+        if len(prefix) <= 3:
+            return self._top.get(prefix, [])
+        lo = bisect.bisect_left(self.sorted, prefix)
+        hi = bisect.bisect_left(self.sorted, prefix + "\x7f", lo)
+        return heapq.nlargest(SUGGESTIONS, self.sorted[lo:hi], key=self.logprior.__getitem__)
+
+
+_shared: Lexicon | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_lexicon() -> Lexicon:
+    """One lexicon per process (~1 s to load, ~17 MB), shared by every session's decoder (read-only)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Lexicon.load()
+        return _shared
+
+
+def letter_probs(probs, classes: list[str]) -> list[float]:
+    """The model's probabilities of A-Z, in LETTERS order, from its probabilities over `classes`."""
+    return [float(probs[classes.index(c)]) if c in classes else 0.0 for c in LETTERS]
+
+
+class Decoder:
+    """One user's decoder: the shared lexicon plus that user's kept spellings."""
+
+    def __init__(self, lexicon: Lexicon, smoothing: float = SMOOTHING, name_logprior: float = NAME_LOGPRIOR,
+                 margin: float = MARGIN, missed: float = MISSED):
+        self.lexicon = lexicon
+        self.letters = LETTERS
+        self.smoothing, self.name_logprior, self.margin, self.missed = smoothing, name_logprior, margin, missed
+        self.user_words: dict[str, None] = {}  # insertion order: the oldest is dropped first
+
+    def remember(self, word: str) -> None:
+        """A spelling the user kept: ranked up from now on."""
+        self.user_words.pop(word, None)
+        self.user_words[word] = None
+        while len(self.user_words) > MAX_USER_WORDS:
+            del self.user_words[next(iter(self.user_words))]
+
+    def logprior(self, word: str) -> float | None:
+        lp = self.lexicon.logprior.get(word)
+        if word in self.user_words:
+            return max(lp or USER_LOGPRIOR, USER_LOGPRIOR)
+        return lp
+
+    def _table(self, letters: list[Letter]) -> list[dict[str, float]]:
+        """Per committed letter: log P(read as this | meant letter) for every letter, smoothed."""
+        table = []
+        for x in letters:
+            # A letter signed again after a delete is what the user meant, whatever the model's doubts.
+            eps = self.smoothing / 10 if x.corrected else self.smoothing
+            if x.probs is None or x.corrected:
+                p = [1.0 if c == x.label else 0.0 for c in self.letters]
+            else:
+                p = [float(v) for v in x.probs]
+            total = sum(p) or 1.0
+            table.append({c: math.log((1 - eps) * v / total + eps / len(p)) for c, v in zip(self.letters, p)})
+        return table
+
+    def channel(self, table: list[dict], letters: list[Letter], word: str) -> float:
+        """log P(committed letters | word), the best alignment with at most one letter missed or extra."""
+        n, m = len(table), len(word)
+        if m == n:
+            return sum(row.get(c, -30.0) for row, c in zip(table, word))
+        if m == n + 1:  # one letter of the word missed, at k
+            best = -math.inf
+            for k in range(m):
+                miss = MISSED_DOUBLE if k and word[k] == word[k - 1] else self.missed
+                best = max(best, miss + sum(row.get(c, -30.0) for row, c in zip(table, word[:k] + word[k + 1:])))
+            return best
+        if m == n - 1:  # one committed letter extra, at k
+            best = -math.inf
+            for k in range(n):
+                x = letters[k]
+                extra = EXTRA_SPECIAL if x.weak or x.repeat else EXTRA
+                rows = table[:k] + table[k + 1:]
+                best = max(best, extra + sum(row.get(c, -30.0) for row, c in zip(rows, word)))
+            return best
+        return -math.inf
+
+    def candidates(self, table: list[dict], raw: str) -> set[str]:
+        """Lexicon (and user) words one edit from the raw spelling, or two substitutions by letters the model
+        gave at least DOUBT."""
+        edits = set()
+        for k in range(len(raw) + 1):
+            head, tail = raw[:k], raw[k:]
+            edits.update([head + c + tail for c in self.letters])
+            if tail:
+                edits.add(head + tail[1:])
+                edits.update([head + c + tail[1:] for c in self.letters])
+        doubts = [(i, c) for i, row in enumerate(table) for c, lp in row.items() if lp >= DOUBT and c != raw[i]]
+        for a, (i, x) in enumerate(doubts):
+            for j, y in doubts[a + 1:]:
+                if j > i:
+                    edits.add(raw[:i] + x + raw[i + 1:j] + y + raw[j + 1:])
+        edits.discard(raw)
+        return (self.lexicon.logprior.keys() & edits) | (self.user_words.keys() & edits)
+
+    def rank(self, letters: list[Letter]) -> tuple[list[tuple[float, str]], float]:
+        """(candidate words with their scores, best first; the raw spelling's score)."""
+        raw = "".join(x.label for x in letters)
+        table = self._table(letters)
+        scored = sorted(((self.logprior(w) + self.channel(table, letters, w), w)
+                         for w in self.candidates(table, raw)), reverse=True)
+        raw_prior = max(self.logprior(raw) or -math.inf, self.name_logprior)
+        return scored, self.channel(table, letters, raw) + raw_prior
+
+    def decode(self, letters: list[Letter]) -> Decoded:
+        raw = "".join(x.label for x in letters)
+        if not raw:
+            return Decoded("", "")
+        scored, raw_score = self.rank(letters)
+        value = scored[0][1] if scored and scored[0][0] - raw_score > self.margin else raw
+        return Decoded(value, raw, [w for _, w in scored if w != value][:SUGGESTIONS])
+
+    def suggest(self, letters: list[Letter]) -> list[str]:
+        """Up to three words the growing word may become: completions of its spelling, or of the spelling
+        with one letter read as the model's second guess."""
+        if not letters:
+            return []
+        table = self._table(letters)
+        raw = "".join(x.label for x in letters)
+        prefixes = {raw: 0.0}
+        for i, row in enumerate(table):
+            for c in sorted(row, key=row.get, reverse=True)[:2]:
+                if c != raw[i]:
+                    prefixes[raw[:i] + c + raw[i + 1:]] = row[c] - row[raw[i]]
+        scored = {}
+        for prefix, cost in prefixes.items():
+            for w in self.lexicon.completions(prefix) + [u for u in self.user_words if u.startswith(prefix)]:
+                score = self.logprior(w) + cost
+                if score > scored.get(w, -math.inf):
+                    scored[w] = score
+        return sorted(scored, key=scored.get, reverse=True)[:SUGGESTIONS]

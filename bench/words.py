@@ -1,0 +1,282 @@
+"""Words on strangers: letters drawn from a held-out signer's real samples, through the real speller and the
+word decoder (docs/EXPERIMENTS.md, "Words, not letters").
+
+    python -m bench.words [--signers kaggle asl_ai ...] [--fit [--names-kept 0.95]] [--train ML.TRAIN OPTIONS]
+
+Trains (once) and caches one leave-one-signer-out model per signer under instance/bench-words/, keyed by the
+training options and the code that shapes the model's input (ml/features.py, model.py, augment.py,
+datasets.py), so a changed feature vector retrains; the spelled words are cached beside each model. Prints the
+accuracy table (docs/EXPERIMENTS.md) and writes the decoder's time to docs/PERFORMANCE.md; --fit prints the
+decoder constants fitted on the fit words and names instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "instance" / "bench-words"
+TRAIN_OPTIONS = ("--epochs", "30", "--mirror", "0.2")
+# The code whose change makes a cached model stale.
+MODEL_CODE = ("ml/features.py", "ml/model.py", "ml/augment.py", "ml/datasets.py")
+
+
+def model_key(signer: str, options: tuple[str, ...]) -> str:
+    h = hashlib.sha256(json.dumps([signer, list(options)]).encode())
+    for name in MODEL_CODE:
+        h.update((ROOT / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def model_path(signer: str, options: tuple[str, ...] = TRAIN_OPTIONS, log=sys.stderr) -> Path:
+    """The held-out-signer model, trained with ml.train on first use."""
+    from ml.datasets import SOURCES
+    out = CACHE / f"{signer}-{model_key(signer, options)}"
+    best = out / "best_model.pth"
+    if not (out / "model_card.json").exists():  # written last: a run that was cut short trains again
+        print(f"training the model without {signer} into {out} (minutes)", file=log, flush=True)
+        subprocess.run([sys.executable, "-m", "ml.train", "--datasets", *SOURCES, *options,
+                        "--test-groups", signer, "--out", str(out)], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+    return best
+
+
+NAMES = Path(__file__).resolve().parent / "names.txt"
+DICTIONARY_WORDS = 1000   # the most frequent English words of three letters or more: the test words
+FIT_WORDS = 500           # the next ones: for fitting the decoder's thresholds
+FRAMES_PER_LETTER = (8, 15)  # frames a letter is shown (0.5-1 s at the page's 15 fps), drawn uniformly
+SEED = 0
+
+
+def word_lists() -> dict[str, list[str]]:
+    """Test and fit sets of dictionary words and names, disjoint (never fit on the test words)."""
+    from app.decoder import shared_lexicon
+    lexicon = shared_lexicon().logprior
+    common = [w for w in sorted(lexicon, key=lexicon.get, reverse=True) if len(w) >= 3]
+    names = [n.strip().upper() for n in NAMES.read_text().splitlines() if n.strip() and not n.startswith("#")]
+    return {"words": common[:DICTIONARY_WORDS], "names": [n for i, n in enumerate(names) if i % 3 != 2],
+            "fit words": common[DICTIONARY_WORDS:DICTIONARY_WORDS + FIT_WORDS],
+            "fit names": [n for i, n in enumerate(names) if i % 3 == 2]}
+
+
+def signer_samples(signer: str):
+    from ml.datasets import SOURCES, load_dataset
+    from ml.train import load_sets
+    from ml.config import load_config
+    data = load_sets(list(SOURCES), load_config())
+    return data.subset(data.group == signer)
+
+
+def spell_all(model, meta, samples, words: list[str], config: dict, rng) -> list[tuple[str, list]]:
+    """Each word shown letter by letter (a held photo of that letter of the held-out signer, a rest before a
+    double letter) at frame rate through the rolling window, the model and the real speller; returns
+    (word, the speller's committed letters) for each word the signer has every letter of."""
+    import numpy as np
+    import torch
+    from app.decoder import letter_probs
+    from app.speller import Speller
+    feats, labels = samples.features(), samples.y
+    by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
+    window, sp = meta["window"], config["speller"]
+    plans, windows = [], []  # per word: the frames' window indices (None = no hand)
+    for word in words:
+        if any(c not in by_class for c in word):
+            continue
+        frames, history = [], []
+        for i, c in enumerate(word):
+            if i and word[i - 1] == c:  # a double letter: rest between, as the page tells the user
+                frames += [None] * sp["rest_frames"]
+                history = []
+            pose = feats[rng.choice(by_class[c])]
+            for _ in range(rng.integers(*FRAMES_PER_LETTER)):
+                history = (history + [pose])[-window:]
+                frames.append(len(windows))
+                windows.append(np.stack(history))
+        plans.append((word, frames))
+    probs = np.zeros((len(windows), len(meta["classes"])), np.float32)
+    with torch.inference_mode():
+        for n in range(1, window + 1):  # one batch per window length (the window fills after a rest)
+            idx = [i for i, w in enumerate(windows) if len(w) == n]
+            for k in range(0, len(idx), 4096):
+                part = idx[k:k + 4096]
+                x = torch.as_tensor(np.stack([windows[i] for i in part]))
+                probs[part] = torch.softmax(model(x).float(), -1).numpy()
+    classes = list(meta["classes"])
+    out = []
+    for word, frames in plans:
+        speller = Speller(sp["hold_frames"], sp["min_confidence"], sp["rest_frames"])
+        for f in frames:
+            if f is None:
+                speller.update(None, 1.0)
+            else:
+                p = probs[f]
+                best = int(p.argmax())
+                speller.update(classes[best], float(p[best]), letter_probs(p, classes))
+        speller.finish_word()
+        out.append((word, speller.finished))
+    return out
+
+
+def evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.stderr) -> dict:
+    """{signer: {list name: [(word, letters)]}}, cached beside each model (keyed by the lists, the simulation's
+    settings and the speller's code): spelling every word takes minutes on 2 cores."""
+    import pickle
+
+    import numpy as np
+    import torch
+    from ml.checkpoint import load_checkpoint
+    from ml.config import load_config
+    torch.set_num_threads(2)
+    config = load_config()
+    key = hashlib.sha256(json.dumps([lists, config["speller"], SEED, FRAMES_PER_LETTER]).encode())
+    key.update((ROOT / "app" / "speller.py").read_bytes())
+    out = {}
+    for signer in signers:
+        path = model_path(signer, options, log)
+        cached = path.parent / f"spelled-{key.hexdigest()[:16]}.pkl"
+        if cached.exists():
+            out[signer] = pickle.loads(cached.read_bytes())
+            continue
+        model, meta = load_checkpoint(path)
+        samples = signer_samples(signer)
+        rng = np.random.default_rng(SEED)
+        out[signer] = {name: spell_all(model, meta, samples, words, config, rng) for name, words in lists.items()}
+        cached.write_bytes(pickle.dumps(out[signer]))
+        print(f"{signer}: spelled " + ", ".join(f"{len(v)} {k}" for k, v in out[signer].items()), file=log, flush=True)
+    return out
+
+
+def score(decoder, spelled: list) -> dict:
+    """Raw and decoded accuracy; the decoder's time per word end (wall and CPU: the machine is shared, so
+    the wall time includes waiting for a core)."""
+    import time
+    raw = decoded = 0
+    times = []
+    for word, letters in spelled:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        result = decoder.decode(letters)
+        times.append((time.perf_counter() - t0, time.thread_time() - c0))
+        raw += result.raw == word
+        decoded += result.value == word
+    n = len(spelled)
+    return {"n": n, "raw": raw / n if n else None, "decoded": decoded / n if n else None, "times": times}
+
+
+def fit(ev: dict, names_kept: float = 0.95) -> dict:
+    """SMOOTHING, NAME_LOGPRIOR, MISSED and MARGIN that decode the most fit words right while the fit names lose
+    at most half a point against their raw spelling and `names_kept` of the names spelled right stay so (pooled
+    over the held-out signers). Ties: the larger margin."""
+    import itertools
+    import math
+    from app.decoder import Decoder, shared_lexicon
+    sets = {label: [x for s in ev.values() for x in s[f"fit {label}"]] for label in ("words", "names")}
+    raw_names = sum("".join(x.label for x in letters) == w for w, letters in sets["names"]) / len(sets["names"])
+    best = None
+    for smoothing, name_logprior, missed in itertools.product((0.05, 0.1, 0.2, 0.3), (-16.0, -14.0, -12.0, -10.0, -8.0),
+                                                              (0.02, 0.05, 0.1, 0.2)):
+        decoder = Decoder(shared_lexicon(), smoothing, name_logprior, 0.0, math.log(missed))
+        rows = {}  # per set: (the best word's lead over the raw spelling, the best word, the raw spelling, truth)
+        for label, spelled in sets.items():
+            rows[label] = []
+            for w, letters in spelled:
+                scored, raw_score = decoder.rank(letters)
+                lead, top = (scored[0][0] - raw_score, scored[0][1]) if scored else (-math.inf, None)
+                rows[label].append((lead, top, "".join(x.label for x in letters), w))
+        for margin in [m / 2 for m in range(-4, 21)]:
+            acc = {label: sum((top if lead > margin else raw) == w for lead, top, raw, w in r) / len(r)
+                   for label, r in rows.items()}
+            right = [lead <= margin for lead, top, raw, w in rows["names"] if raw == w]
+            kept = sum(right) / len(right) if right else 1.0
+            key = (acc["names"] >= raw_names - 0.005 and kept >= names_kept, acc["words"], acc["names"], margin)
+            if best is None or key > best[0]:
+                best = (key, {"smoothing": smoothing, "name_logprior": name_logprior, "missed": missed,
+                              "margin": margin, "fit_words_decoded": round(acc["words"], 4),
+                              "fit_names_decoded": round(acc["names"], 4), "fit_names_raw": round(raw_names, 4),
+                              "fit_names_right_kept": round(kept, 4),
+                              "fit_words": len(sets["words"]), "fit_names": len(sets["names"])})
+    return best[1]
+
+
+def table(ev: dict) -> list[str]:
+    import numpy as np
+    from app.decoder import Decoder, shared_lexicon
+    decoder = Decoder(shared_lexicon())
+    rows = ["| held-out signer | words (n) | raw | decoded | names (n) | raw | decoded |", "|---|---|---|---|---|---|---|"]
+    times, totals = [], {"words": [], "names": []}
+    for signer, lists in ev.items():
+        cells = [signer]
+        for name in ("words", "names"):
+            r = score(decoder, lists[name])
+            times += r["times"]
+            totals[name].append(r)
+            cells += [str(r["n"]), f"{r['raw']:.1%}", f"{r['decoded']:.1%}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    cells = ["mean of signers"]
+    for name in ("words", "names"):
+        rs = totals[name]
+        cells += [str(sum(r["n"] for r in rs)), f"{np.mean([r['raw'] for r in rs]):.1%}",
+                  f"{np.mean([r['decoded'] for r in rs]):.1%}"]
+    rows.append("| " + " | ".join(cells) + " |")
+    import time
+    suggest = []  # the suggestions after each letter of each word (the live path computes them per letter)
+    for lists in ev.values():
+        for _, letters in lists["words"]:
+            for k in range(1, len(letters) + 1):
+                c0 = time.thread_time()
+                decoder.suggest(letters[:k])
+                suggest.append(time.thread_time() - c0)
+    s = np.array(suggest) * 1000
+    rows.append(f"suggestions per letter (CPU): mean {s.mean():.3f} ms, p99 {np.percentile(s, 99):.3f} ms, "
+                f"max {s.max():.3f} ms over {len(s)} letters")
+    for i, kind in enumerate(("wall", "CPU")):
+        t = np.array([x[i] for x in times]) * 1000
+        rows.append(f"decoder time per word end ({kind}): mean {t.mean():.3f} ms, median {np.median(t):.3f} ms, "
+                    f"p99 {np.percentile(t, 99):.3f} ms, max {t.max():.3f} ms over {len(t)} words")
+    return rows
+
+
+def parse_args(argv):
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m bench.words", description=__doc__.split("\n")[0])
+    p.add_argument("--signers", nargs="+", default=None, help="held-out signers (default: all five)")
+    p.add_argument("--train-only", action="store_true", help="train and cache the models, nothing else")
+    p.add_argument("--fit", action="store_true", help="fit the decoder's thresholds on the fit words and names")
+    p.add_argument("--names-kept", type=float, default=0.95,
+                   help="--fit: the share of the fit names spelled right that must stay as spelled")
+    p.add_argument("--train", nargs=argparse.REMAINDER, default=list(TRAIN_OPTIONS),
+                   help=f"ml.train options for the held-out models (default: {' '.join(TRAIN_OPTIONS)})")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from ml.experiments import SIGNERS
+    signers = args.signers or list(SIGNERS)
+    if args.train_only:
+        for s in signers:
+            print(model_path(s, tuple(args.train)), flush=True)
+        return 0
+    ev = evidence(signers, tuple(args.train), word_lists())
+    if args.fit:
+        print(json.dumps(fit(ev, args.names_kept)), flush=True)
+        return 0
+    rows = table(ev)
+    print("\n".join(rows), flush=True)
+    from bench.report import machine_label, write_section
+    times = [r for r in rows if r.startswith(("decoder time", "suggestions"))]
+    command = " ".join(["python -m bench.words", *(["--signers", *args.signers] if args.signers else []),
+                        "--train", *args.train])
+    write_section("words", "\n".join([
+        "## Word decoder", "",
+        f"`{command}` on {machine_label()}, shared with other work "
+        "(wall time includes waiting for a core; CPU time is the decoder's own). Target: <= 2 ms per word end.", "",
+        *[f"- {t}" for t in times], "",
+        "Accuracy on held-out signers: docs/EXPERIMENTS.md, \"Words, not letters\"."]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

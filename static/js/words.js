@@ -1,0 +1,82 @@
+// Words on the page: up to three suggestions under the growing word (click, or keys 1-3), the decoded word with
+// its raw spelling one click or key away ("you spelled XYZ: keep it", key K), the keyboard's Space ending the
+// word. Protocol: result.suggestions, the `word` and `replace` events, client `space` and `choose`.
+
+const $ = (id) => document.getElementById(id);
+
+export class Words {
+  // showState(state): show {word, text}; speakWord(word): the browser's voice when the server has none.
+  constructor(socket, { showState, speakWord }) {
+    this.socket = socket;
+    this.showState = showState;
+    this.speakWord = speakWord;
+    this.choices = [];
+    $("keep").addEventListener("click", () => this.keep());
+    $("suggestions").addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-index]");
+      if (button) this.choose(Number(button.dataset.index));
+    });
+  }
+
+  // Every result: suggestions while a word grows; a finished word's alternatives until the next one starts.
+  showResult(result) {
+    const finished = result.events.findLast((e) => e.type === "word");
+    if (result.word) this.show(result.suggestions, null);
+    else if (finished) this.show(finished.alternatives, finished);
+  }
+
+  // An ack of `space`, `choose` or `undo`: the transcript, the word it finished or replaced (spoken).
+  apply(state) {
+    if (!state) return;
+    this.showState(state);
+    const word = state.events.findLast((e) => e.type === "word" || e.type === "replace");
+    if (word) {
+      this.show(word.alternatives, word);
+      this.speakWord(word.value);
+    } else if (!state.word) {
+      this.show([], null);
+    }
+  }
+
+  show(choices, finished) {
+    // Results come 15 times a second: redraw only a change, so a button is not replaced under the pointer.
+    const key = JSON.stringify([choices, finished]);
+    if (key === this.shown) return;
+    this.shown = key;
+    this.choices = choices || [];
+    $("suggestions").replaceChildren(...this.choices.map((word, i) => {
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.index = i;
+      button.setAttribute("aria-keyshortcuts", String(i + 1));
+      button.append(word, Object.assign(document.createElement("kbd"), { textContent: String(i + 1) }));
+      item.append(button);
+      return item;
+    }));
+    const changed = finished && finished.value !== finished.raw;
+    $("spelled").hidden = !changed;
+    $("spelled-raw").textContent = changed ? finished.raw : "";
+  }
+
+  choose(index) {
+    if (index < this.choices.length) this.socket.emit("choose", { index }, (state) => this.apply(state));
+  }
+
+  keep() {
+    if (!$("spelled").hidden) this.socket.emit("choose", { raw: true }, (state) => this.apply(state));
+  }
+
+  space() {
+    this.socket.emit("space", (state) => this.apply(state));
+  }
+
+  // Keys 1-3, K and Space; true when the key was one of them.
+  handleKey(key) {
+    if (["1", "2", "3"].includes(key)) this.choose(Number(key) - 1);
+    else if (key === "k" || key === "K") this.keep();
+    else if (key === " ") this.space();
+    else return false;
+    return true;
+  }
+}
