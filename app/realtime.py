@@ -94,6 +94,7 @@ def on_frame(payload=None, *_):  # any argument count: a bad one gets an error r
         session = _session()
         if session is None:
             raise FrameError("no_session", "no live session for this connection; reconnect")
+        session.rate.admit()
         result = run_blocking(session.process, data, current_app.extensions["predictor"], seq)
     except FrameError as exc:
         socketio.emit("error", exc.as_dict(seq), to=request.sid)
