@@ -101,8 +101,8 @@ def on_frame(payload=None, *_):  # any argument count: a bad one gets an error r
         return
     except Exception:  # the client still gets its reply; the server keeps serving
         log.exception("frame %s from %s failed", seq, request.sid)
-        socketio.emit("error", {"code": "server_error", "message": "the frame could not be processed",
-                                "seq": seq}, to=request.sid)
+        socketio.emit("error", FrameError("server_error", "the frame could not be processed").as_dict(seq),
+                      to=request.sid)
         return
     socketio.emit("result", result, to=request.sid)
     for event in result["events"]:
@@ -133,8 +133,8 @@ def on_speak(*_):
     session = _session()
     text = session.speller.text.strip() if session else ""
     if not text:
-        socketio.emit("error", {"code": "nothing_to_speak", "message": "there is no text to speak yet",
-                                "seq": None}, to=request.sid)
+        socketio.emit("error", FrameError("nothing_to_speak", "there is no text to speak yet").as_dict(),
+                      to=request.sid)
         return None
     _speak_later(text)
     return {"text": text}
@@ -152,7 +152,6 @@ def _speak(speech: Speech, sid: str, text: str) -> None:
         audio = run_blocking(speech.render, text)
     except Exception as exc:  # SpeechUnavailable, a failed or timed-out espeak-ng: the page falls back
         log.warning("speech for %r failed: %s: %s", text, type(exc).__name__, exc)
-        socketio.emit("error", {"code": "tts_failed", "message": f"server speech failed: {exc}", "seq": None},
-                      to=sid)
+        socketio.emit("error", FrameError("tts_failed", f"server speech failed: {exc}").as_dict(), to=sid)
         return
     socketio.emit("speech", {"text": text, "audio": audio, "mime": "audio/wav"}, to=sid)

@@ -106,8 +106,9 @@ def init_app(app: Flask, datasets: DatasetStore) -> None:
     app.extensions["recording_trackers"] = app.extensions["sessions"].trackers
 
 
-def _error(code: str, message: str, field: str | None = None) -> dict:
-    return {"error": {"code": code, "message": message, **({"field": field} if field else {})}}
+def _error(error: FrameError) -> dict:
+    """An ack that refuses: {"error": {"code", "message", "seq": None[, "field"]}}."""
+    return {"error": error.as_dict()}
 
 
 def validate_start(payload: object, datasets: DatasetStore, max_frames: int) -> tuple[str, str, str, int]:
@@ -140,7 +141,7 @@ def on_start(payload=None, *_):
         dataset, signer, letter, frames = validate_start(payload, datasets, int(config["recording"]["max_frames"]))
     except ValueError as exc:
         field, message = exc.args
-        return _error("bad_request", message, field)
+        return _error(FrameError("bad_request", message, field))
     recording = Recording(config, current_app.extensions["recording_trackers"], dataset, signer, letter, frames)
     current_app.extensions["recordings"].replace(request.sid, recording)
     return {"needed": frames, "dataset": dataset, "letter": letter, "signer": signer}
@@ -151,7 +152,7 @@ def on_frame(payload=None, *_):
     recordings = current_app.extensions["recordings"]
     recording = recordings.get(request.sid)
     if recording is None:
-        return _error("not_recording", "send `start` first")
+        return _error(FrameError("not_recording", "send `start` first"))
     frames = current_app.config["SIGN2SOUND"]["frames"]
     try:
         recording.rate.admit()
@@ -159,13 +160,14 @@ def on_frame(payload=None, *_):
         image = run_blocking(decode_frame, data, frames["max_bytes"], frames["max_pixels"])
         hand = run_blocking(recording.add, image)
     except FrameError as exc:
-        return {"error": exc.as_dict()}
+        return _error(exc)
     reply = {"collected": len(recording.landmarks), "needed": recording.needed, "hand": hand}
     if len(recording.landmarks) >= recording.needed:
         return {**reply, **_save(recording)} if recordings.finish(request.sid, recording) else reply
     if recording.seen >= recording.max_frames and recordings.finish(request.sid, recording):
-        return {**reply, **_error("no_hand", f"only {reply['collected']} of {recording.seen} frames showed a "
-                                             "hand; nothing was saved. Hold the sign in view and try again")}
+        return {**reply, **_error(FrameError("no_hand", f"only {reply['collected']} of {recording.seen} frames "
+                                                        "showed a hand; nothing was saved. Hold the sign in view "
+                                                        "and try again"))}
     return reply
 
 
@@ -177,7 +179,7 @@ def _save(recording: Recording) -> dict:
         limits = current_app.config["SIGN2SOUND"]["recording"]
         total = store.append(recording.dataset, samples, int(limits["max_samples"]), int(limits["max_datasets"]))
     except (DatasetError, OSError) as exc:
-        return _error("not_saved", f"the samples were not saved: {exc}")
+        return _error(FrameError("not_saved", f"the samples were not saved: {exc}"))
     return {"saved": True, "dataset": recording.dataset, "samples": total}
 
 
