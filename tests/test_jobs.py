@@ -22,6 +22,7 @@ from ml.datasets import load_dataset
 from ml.features import hand_features
 from ml.inference import fit_window
 from ml.landmarks import HandTracker, tracker_settings
+from ml.train import parse_args as train_args
 from tests.admin_client import ADMIN_ENV, AdminClient
 from tests.conftest import Server, shared_data
 
@@ -246,6 +247,13 @@ def test_train_watch_and_activate_from_the_browser(make_server, tmp_path):
             page.click("button[type=submit]")
             expect(page.locator("#active-model")).to_have_text("shipped")
 
+            # The form starts with what the API defaults to: ml.train's settings, every shared source ticked.
+            defaults = train_args(["--datasets", "-", "--out", "-"])
+            expect(page.locator("input[name=lr]")).to_have_value(str(defaults.lr))
+            expect(page.locator("input[name=batch_size]")).to_have_value(str(defaults.batch_size))
+            expect(page.locator("input[name=datasets][value=asl_ai]")).to_be_checked()
+            for box in page.locator("input[name=datasets]:checked").all():
+                box.uncheck()
             page.check("input[name=datasets][value=tiny]")
             page.fill("input[name=epochs]", "3")
             page.fill("input[name=lr]", "0.01")
