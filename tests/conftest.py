@@ -55,8 +55,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test's report carries the log tail of every server running then: the next failure explains
+    itself (a server-side traceback, a slow start) without a rerun."""
+    report = (yield).get_result()
+    if report.failed:
+        for server in Server.running:
+            report.sections.append((f"server log {server.url} (last {LOG_TAIL_LINES} lines)",
+                                    "\n".join(server.log().splitlines()[-LOG_TAIL_LINES:])))
+
+
+LOG_TAIL_LINES = 80
+
+
 class Server:
     """`python wsgi.py` in a subprocess on a free loopback port, with its own instance folder."""
+
+    running: list["Server"] = []  # started and not yet stopped, for failure reports
 
     def __init__(self, instance_dir: Path, env: dict | None = None):
         self.port = free_port()
@@ -72,6 +88,7 @@ class Server:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "wsgi.py")], cwd=ROOT, env=self.env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
+        Server.running.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -97,6 +114,8 @@ class Server:
                 self.proc.wait()
         if self.proc:
             self._log.close()
+        if self in Server.running:
+            Server.running.remove(self)
 
 
 @pytest.fixture
