@@ -252,7 +252,7 @@ def test_train_watch_and_activate_from_the_browser(make_server, tmp_path):
             expect(page.locator("input[name=lr]")).to_have_value(str(defaults.lr))
             expect(page.locator("input[name=batch_size]")).to_have_value(str(defaults.batch_size))
             expect(page.locator("input[name=datasets][value=asl_ai]")).to_be_checked()
-            for box in page.locator("input[name=datasets]:checked").all():
+            for box in page.locator("input[name=datasets]").all():
                 box.uncheck()
             page.check("input[name=datasets][value=tiny]")
             page.fill("input[name=epochs]", "3")
