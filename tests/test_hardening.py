@@ -27,6 +27,7 @@ N_BAD = 1200
 RSS_GROWTH_LIMIT_MB = 100
 MAX_IN_FLIGHT = 4
 N_BAD_RECORD = 400  # acknowledged one by one, so fewer
+IDLE_RECORDINGS = 8
 
 
 def rss_mb(pid: int) -> float:
@@ -153,8 +154,9 @@ def test_fuzz_then_a_good_frame_still_gets_the_right_answer(fuzz_server, good, c
 
 
 def test_recordings_take_their_trackers_from_the_pool(fuzz_server, good):
-    """A recording makes no MediaPipe graph of its own (graphs keep their memory after close): after a first
-    round, ten more recordings from fresh connections do not grow the server's memory past the bound."""
+    """A recording makes no MediaPipe graph of its own: after a first round, ten more recordings do not grow the
+    server's memory past the bound; and recordings started by many visitors who send no frame hold no graph
+    (each one held a graph of its own before)."""
     recorder = socketio.Client(reconnection=False)
     recorder.connect(fuzz_server.url, namespaces=["/record"], transports=["websocket"], wait_timeout=10)
     call = lambda event, data: recorder.call(event, data, namespace="/record", timeout=REPLY_TIMEOUT)  # noqa: E731
@@ -173,8 +175,20 @@ def test_recordings_take_their_trackers_from_the_pool(fuzz_server, good):
     rss_before = rss_mb(fuzz_server.proc.pid)
     recordings(10)
     growth = rss_mb(fuzz_server.proc.pid) - rss_before
-    threading.Thread(target=recorder.disconnect, daemon=True).start()  # its close handshake can take seconds
     assert growth < RSS_GROWTH_LIMIT_MB, f"server RSS grew {growth:.0f} MB over 10 recordings"
+
+    idle = []
+    rss_before = rss_mb(fuzz_server.proc.pid)
+    for i in range(IDLE_RECORDINGS):
+        visitor = socketio.Client(reconnection=False)
+        visitor.connect(fuzz_server.url, namespaces=["/record"], transports=["websocket"], wait_timeout=10)
+        start = {"dataset": "pool", "signer": f"idle {i}", "letter": "V", "frames": 2}
+        assert visitor.call("start", start, namespace="/record", timeout=REPLY_TIMEOUT)["needed"] == 2
+        idle.append(visitor)
+    growth = rss_mb(fuzz_server.proc.pid) - rss_before
+    for client in [recorder, *idle]:
+        threading.Thread(target=client.disconnect, daemon=True).start()  # its close handshake can take seconds
+    assert growth < RSS_GROWTH_LIMIT_MB, f"server RSS grew {growth:.0f} MB for {IDLE_RECORDINGS} idle recordings"
     assert "Traceback" not in fuzz_server.log()
 
 
