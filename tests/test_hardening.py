@@ -1,9 +1,10 @@
 """One misbehaving client never stops the server serving everyone else (issue: hardening).
 
-A real server on 127.0.0.1; a seeded fuzzer sends 2 x 1,200 bad messages of every kind to the live and the
+A real server on 127.0.0.1; a seeded fuzzer sends 3 rounds of bad messages of every kind to the live and the
 '/record' namespaces; then a good frame must still get the right letter, other clients must have been served
-throughout, and the server's memory must not have grown past a bound (nor with many recordings). Also: raw Socket.IO packets before connect and after disconnect, a disconnect in
-the middle of a frame, a message over the Engine.IO cap, and a foreign origin.
+throughout, and the server's memory must not have grown past a bound (nor with many recordings). Also: raw
+Socket.IO packets before connect and after disconnect, a disconnect in the middle of a frame, a message over
+the Engine.IO cap, and a foreign origin.
 """
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from tests.conftest import Server, kaggle_photos, webcam_jpeg
 from tests.test_realtime import REPLY_TIMEOUT, LiveClient
 
 N_BAD = 1200
-# Leaking 100 KB per bad message would cross it. The fuzzer keeps at most MAX_IN_FLIGHT frames unanswered, as the
-# page does: flooding instead measured the backlog a busy machine let pile up (1 MB frames waiting for a worker;
-# glibc keeps the high-water mark), not a leak.
+# Leaking 100 KB per bad message would cross it in every round. The fuzzer keeps at most MAX_IN_FLIGHT frames
+# unanswered, as the page does: flooding measured the backlog a busy machine let pile up (1 MB frames waiting
+# for a worker; glibc keeps the high-water mark), not a leak: 80 and 117 MB under load, 21 MB on a quieter one.
 RSS_GROWTH_LIMIT_MB = 100
 MAX_IN_FLIGHT = 4
 N_BAD_RECORD = 400  # acknowledged one by one, so fewer
@@ -137,19 +138,23 @@ def test_fuzz_then_a_good_frame_still_gets_the_right_answer(fuzz_server, good, c
     bystander = LiveClient(fuzz_server.url)
     assert bystander.hold(good["V"], 3)[-1]["letter"] == "V"
     max_bytes = config["frames"]["max_bytes"]
-    # The first round warms the allocator (glibc keeps a malloc arena per busy thread); the second must
-    # not grow memory past the bound: a leak per bad message would.
+    # The first round warms the allocator. A leak per bad message grows memory in every later round by the
+    # same amount; glibc's high-water mark (freed 1 MB frames stay in its per-thread arenas, spread differently
+    # with the machine's load) rises in one round and not the next: measured 4 and 66 MB in one round with
+    # the same code. So the smaller growth of two rounds is held to the bound.
     fuzz_round(fuzz_server.url, bystander, good["V"], max_bytes, seed=7)
-    rss_before = rss_mb(fuzz_server.proc.pid)
-    fuzz_round(fuzz_server.url, bystander, good["V"], max_bytes, seed=8)
+    growths = []
+    for seed in (8, 9):
+        rss_before = rss_mb(fuzz_server.proc.pid)
+        fuzz_round(fuzz_server.url, bystander, good["V"], max_bytes, seed=seed)
+        growths.append(rss_mb(fuzz_server.proc.pid) - rss_before)
 
     assert bystander.hold(good["V"], 3)[-1]["letter"] == "V"
     bystander.close()
     fresh = LiveClient(fuzz_server.url)  # takes over the bystander's idle tracker: no new MediaPipe graph
     assert fresh.hold(good["V"], 3)[-1]["letter"] == "V"
     fresh.close()
-    growth = rss_mb(fuzz_server.proc.pid) - rss_before
-    assert growth < RSS_GROWTH_LIMIT_MB, f"server RSS grew {growth:.0f} MB over {N_BAD} bad messages"
+    assert min(growths) < RSS_GROWTH_LIMIT_MB, f"server RSS grew {growths} MB in two rounds of {N_BAD} bad messages"
     assert "Traceback" not in fuzz_server.log()
 
 
