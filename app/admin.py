@@ -17,7 +17,7 @@ from flask_socketio import ConnectionRefusedError
 from app import auth, socketio
 from app.datasets import DatasetStore
 from app.db import Database
-from app.jobs import JobError, JobRunner, validate_params
+from app.jobs import JobError, JobRunner, job_defaults, validate_params
 from app.models import ModelError, ModelRegistry
 
 bp = Blueprint("admin", __name__)
@@ -88,7 +88,10 @@ def _registry() -> ModelRegistry:
 @bp.get("/admin/")
 @auth.admin_required
 def dashboard():
-    return render_template("admin.html", csrf_token=auth.csrf_token())
+    # The job form starts filled with what an omitted field means in the API.
+    return render_template("admin.html", csrf_token=auth.csrf_token(),
+                           defaults=job_defaults(current_app.extensions["datasets"]),
+                           max_epochs=int(current_app.config["SIGN2SOUND"]["admin"].get("max_epochs", 500)))
 
 
 @bp.get("/admin/login")

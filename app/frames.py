@@ -19,15 +19,17 @@ JPEG_STANDALONE = set(range(0xD0, 0xD8)) | {0x01}  # markers without a length fi
 
 
 class FrameError(ValueError):
-    """A frame refused with a stable `code` (for clients) and a message (for people)."""
+    """An `error` a client is sent, a refused frame or any other: a stable `code` (the page shows its own plain
+    message for it, static/js/errors.js) and a message with the details. Every code the server sends is written
+    as the literal first argument of a FrameError: tests/test_errors.py finds them that way, so a new code
+    without a message on the page or a row in the README fails it."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, field: str | None = None):
         super().__init__(message)
-        self.code = code
-        self.message = message
+        self.code, self.message, self.field = code, message, field
 
     def as_dict(self, seq: int | None = None) -> dict:
-        return {"code": self.code, "message": self.message, "seq": seq}
+        return {"code": self.code, "message": self.message, "seq": seq, **({"field": self.field} if self.field else {})}
 
 
 def parse_payload(payload) -> tuple[int | None, bytes]:

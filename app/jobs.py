@@ -22,11 +22,12 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
-from app.datasets import DatasetError, DatasetStore
+from app.datasets import BUILTIN, DatasetError, DatasetStore
 from app.db import Database
 from app.models import ModelError, ModelRegistry
 from ml.checkpoint import CheckpointError, load_checkpoint
-from ml.config import ROOT
+from ml.config import ROOT, data_path
+from ml.train import parse_args as train_args
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 LOG_LINES = 200  # log tail kept per job
@@ -45,21 +46,32 @@ class JobError(ValueError):
         self.field, self.status = field, status
 
 
+def job_defaults(datasets: DatasetStore) -> dict:
+    """What a job request leaves out: ml.train's own defaults (one source of truth, read from its parser), and
+    every shared source present on this machine."""
+    cli = train_args(["--datasets", "-", "--out", "-"])
+    return {"epochs": cli.epochs, "lr": cli.lr, "batch_size": cli.batch_size, "seed": cli.seed, "base": None,
+            "datasets": [n for n in BUILTIN if data_path(datasets.config, n).exists()]}
+
+
 def validate_params(payload: object, datasets: DatasetStore, registry: ModelRegistry, max_epochs: int) -> dict:
-    """A job request -> clean parameters; JobError naming the first bad field."""
+    """A job request -> clean parameters, omitted fields taking job_defaults; JobError naming the first bad field."""
     if not isinstance(payload, dict):
         raise JobError("the body must be a JSON object", "body")
     allowed = {"epochs", "lr", "batch_size", "datasets", "base", "seed"}
     for key in payload:
         if key not in allowed:
             raise JobError(f"unknown field {key!r} (allowed: {', '.join(sorted(allowed))})", str(key))
+    given, payload = payload, {**job_defaults(datasets), **payload}
     params = {
         "epochs": _int(payload, "epochs", 1, max_epochs),
         "lr": _number(payload, "lr"),
         "batch_size": _int(payload, "batch_size", 1, 4096),
-        "seed": _int(payload, "seed", 0, 2**31 - 1) if "seed" in payload else 0,
+        "seed": _int(payload, "seed", 0, 2**31 - 1),
     }
-    names = payload.get("datasets")
+    names = payload["datasets"]
+    if names == [] and "datasets" not in given:
+        raise JobError("datasets: none given, and no shared source is on this machine to default to", "datasets")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise JobError("datasets must be a non-empty list of data set names", "datasets")
     if len(set(names)) != len(names):

@@ -111,14 +111,15 @@ def on_frame(payload=None, *_):  # any argument count: a bad one gets an error r
         session = _session()
         if session is None:
             raise FrameError("no_session", "no live session for this connection; reconnect")
+        session.rate.admit()
         result = run_blocking(session.process, data, current_app.extensions["predictor"], seq)
     except FrameError as exc:
         socketio.emit("error", exc.as_dict(seq), to=request.sid, ignore_queue=True)
         return
     except Exception:  # the client still gets its reply; the server keeps serving
         log.exception("frame %s from %s failed", seq, request.sid)
-        socketio.emit("error", {"code": "server_error", "message": "the frame could not be processed",
-                                "seq": seq}, to=request.sid, ignore_queue=True)
+        socketio.emit("error", FrameError("server_error", "the frame could not be processed").as_dict(seq),
+                      to=request.sid, ignore_queue=True)
         return
     socketio.emit("result", result, to=request.sid, ignore_queue=True)
     _speak_words(result["events"])
@@ -170,8 +171,8 @@ def on_speak(*_):
     session = _session()
     text = session.speller.text.strip() if session else ""
     if not text:
-        socketio.emit("error", {"code": "nothing_to_speak", "message": "there is no text to speak yet",
-                                "seq": None}, to=request.sid, ignore_queue=True)
+        socketio.emit("error", FrameError("nothing_to_speak", "there is no text to speak yet").as_dict(),
+                      to=request.sid, ignore_queue=True)
         return None
     _speak_later(text)
     return {"text": text}
@@ -196,7 +197,6 @@ def _speak(speech: Speech, sid: str, text: str) -> None:
         audio = run_blocking(speech.render, text)
     except Exception as exc:  # SpeechUnavailable, a failed or timed-out espeak-ng: the page falls back
         log.warning("speech for %r failed: %s: %s", text, type(exc).__name__, exc)
-        socketio.emit("error", {"code": "tts_failed", "message": f"server speech failed: {exc}", "seq": None},
-                      to=sid, ignore_queue=True)
+        socketio.emit("error", FrameError("tts_failed", f"server speech failed: {exc}").as_dict(), to=sid, ignore_queue=True)
         return
     socketio.emit("speech", {"text": text, "audio": audio, "mime": "audio/wav"}, to=sid, ignore_queue=True)

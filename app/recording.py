@@ -5,9 +5,10 @@ client -> `frame` JPEG/PNG bytes (or {"image": bytes})           ack {"collected
           ... and once N frames with a hand are in:              ack also {"saved": true, "dataset", "samples"}
 client -> `cancel`                                                ack {"cancelled": true}
 
-Frames are checked and decoded exactly as live frames are (app.frames); this namespace has its own MediaPipe
-tracker per client (tracking mode, like the live page) and keeps the landmarks, handedness and aspect of
-each frame with a hand. Nothing is written until all N frames are in; then they are appended to
+Frames are checked and decoded exactly as live frames are (app.frames); a recording takes a tracking-mode
+MediaPipe tracker from the live page's TrackerPool on its first frame and gives it back when it ends (a graph
+does not give its memory back, so none is made per recording), and keeps the landmarks, handedness and
+aspect of each frame with a hand. Nothing is written until all N frames are in; then they are appended to
 instance/datasets/<dataset>.npz in one atomic write (app.datasets), which the admin lists and jobs can train on.
 """
 from __future__ import annotations
@@ -21,8 +22,8 @@ from app import socketio
 from app.datasets import DatasetError, DatasetStore, frames_to_set
 from app.frames import FrameError, decode_frame, parse_payload
 from app.realtime import run_blocking
-from app.session import RateLimiter
-from ml.landmarks import HandTracker, canonical_class, tracker_settings
+from app.session import RateLimiter, TrackerPool
+from ml.landmarks import HandTracker, canonical_class
 from ml.model import CLASSES
 
 NAMESPACE = "/record"
@@ -34,8 +35,9 @@ RECORDABLE = [c for c in CLASSES if c != "nothing"]
 class Recording:
     """One client's recording in progress."""
 
-    def __init__(self, config: dict, dataset: str, signer: str, letter: str, needed: int):
-        self.tracker = HandTracker(static=False, **tracker_settings(config["landmarks"]))
+    def __init__(self, config: dict, trackers: TrackerPool, dataset: str, signer: str, letter: str, needed: int):
+        self.trackers = trackers
+        self.tracker: HandTracker | None = None  # taken on the first decoded frame, like a live Session's
         self.dataset, self.signer, self.letter, self.needed = dataset, signer, letter, needed
         self.max_frames = needed * int(config["recording"]["max_frames_factor"])  # give up without a hand
         self.rate = RateLimiter(config["frames"]["max_fps"])
@@ -49,6 +51,8 @@ class Recording:
             if self.closed:
                 raise FrameError("closed", "this recording has ended")
             self.seen += 1
+            if self.tracker is None:
+                self.tracker = self.trackers.acquire()
             hand = self.tracker.process(image)
             if hand is not None and len(self.landmarks) < self.needed:
                 h, w = image.shape[:2]
@@ -61,7 +65,9 @@ class Recording:
         with self.lock:
             if not self.closed:
                 self.closed = True
-                self.tracker.close()
+                if self.tracker is not None:
+                    self.trackers.release(self.tracker)
+                    self.tracker = None
 
 
 class Recordings:
@@ -94,12 +100,15 @@ class Recordings:
 
 
 def init_app(app: Flask, datasets: DatasetStore) -> None:
+    """Call after init_realtime: recordings share the live sessions' tracker pool."""
     app.extensions["recordings"] = Recordings()
     app.extensions["recording_datasets"] = datasets
+    app.extensions["recording_trackers"] = app.extensions["sessions"].trackers
 
 
-def _error(code: str, message: str, field: str | None = None) -> dict:
-    return {"error": {"code": code, "message": message, **({"field": field} if field else {})}}
+def _error(error: FrameError) -> dict:
+    """An ack that refuses: {"error": {"code", "message", "seq": None[, "field"]}}."""
+    return {"error": error.as_dict()}
 
 
 def validate_start(payload: object, datasets: DatasetStore, max_frames: int) -> tuple[str, str, str, int]:
@@ -132,8 +141,8 @@ def on_start(payload=None, *_):
         dataset, signer, letter, frames = validate_start(payload, datasets, int(config["recording"]["max_frames"]))
     except ValueError as exc:
         field, message = exc.args
-        return _error("bad_request", message, field)
-    recording = run_blocking(Recording, config, dataset, signer, letter, frames)
+        return _error(FrameError("bad_request", message, field))
+    recording = Recording(config, current_app.extensions["recording_trackers"], dataset, signer, letter, frames)
     current_app.extensions["recordings"].replace(request.sid, recording)
     return {"needed": frames, "dataset": dataset, "letter": letter, "signer": signer}
 
@@ -143,22 +152,22 @@ def on_frame(payload=None, *_):
     recordings = current_app.extensions["recordings"]
     recording = recordings.get(request.sid)
     if recording is None:
-        return _error("not_recording", "send `start` first")
+        return _error(FrameError("not_recording", "send `start` first"))
     frames = current_app.config["SIGN2SOUND"]["frames"]
     try:
-        if not recording.rate.allow():
-            raise FrameError("rate_limited", f"more than {frames['max_fps']} frames a second; frame dropped")
+        recording.rate.admit()
         _, data = parse_payload(payload)
         image = run_blocking(decode_frame, data, frames["max_bytes"], frames["max_pixels"])
         hand = run_blocking(recording.add, image)
     except FrameError as exc:
-        return {"error": exc.as_dict()}
+        return _error(exc)
     reply = {"collected": len(recording.landmarks), "needed": recording.needed, "hand": hand}
     if len(recording.landmarks) >= recording.needed:
         return {**reply, **_save(recording)} if recordings.finish(request.sid, recording) else reply
     if recording.seen >= recording.max_frames and recordings.finish(request.sid, recording):
-        return {**reply, **_error("no_hand", f"only {reply['collected']} of {recording.seen} frames showed a "
-                                             "hand; nothing was saved. Hold the sign in view and try again")}
+        return {**reply, **_error(FrameError("no_hand", f"only {reply['collected']} of {recording.seen} frames "
+                                                        "showed a hand; nothing was saved. Hold the sign in view "
+                                                        "and try again"))}
     return reply
 
 
@@ -170,7 +179,7 @@ def _save(recording: Recording) -> dict:
         limits = current_app.config["SIGN2SOUND"]["recording"]
         total = store.append(recording.dataset, samples, int(limits["max_samples"]), int(limits["max_datasets"]))
     except (DatasetError, OSError) as exc:
-        return _error("not_saved", f"the samples were not saved: {exc}")
+        return _error(FrameError("not_saved", f"the samples were not saved: {exc}"))
     return {"saved": True, "dataset": recording.dataset, "samples": total}
 
 

@@ -66,6 +66,13 @@ class RateLimiter:
             self.tokens -= 1
             return True
 
+    def admit(self) -> None:
+        """Count a frame when it arrives, before it queues for a worker; FrameError rate_limited over the rate.
+        (Counted when a worker took it, a burst passed whole whenever the machine drained it slower than the
+        rate: the limit depended on the load.)"""
+        if not self.allow():
+            raise FrameError("rate_limited", f"more than {self.rate:g} frames a second; frame dropped")
+
 
 class ChoiceError(ValueError):
     """A `choose` that cannot be done: code and message for the client's `error`."""
@@ -107,10 +114,7 @@ class Session:
         return {"word": self.speller.word, "text": self.speller.text, "events": events or []}
 
     def process(self, data: bytes, predictor: Predictor, seq: int | None = None) -> dict:
-        """One frame's bytes -> the `result` payload. FrameError for a bad or refused frame."""
-        if not self.rate.allow():
-            raise FrameError("rate_limited", f"more than {self.frames_config['max_fps']} frames a second; "
-                                             "frame dropped")
+        """One frame's bytes -> the `result` payload (the caller has checked `rate`). FrameError for a bad frame."""
         timings = {}
         t0 = time.perf_counter()
         image = decode_frame(data, self.frames_config["max_bytes"], self.frames_config["max_pixels"])

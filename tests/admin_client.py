@@ -6,6 +6,8 @@ import time
 import requests
 import socketio
 
+from tests.conftest import HANG_GUARD_S
+
 PASSWORD = "correct horse battery staple"
 ADMIN_ENV = {"SIGN2SOUND_ADMIN_PASSWORD": PASSWORD, "SIGN2SOUND_ADMIN_PASSWORD_HASH": ""}
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
@@ -40,7 +42,7 @@ class AdminClient:
         assert r.status_code == 200, r.text
         return r.json()
 
-    def wait_job(self, job_id: int, until=FINISHED, timeout: float = 120, need_pid: bool = False) -> dict:
+    def wait_job(self, job_id: int, until=FINISHED, timeout: float = HANG_GUARD_S, need_pid: bool = False) -> dict:
         """Poll until the job's status is in `until` (a deadline for a hung job, not a speed check)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

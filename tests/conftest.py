@@ -15,6 +15,10 @@ import pytest
 from ml.config import ROOT, data_path, load_config
 
 SHIPPED_CHECKPOINT = ROOT / "checkpoints" / "best_model.pth"
+# How long a test waits for a subprocess, a server start or a training job: a guard against a hang, never a
+# speed check. On the 2-core machine shared by several test runs, work that imports torch and MediaPipe took
+# ten times its idle time (a 6 s `ml.evaluate` call took 119 s of the 120 s it was allowed: issue 12).
+HANG_GUARD_S = 600
 
 
 @pytest.fixture(scope="session")
@@ -56,10 +60,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test's report carries the log tail of every server running then: the next failure explains
+    itself (a server-side traceback, a slow start) without a rerun."""
+    report = (yield).get_result()
+    if report.failed:
+        for server in Server.running:
+            report.sections.append((f"server log {server.url} (last {LOG_TAIL_LINES} lines)",
+                                    "\n".join(server.log().splitlines()[-LOG_TAIL_LINES:])))
+
+
+LOG_TAIL_LINES = 80
+
+
 class Server:
     """`python wsgi.py` in a subprocess on a free loopback port, with its own instance folder; with
     `gunicorn=True` the production server instead (deploy/gunicorn.conf.py), in its own process group so
     that kill(-9) ends its worker too."""
+
+    running: list["Server"] = []  # started and not yet stopped, for failure reports
 
     def __init__(self, instance_dir: Path, env: dict | None = None, gunicorn: bool = False):
         self.gunicorn = gunicorn
@@ -71,13 +91,14 @@ class Server:
         self.log_path = instance_dir / f"server-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60) -> "Server":
+    def start(self, timeout: float = HANG_GUARD_S) -> "Server":
         self.instance_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         cmd = ([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")] if self.gunicorn
                else [sys.executable, str(ROOT / "wsgi.py")])
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=self.gunicorn)
+        Server.running.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -113,6 +134,8 @@ class Server:
                 self.proc.wait()
         if self.proc:
             self._log.close()
+        if self in Server.running:
+            Server.running.remove(self)
 
 
 @pytest.fixture

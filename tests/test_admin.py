@@ -10,6 +10,9 @@ from werkzeug.security import generate_password_hash
 
 from tests.admin_client import ADMIN_ENV, PASSWORD, AdminClient
 from ml.checkpoint import load_checkpoint
+from ml.config import data_path
+from ml.datasets import SOURCES
+from ml.train import parse_args as train_args
 from tests.conftest import SHIPPED_CHECKPOINT, Server
 
 API_ROUTES = [("GET", "/api/admin/jobs"), ("POST", "/api/admin/jobs"), ("GET", "/api/admin/jobs/1"),
@@ -78,6 +81,7 @@ def test_wrong_or_missing_password_is_refused(server):
 
 
 def test_state_changes_need_the_sessions_csrf_token(server, admin):
+    jobs_before = admin.get("/api/admin/jobs").json()["jobs"]  # the module's server: other tests add jobs
     body = {"epochs": 1, "lr": 0.01, "batch_size": 8, "datasets": ["asl_ai"]}
     r = admin.post("/api/admin/jobs", body, csrf=False)
     assert r.status_code == 403 and "CSRF" in r.json()["error"]
@@ -87,7 +91,7 @@ def test_state_changes_need_the_sessions_csrf_token(server, admin):
     r = admin.http.post(server.url + "/api/admin/models/shipped/activate", headers={"X-CSRFToken": other.csrf},
                         timeout=10)
     assert r.status_code == 403
-    assert admin.get("/api/admin/jobs").json()["jobs"] == []  # nothing was started
+    assert len(admin.get("/api/admin/jobs").json()["jobs"]) == len(jobs_before)  # nothing was started
 
 
 def test_logout_needs_csrf_and_revokes_the_cookie(server):
@@ -137,6 +141,44 @@ def test_bad_job_parameters_get_400_naming_the_field(admin, change, field):
     assert r.status_code == 400, r.text
     assert r.json()["field"] == field
     assert field in r.json()["error"]
+
+
+def trainer_defaults():
+    cli = train_args(["--datasets", "-", "--out", "-"])
+    return {"epochs": cli.epochs, "lr": cli.lr, "batch_size": cli.batch_size, "seed": cli.seed}
+
+
+def test_omitted_job_fields_take_the_trainers_defaults_and_the_page_shows_them(admin, config):
+    present = [n for n in SOURCES if data_path(config, n).exists()]
+    if not present:
+        pytest.skip("no shared source is on this machine to default to")
+    r = admin.post("/api/admin/jobs", {"epochs": 1})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    assert admin.post(f"/api/admin/jobs/{job_id}/cancel").status_code in (200, 409)  # only its parameters matter
+    assert r.json()["job"]["params"] == {**trainer_defaults(), "epochs": 1, "datasets": present, "base": None}
+    assert admin.wait_job(job_id)["status"] in ("cancelled", "failed", "succeeded")
+
+    page = admin.get("/admin").text  # the job form, filled with the same defaults
+    for name, value in trainer_defaults().items():
+        assert re.search(rf'name="{name}"[^>]* value="{value}"', page), name
+    assert f'data-defaults="{" ".join(present)}"' in page
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"lr": 0}, "lr"), ({"lr": None}, "lr"), ({"epochs": "ten"}, "epochs"), ({"batch_size": None}, "batch_size"),
+    ({"seed": -1}, "seed"), ({"seed": None}, "seed"), ({"datasets": []}, "datasets"), ({"datasets": None}, "datasets"),
+])
+def test_a_wrong_value_beside_defaults_is_still_refused(admin, body, field):
+    r = admin.post("/api/admin/jobs", body)
+    assert r.status_code == 400 and r.json()["field"] == field, r.text
+
+
+def test_with_no_shared_source_the_datasets_default_is_refused_clearly(make_server, tmp_path):
+    server = make_server(env={**ADMIN_ENV, "SIGN2SOUND_DATA_ROOT": str(tmp_path / "no-data")})
+    r = AdminClient(server.url).login().post("/api/admin/jobs", {"epochs": 1})
+    assert r.status_code == 400 and r.json()["field"] == "datasets"
+    assert "no shared source" in r.json()["error"]
 
 
 def test_a_job_body_must_be_a_json_object(admin):

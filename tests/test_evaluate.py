@@ -13,13 +13,13 @@ from ml.checkpoint import save_checkpoint
 from ml.config import ROOT
 from ml.evaluate import report
 from ml.model import CLASSES, SignGRU
-from tests.conftest import SHIPPED_CHECKPOINT, shared_data
+from tests.conftest import HANG_GUARD_S, SHIPPED_CHECKPOINT, shared_data
 from tests.synthetic import write_synthetic
 
 
 def evaluate_cli(*args):
     return subprocess.run([sys.executable, "-m", "ml.evaluate", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=HANG_GUARD_S)
 
 
 @pytest.fixture(scope="module")

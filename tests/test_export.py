@@ -12,7 +12,7 @@ from ml.features import N_FEATURES
 from ml.checkpoint import load_checkpoint
 from ml.config import ROOT
 from ml.export import export_onnx
-from tests.conftest import SHIPPED_CHECKPOINT
+from tests.conftest import HANG_GUARD_S, SHIPPED_CHECKPOINT
 
 
 def test_onnx_matches_torch_within_1e4_for_any_batch(tmp_path):
@@ -33,13 +33,13 @@ def test_onnx_matches_torch_within_1e4_for_any_batch(tmp_path):
 
 def test_cli_checks_parity_and_rejects_bad_checkpoints(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "ml.export", "--checkpoint", SHIPPED_CHECKPOINT, "--out",
-                         tmp_path / "m.onnx"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                         tmp_path / "m.onnx"], cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert ok.returncode == 0, ok.stderr
     line = json.loads(ok.stdout)
     assert line["ok"] and line["max_abs_diff"] <= 1e-4
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"\x00" * 100)
     failed = subprocess.run([sys.executable, "-m", "ml.export", "--checkpoint", bad, "--out", tmp_path / "b.onnx"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+                            cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert failed.returncode == 2 and "not a readable checkpoint" in failed.stderr
     assert not (tmp_path / "b.onnx").exists()

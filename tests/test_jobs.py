@@ -22,8 +22,9 @@ from ml.datasets import load_dataset
 from ml.features import hand_features
 from ml.inference import fit_window
 from ml.landmarks import HandTracker, tracker_settings
+from ml.train import parse_args as train_args
 from tests.admin_client import ADMIN_ENV, AdminClient
-from tests.conftest import Server, shared_data
+from tests.conftest import HANG_GUARD_S, Server, shared_data
 
 TINY = {"datasets": ["tiny"], "epochs": 2, "lr": 0.01, "batch_size": 32}  # seconds, start to finish
 LONG = {"datasets": ["asl_ai"], "epochs": 500, "lr": 0.001, "batch_size": 32}  # far longer than any test
@@ -246,12 +247,20 @@ def test_train_watch_and_activate_from_the_browser(make_server, tmp_path):
             page.click("button[type=submit]")
             expect(page.locator("#active-model")).to_have_text("shipped")
 
+            # The form starts with what the API defaults to: ml.train's settings, every shared source ticked.
+            defaults = train_args(["--datasets", "-", "--out", "-"])
+            expect(page.locator("input[name=lr]")).to_have_value(str(defaults.lr))
+            expect(page.locator("input[name=batch_size]")).to_have_value(str(defaults.batch_size))
+            expect(page.locator("input[name=datasets][value=asl_ai]")).to_be_checked()
+            for box in page.locator("input[name=datasets]").all():
+                box.uncheck()
             page.check("input[name=datasets][value=tiny]")
             page.fill("input[name=epochs]", "3")
             page.fill("input[name=lr]", "0.01")
             page.fill("input[name=batch_size]", "32")
             page.click("#job-form button[type=submit]")
-            expect(page.locator("#jobs tr").first.locator("td").nth(1)).to_have_text("succeeded", timeout=120_000)
+            expect(page.locator("#jobs tr").first.locator("td").nth(1)).to_have_text("succeeded",
+                                                                              timeout=HANG_GUARD_S * 1000)
             expect(page.locator("#job-detail-title")).to_have_text("Job 1: succeeded")
             expect(page.locator("#job-log")).to_contain_text("python -m ml.train")
             page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)

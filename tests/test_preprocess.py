@@ -11,12 +11,12 @@ import pytest
 
 from ml.config import ROOT
 from ml.landmark_set import LandmarkSet
-from tests.conftest import shared_data
+from tests.conftest import HANG_GUARD_S, shared_data
 
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "ml.preprocess", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=HANG_GUARD_S)
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,13 @@ from ml.checkpoint import load_checkpoint, save_checkpoint
 from ml.config import ROOT
 from ml.model import CLASSES, SignGRU
 from ml.train import parse_args, run
+from tests.conftest import HANG_GUARD_S
 from tests.synthetic import synthetic_set, write_synthetic
 
 
 def train_cli(*args):
     return subprocess.run([sys.executable, "-m", "ml.train", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=HANG_GUARD_S)
 
 
 @pytest.fixture(scope="module")

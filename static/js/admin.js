@@ -212,7 +212,10 @@
     const data = await api("/api/admin/datasets");
     const body = $("datasets");
     const choices = $("dataset-choices");
-    const checked = new Set([...choices.querySelectorAll("input:checked")].map((i) => i.value));
+    // The first time, the shared sources an API request would default to are ticked (data-defaults).
+    const boxes = choices.querySelectorAll("input");
+    const checked = new Set(boxes.length ? [...choices.querySelectorAll("input:checked")].map((i) => i.value)
+      : choices.dataset.defaults.split(" ").filter(Boolean));
     body.replaceChildren();
     choices.replaceChildren();
     for (const d of data.datasets) {

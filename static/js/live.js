@@ -1,6 +1,7 @@
 // The live page: camera -> frames over Socket.IO -> results on screen -> speech.
 import { initCalibration, isCalibrationError, personalAuth } from "./calibrate.js";
 import { CameraError, captureFrame, startCamera } from "./camera.js";
+import { errorText } from "./errors.js";
 import { drawHand } from "./overlay.js";
 import { FrameStream } from "./stream.js";
 import * as view from "./view.js";
@@ -88,10 +89,10 @@ socket.on("result", (result) => {
 socket.on("error", (error) => {
   stream.answered(error.seq);
   if (error.code === "tts_failed") {
-    view.setMessage("tts", "The server's voice failed: this browser's own voice speaks instead.", "info");
+    view.setMessage("tts", errorText(error), "info");
     serverTts = false;
-  } else if (error.code !== "rate_limited" && error.code !== "nothing_to_speak" && !isCalibrationError(error)) {
-    view.setMessage("frame", `A frame was refused: ${error.message}`, "info");
+  } else if (!isCalibrationError(error)) {
+    view.setMessage("frame", errorText(error), "info");
     setTimeout(() => view.setMessage("frame", null), 4000);
   }
 });

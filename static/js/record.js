@@ -2,6 +2,7 @@
 // '/record' Socket.IO namespace until the server holds N frames with a hand for the chosen letter; the
 // server then appends them to instance/datasets/<data set>.npz (listed in the admin, usable by training jobs).
 import { captureFrame } from "./camera.js";
+import { errorText } from "./errors.js";
 
 const form = document.getElementById("record-form");
 const video = document.getElementById("video");
@@ -30,7 +31,7 @@ function recordSocket() {
 async function record(request) {
   const io = recordSocket().timeout(10000);
   const started = await io.emitWithAck("start", request);
-  if (started.error) throw new Error(started.error.message);
+  if (started.error) throw new Error(errorText(started.error));
   progress.max = started.needed;
   progress.value = 0;
   for (let n = 3; n > 0 && !stopping; n--) {
@@ -40,7 +41,7 @@ async function record(request) {
   while (!stopping) {
     if (video.readyState < 2 || !video.videoWidth) throw new Error("the camera is not running");
     const reply = await io.emitWithAck("frame", await captureFrame(video, canvas, captureWidth));
-    if (reply.error && reply.error.code !== "rate_limited") throw new Error(reply.error.message);
+    if (reply.error && reply.error.code !== "rate_limited") throw new Error(errorText(reply.error));
     if (reply.collected !== undefined) {
       progress.value = reply.collected;
       say(`${started.letter}: ${reply.collected} / ${reply.needed}${reply.hand ? "" : " (no hand in view)"}`);
@@ -68,8 +69,8 @@ form.addEventListener("submit", async (event) => {
   stopButton.disabled = false;
   try {
     say(await record(request));
-  } catch (error) {
-    say(`Not recorded: ${error.message}`, true);
+  } catch (failure) {
+    say(`Not recorded: ${failure.message}`, true);
   } finally {
     startButton.disabled = false;
     stopButton.disabled = true;

@@ -1,0 +1,28 @@
+// What the page says for each `error` code the server can send. One line per code; README.md's
+// "Error codes" table lists the same codes with the same words, and tests/test_errors.py checks both
+// against the codes in app/ (a new code needs a line here and a row there).
+export const ERROR_MESSAGES = {
+  bad_payload: "The page sent something the server could not read. Reload the page.",
+  unsupported_format: "A camera picture was not a JPEG or PNG image and was skipped.",
+  bad_image: "A camera picture arrived damaged and was skipped.",
+  too_large: "A camera picture was too big to send and was skipped.",
+  too_many_pixels: "A camera picture had too many pixels and was skipped.",
+  rate_limited: "Pictures came faster than the server takes them: some were skipped.",
+  no_session: "The connection to the server was reset. Reload the page.",
+  closed: "This session has ended. Reload the page.",
+  server_error: "The server could not read one picture; it goes on with the next.",
+  nothing_to_speak: "There is no text to speak yet.",
+  tts_failed: "The server's voice failed: this browser's own voice speaks instead.",
+  bad_request: "A value in the recording form is not accepted.",
+  not_recording: "No recording is running: press Record first.",
+  no_hand: "Too few pictures showed a hand, so nothing was saved. Hold the sign in view and try again.",
+  not_saved: "The server could not keep your recording (it may hold too many data sets: try an existing name).",
+};
+
+// The plain message for an `error` from the server. The server's own text is added only where it names
+// what to change (a form field) or the code is one this page does not know.
+export function errorText(error) {
+  const plain = ERROR_MESSAGES[error && error.code];
+  if (!plain) return `Something went wrong: ${(error && error.message) || "unknown error"}.`;
+  return error.field ? `${plain} (${error.message})` : plain;
+}
