@@ -23,7 +23,8 @@ from flask import Flask, current_app, request
 
 from app import socketio
 from app.admin import EmitPump
-from app.personal import AdaptationPool, HourlyLimit, Job, PersonalError, PersonalStore, key_hash, new_key
+from app.frames import FrameError
+from app.personal import AdaptationPool, HourlyLimit, Job, PersonalStore, key_hash, new_key
 from app.realtime import run_blocking
 from app.session import Session
 from ml.personal import CALIBRATION_CLASSES, Samples
@@ -53,8 +54,8 @@ class Recorder:
         count = len(self.frames[self.label])
         status = {"label": self.label, "samples": count}
         if count >= self.max_per_class:
-            status["error"] = {"code": "class_full", "message": f"{self.label} has its {count} samples: further "
-                                                                "frames are not kept"}
+            status["error"] = FrameError("class_full", f"{self.label} has its {count} samples: further frames "
+                                                       "are not kept").as_dict()
         return status
 
     def samples(self) -> Samples | None:
@@ -81,8 +82,8 @@ def _config() -> dict:
     return current_app.config["SIGN2SOUND"]["calibration"]
 
 
-def _error(sid: str, code: str, message: str) -> None:
-    socketio.emit("error", {"code": code, "message": message, "seq": None}, to=sid)
+def _error(sid: str, error: FrameError) -> None:
+    socketio.emit("error", error.as_dict(), to=sid)
 
 
 def on_connect(session: Session, auth: object) -> None:
@@ -92,8 +93,8 @@ def on_connect(session: Session, auth: object) -> None:
         return
     try:
         personal = run_blocking(current_app.extensions["personal_store"].load, key)
-    except PersonalError as exc:
-        _error(request.sid, exc.code, exc.message)
+    except FrameError as exc:
+        _error(request.sid, exc)
         return
     session.use_personal(key, personal)
 
@@ -111,8 +112,8 @@ def on_calibrate(payload=None, *_):
     label = payload.get("label", "missing") if isinstance(payload, dict) else "missing"
     session = _session()
     if session is None or (label is not None and label not in CALIBRATION_CLASSES):
-        _error(request.sid, "bad_label", f"calibrate takes {{\"label\": one of {', '.join(CALIBRATION_CLASSES)}}} "
-                                         "or {\"label\": null} to stop")
+        _error(request.sid, FrameError("bad_label", f"calibrate takes {{\"label\": one of "
+                                                    f"{', '.join(CALIBRATION_CLASSES)}}} or {{\"label\": null}} to stop"))
         return None
 
     max_per_class = _config()["max_samples_per_class"]
@@ -132,10 +133,10 @@ def on_adapt(*_):
     sid, session = request.sid, _session()
     try:
         if session is None:
-            raise PersonalError("adapt_failed", "no live session for this connection; reconnect")
+            raise FrameError("adapt_failed", "no live session for this connection; reconnect")
         queued = _start_adaptation(sid, session)
-    except PersonalError as exc:
-        _error(sid, exc.code, exc.message)
+    except FrameError as exc:
+        _error(sid, exc)
         return {"queued": None}
     return {"queued": queued}
 
@@ -146,16 +147,16 @@ def _start_adaptation(sid: str, session: Session) -> int:
         recorded = session.calibration.samples() if session.calibration else None
         key = session.personal_key
     if recorded is None or len(recorded) < config["min_samples"]:
-        raise PersonalError("too_few_samples", f"{0 if recorded is None else len(recorded)} calibration frames "
+        raise FrameError("too_few_samples", f"{0 if recorded is None else len(recorded)} calibration frames "
                                                f"recorded: at least {config['min_samples']} are needed; calibrate "
                                                "some signs first")
     per_key, per_client = current_app.extensions["adapt_limits"]
     if key is not None and not per_key.allow(key_hash(key)):
-        raise PersonalError("rate_limited", f"this personal model was adapted "
+        raise FrameError("rate_limited", f"this personal model was adapted "
                                             f"{config['adaptations_per_key_per_hour']} times in the last hour; "
                                             "try again later")
     if not per_client.allow(request.remote_addr or "unknown"):
-        raise PersonalError("rate_limited", f"{config['adaptations_per_client_per_hour']} adaptations from this "
+        raise FrameError("rate_limited", f"{config['adaptations_per_client_per_hour']} adaptations from this "
                                             "address in the last hour; try again later")
     key = key or new_key()
     staged = store.staging()
@@ -168,8 +169,7 @@ def _start_adaptation(sid: str, session: Session) -> int:
         job = Job(owner=sid, checkpoint=current_app.extensions["predictor"].checkpoint, staged=staged,
                   on_progress=lambda step, steps: emit("adapt_progress", {"step": step, "steps": steps}, to=sid),
                   on_done=lambda result: _adapted(app, sid, session, key, staged, result, started),
-                  on_error=lambda code, message: emit("error", {"code": code, "message": message, "seq": None},
-                                                      to=sid))
+                  on_error=lambda error: emit("error", error.as_dict(), to=sid))
         return current_app.extensions["adaptations"].submit(job)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
@@ -199,7 +199,7 @@ def _adapted(app: Flask, sid: str, session: Session, key: str, staged, result: d
     try:
         store.commit(key, staged)
         personal = store.load(key)
-    except PersonalError as exc:
+    except FrameError as exc:
         emit("error", exc.as_dict(), to=sid)
         return
     session.use_personal(key, personal)

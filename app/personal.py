@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from app.frames import FrameError
 from ml.checkpoint import CheckpointError, load_checkpoint
 from ml.config import ROOT
 from ml.inference import PersonalModel
@@ -37,17 +38,6 @@ from ml.inference import PersonalModel
 KEY = re.compile(r"^[A-Za-z0-9_-]{32}$")  # secrets.token_urlsafe(24)
 MODEL_FILE, SAMPLES_FILE = "model.pth", "samples.npz"
 log = logging.getLogger(__name__)
-
-
-class PersonalError(ValueError):
-    """A refused personal-model request with a stable `code` and a message for people."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
-
-    def as_dict(self) -> dict:
-        return {"code": self.code, "message": self.message, "seq": None}
 
 
 def new_key() -> str:
@@ -79,16 +69,16 @@ class PersonalStore:
         return path
 
     def load(self, key: object) -> PersonalModel:
-        """The personal model `key` opens; PersonalError unknown_key for a malformed, unknown or evicted key."""
+        """The personal model `key` opens; FrameError unknown_key for a malformed, unknown or evicted key."""
         if not isinstance(key, str) or not KEY.match(key):
-            raise PersonalError("unknown_key", "that personal key is malformed: reading with the shared model")
+            raise FrameError("unknown_key", "that personal key is malformed: reading with the shared model")
         entry = self._entry(key)
         with self._lock:
             try:
                 model, meta = load_checkpoint(entry / MODEL_FILE, self.device)
                 os.utime(entry)  # most recently used
             except (CheckpointError, OSError):
-                raise PersonalError("unknown_key", "no personal model for this key (forgotten, removed as the "
+                raise FrameError("unknown_key", "no personal model for this key (forgotten, removed as the "
                                                    "least recently used, or never made): reading with the "
                                                    "shared model; calibrate again to make one") from None
         return PersonalModel(model, meta)
@@ -98,11 +88,11 @@ class PersonalStore:
 
     def commit(self, key: str, staged: Path) -> None:
         """Make `staged` (model.pth + samples.npz) the entry of `key`, replacing any earlier one, then evict the
-        least recently used entries past the bounds. PersonalError store_full if this entry alone is too big."""
+        least recently used entries past the bounds. FrameError store_full if this entry alone is too big."""
         size = _size(staged)
         if size > self.max_bytes:
             shutil.rmtree(staged, ignore_errors=True)
-            raise PersonalError("store_full", f"a personal model of {size} bytes exceeds the store's "
+            raise FrameError("store_full", f"a personal model of {size} bytes exceeds the store's "
                                               f"{self.max_bytes} bytes; nothing was saved")
         entry = self._entry(key)
         with self._lock:
@@ -180,7 +170,7 @@ class Job:
     staged: Path                                 # holds samples.npz; the subprocess writes model.pth there
     on_progress: Callable[[int, int], None]
     on_done: Callable[[dict], None]              # the subprocess's result: before, after, seconds, ...
-    on_error: Callable[[str, str], None]         # (code, message)
+    on_error: Callable[[FrameError], None]
     proc: subprocess.Popen | None = field(default=None, repr=False)
     cancelled: bool = False
 
@@ -199,9 +189,9 @@ class AdaptationPool:
     def submit(self, job: Job) -> int:
         with self._lock:
             if any(j.owner == job.owner for j in [*self._waiting, *self._running]):
-                raise PersonalError("adapt_busy", "an adaptation for this connection is already queued or running")
+                raise FrameError("adapt_busy", "an adaptation for this connection is already queued or running")
             if len(self._running) >= self.max_concurrent and len(self._waiting) >= self.max_queued:
-                raise PersonalError("adapt_busy", f"{len(self._waiting)} adaptations are waiting already; "
+                raise FrameError("adapt_busy", f"{len(self._waiting)} adaptations are waiting already; "
                                                   "try again in a minute")
             self._waiting.append(job)
             # Its place in the queue (1: next to start), or 0 when it starts at once.
@@ -234,7 +224,7 @@ class AdaptationPool:
         except Exception as exc:  # never leave the client waiting, never take the server down
             log.exception("adaptation failed")
             if not job.cancelled:
-                job.on_error("adapt_failed", f"the adaptation failed: {exc}")
+                job.on_error(FrameError("adapt_failed", f"the adaptation failed: {exc}"))
         finally:
             if job.proc is not None and job.proc.poll() is None:
                 job.proc.kill()
@@ -275,11 +265,11 @@ class AdaptationPool:
         elif outcome and "done" in outcome and job.proc.returncode == 0:
             job.on_done(outcome["done"])
         elif outcome and "error" in outcome:
-            job.on_error(outcome["error"]["code"], outcome["error"]["message"])
+            job.on_error(FrameError(outcome["error"]["code"], outcome["error"]["message"]))
         else:
             why = "it ran past its time limit" if job.proc.returncode == -9 else f"exit code {job.proc.returncode}"
             log.error("adaptation subprocess failed (%s): %s", why, "".join(stderr)[-2000:])
-            job.on_error("adapt_failed", f"the adaptation failed ({why}); the shared model is still in use")
+            job.on_error(FrameError("adapt_failed", f"the adaptation failed ({why}); the shared model is still in use"))
         if job.cancelled or not (outcome and "done" in outcome):
             shutil.rmtree(job.staged, ignore_errors=True)
 
@@ -314,7 +304,7 @@ def main(argv=None) -> None:
         result.meta["personal"] = json.loads(json.dumps(result.meta["personal"], default=lambda o: o.tolist()))
         result.save(args.folder / MODEL_FILE)
     except personal.PersonalError as exc:
-        say({"error": {"code": "too_few_samples", "message": f"not enough calibration to adapt: {exc}"}})
+        say({"error": FrameError("too_few_samples", f"not enough calibration to adapt: {exc}").as_dict()})
         return
     say({"done": {"before": round(result.before, 4), "after": round(result.after, 4), "samples": result.samples,
                   "classes": result.classes, "seconds": round(result.seconds, 2)}})

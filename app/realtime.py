@@ -29,7 +29,7 @@ from flask import Flask, current_app, request
 from app import socketio
 from app.frames import FrameError, parse_payload
 from app.decoder import shared_lexicon
-from app.session import ChoiceError, Session, Sessions
+from app.session import Session, Sessions
 from app.speech import Speech
 
 log = logging.getLogger(__name__)
@@ -155,8 +155,8 @@ def on_space(*_):
 def on_choose(choice=None, *_):
     try:
         return _word_action("choose", choice)
-    except ChoiceError as exc:
-        socketio.emit("error", {"code": exc.code, "message": str(exc), "seq": None}, to=request.sid)
+    except FrameError as exc:
+        socketio.emit("error", exc.as_dict(), to=request.sid, ignore_queue=True)
         return None
 
 

@@ -74,14 +74,6 @@ class RateLimiter:
             raise FrameError("rate_limited", f"more than {self.rate:g} frames a second; frame dropped")
 
 
-class ChoiceError(ValueError):
-    """A `choose` that cannot be done: code and message for the client's `error`."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-
-
 class Session:
     def __init__(self, config: dict, trackers: TrackerPool):
         self.trackers = trackers
@@ -209,20 +201,20 @@ class Session:
 
     def choose(self, choice) -> dict:
         """{"index": i}: suggestion i ends the current word, or, with no word in progress, alternative i replaces
-        the last finished word; {"raw": true}: the spelling as signed. ChoiceError when there is nothing to
+        the last finished word; {"raw": true}: the spelling as signed. FrameError when there is nothing to
         choose or the choice is malformed."""
         if not (isinstance(choice, dict) and (choice.get("raw") is True or type(choice.get("index")) is int)):
-            raise ChoiceError("bad_choice", 'choose takes {"index": i} or {"raw": true}')
+            raise FrameError("bad_choice", 'choose takes {"index": i} or {"raw": true}')
         with self.lock:
             if self.speller.word:
                 options, raw = self.suggestions, self.speller.word
             elif self._replaceable():
                 options, raw = self.finished.alternatives, self.finished.raw
             else:
-                raise ChoiceError("nothing_to_choose", "there is no word to choose for")
+                raise FrameError("nothing_to_choose", "there is no word to choose for")
             index = choice.get("index")
             if choice.get("raw") is not True and not 0 <= index < len(options):
-                raise ChoiceError("bad_choice", f"index {index} is not among the {len(options)} choices")
+                raise FrameError("bad_choice", f"index {index} is not among the {len(options)} choices")
             word = raw if choice.get("raw") is True else options[index]
             self.decoder.remember(word)
             if not self.speller.word:

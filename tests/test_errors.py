@@ -65,8 +65,8 @@ def test_every_code_has_a_plain_message_on_the_page_and_in_the_readme():
 
 
 def test_the_page_shows_errors_only_through_the_message_map():
-    """live.js and record.js turn a server error into words with errorText, never show its raw message."""
-    for name in ("live.js", "record.js"):
+    """live.js, record.js and calibrate.js turn a server error into words with errorText, never show its raw message."""
+    for name in ("live.js", "record.js", "calibrate.js"):
         script = (ROOT / "static" / "js" / name).read_text()
         assert 'import { errorText } from "./errors.js";' in script, name
         assert not re.search(r"\berror\.message\b", script), f"{name} shows a server error's raw message"

@@ -3,6 +3,8 @@
 // The server's protocol: `calibrate` {label}, `adapt`, `adapt_progress`, `adapted`, `forget`, connect auth
 // {personal_key}. The key is a capability: it stays in this browser's localStorage and goes only to this server.
 
+import { errorText } from "./errors.js";
+
 const $ = (id) => document.getElementById(id);
 const STORE = { key: "sign2sound.personalKey", shared: "sign2sound.useShared", offered: "sign2sound.calibrationOffered" };
 const CODES = new Set(["bad_label", "too_few_samples", "adapt_failed", "adapt_busy", "rate_limited", "store_full",
@@ -50,10 +52,10 @@ export function initCalibration(liveSocket, { setMessage }) {
     if (error.code === "unknown_key") {
       localStorage.removeItem(STORE.key);
       showControls();
-      setMessage("personal", `${error.message}.`, "info");
+      setMessage("personal", errorText(error), "info");
       setTimeout(() => setMessage("personal", null), 8000);
     } else {
-      say(error.message, true);
+      say(errorText(error), true);
       finish();
     }
   });

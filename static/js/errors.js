@@ -7,7 +7,7 @@ export const ERROR_MESSAGES = {
   bad_image: "A camera picture arrived damaged and was skipped.",
   too_large: "A camera picture was too big to send and was skipped.",
   too_many_pixels: "A camera picture had too many pixels and was skipped.",
-  rate_limited: "Pictures came faster than the server takes them: some were skipped.",
+  rate_limited: "Too many requests in a short time, so some were refused. Wait a little and try again.",
   no_session: "The connection to the server was reset. Reload the page.",
   closed: "This session has ended. Reload the page.",
   server_error: "The server could not read one picture; it goes on with the next.",
@@ -17,6 +17,15 @@ export const ERROR_MESSAGES = {
   not_recording: "No recording is running: press Record first.",
   no_hand: "Too few pictures showed a hand, so nothing was saved. Hold the sign in view and try again.",
   not_saved: "The server could not keep your recording (it may hold too many data sets: try an existing name).",
+  bad_choice: "That choice is not among the word's suggestions.",
+  nothing_to_choose: "There is no word to choose for yet.",
+  bad_label: "That sign cannot be calibrated: choose A to Z, space or del.",
+  class_full: "Enough pictures of this sign are recorded.",
+  too_few_samples: "Not enough of your signs were recorded yet: calibrate some signs first.",
+  adapt_busy: "An adaptation is already running for you, or too many are waiting: try again in a minute.",
+  adapt_failed: "Adapting to your hand failed; the shared model is still in use. Try again.",
+  store_full: "Your personal model could not be stored; the shared model is still in use.",
+  unknown_key: "Your personal model was not found (forgotten, or removed to make room): reading with the shared model. Calibrate again to make one.",
 };
 
 // The plain message for an `error` from the server. The server's own text is added only where it names
