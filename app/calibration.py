@@ -9,12 +9,14 @@ client `adapt`                     ack {"queued": n} (place in the queue, 1 = ne
                                    "message"} (then the ack is {"queued": null})
 client `forget`                    the personal model and its samples deleted; ack {"model": the shared id}
 connect auth {"personal_key": K}   reads with K's personal model, or `error` unknown_key and the shared model
+                                   (cluster mode with Redis down: personal_unavailable, the key stays good)
 
 Frames are kept as landmarks only, in memory until `adapt`. Bounds: samples per class (`calibration`
 config), the 28 classes, adaptations per key and per client address per hour, the queue, the store.
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 
@@ -23,10 +25,13 @@ from flask import Flask, current_app, request
 
 from app import socketio
 from app.admin import EmitPump
-from app.personal import AdaptationPool, HourlyLimit, Job, PersonalError, PersonalStore, key_hash, new_key
+from app.personal import (SWEEP_S, AdaptationPool, HourlyLimit, Job, PersonalError, PersonalStore, key_hash,
+                          new_key)
 from app.realtime import run_blocking
 from app.session import Session
 from ml.personal import CALIBRATION_CLASSES, Samples
+
+log = logging.getLogger(__name__)
 
 class Recorder:
     """One client's calibration frames (landmarks, aspect, handedness), at most `max_per_class` per class."""
@@ -68,13 +73,31 @@ class Recorder:
 def init_app(app: Flask) -> None:
     config = app.config["SIGN2SOUND"]["calibration"]
     device = app.extensions["predictor"].device
-    app.extensions["personal_store"] = PersonalStore(
-        app.instance_path + "/personal", config["max_personal_models"], int(config["max_store_mb"] * 2**20), device)
+    # cluster mode: Redis holds every personal model (app.personal), this server's folder a cache of them
+    shared = app.extensions["blobs"]
+    store = PersonalStore(app.instance_path + "/personal", config["max_personal_models"],
+                          int(config["max_store_mb"] * 2**20), device, shared=shared,
+                          ttl_s=int(config["cluster_ttl_days"] * 86400))
+    app.extensions["personal_store"] = store
+    if shared is not None:
+        socketio.start_background_task(_sweep, store)
     app.extensions["adaptations"] = AdaptationPool(config["max_concurrent"], config["max_queued"], config["nice"],
                                                    config["timeout_s"], config.get("steps"))
     app.extensions["adapt_limits"] = (HourlyLimit(config["adaptations_per_key_per_hour"]),
                                       HourlyLimit(config["adaptations_per_client_per_hour"]))
-    app.extensions["calibration_pump"] = EmitPump("/", interval_s=0.05)
+    # to the client's own connection, never through Redis (it would reach every server, and not when Redis is down)
+    app.extensions["calibration_pump"] = EmitPump("/", interval_s=0.05, local=True)
+
+
+def _sweep(store: PersonalStore) -> None:
+    while True:
+        socketio.sleep(SWEEP_S)
+        try:
+            store.sweep()
+        except OSError:
+            pass  # Redis down (app.store.StoreDown): the cached copies stay until it answers
+        except Exception:
+            log.exception("sweeping the personal models failed; retrying")
 
 
 def _config() -> dict:
@@ -82,7 +105,7 @@ def _config() -> dict:
 
 
 def _error(sid: str, code: str, message: str) -> None:
-    socketio.emit("error", {"code": code, "message": message, "seq": None}, to=sid)
+    socketio.emit("error", {"code": code, "message": message, "seq": None}, to=sid, ignore_queue=True)
 
 
 def on_connect(session: Session, auth: object) -> None:
