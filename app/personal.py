@@ -110,13 +110,14 @@ class PersonalStore:
     def _sync(self, entry: Path) -> None:
         """Cluster mode: drop the local copy of an entry Redis no longer has; fetch one this server lacks."""
         try:
-            if not self.shared.touch_personal(entry.name, FILES, self.ttl_s):
+            digest = self.shared.touch_personal(entry.name, FILES, self.ttl_s)
+            if digest is None:
                 with self._lock:
                     self._remove(entry)  # forgotten or evicted on another server
                 return
-            if (entry / MODEL_FILE).is_file():
+            if _digest(entry) == digest:
                 return
-            files = self.shared.get_personal(entry.name, FILES)
+            files = self.shared.get_personal(entry.name, FILES)  # none here, or calibrated again elsewhere
         except OSError as exc:  # app.store.StoreDown
             if (entry / MODEL_FILE).is_file():
                 log.warning("Redis unreachable, reading with this server's copy of a personal model: %s", exc)
@@ -150,7 +151,8 @@ class PersonalStore:
         if self.shared is not None:  # Redis first: an entry on disk but not there would be swept away
             files = {name: (staged / name).read_bytes() for name in FILES}
             try:
-                evicted = self.shared.put_personal(entry.name, files, self.max_models, self.max_bytes, self.ttl_s)
+                evicted = self.shared.put_personal(entry.name, files, _digest(staged), self.max_models,
+                                                   self.max_bytes, self.ttl_s)
             except OSError:  # app.store.StoreDown
                 shutil.rmtree(staged, ignore_errors=True)
                 raise PersonalError("adapt_failed", "the cluster's shared store (Redis) is unreachable, so the "
@@ -219,6 +221,17 @@ class PersonalStore:
             self._remove(entry)
             entries = [e for e in entries if e != entry]
             total -= sizes[entry]
+
+
+def _digest(entry: Path) -> str | None:
+    """sha256 over the entry's files (~0.7 MB: about a millisecond); None when it is incomplete or absent."""
+    digest = hashlib.sha256()
+    try:
+        for name in FILES:
+            digest.update((entry / name).read_bytes())
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _size(folder: Path) -> int:

@@ -31,6 +31,7 @@ SETTINGS_CHANNEL = PREFIX + "settings"
 BLOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$")
 PERSONAL_INDEX = PREFIX + "personal"  # sorted set: key hash -> last use (unix time)
 PERSONAL_BYTES = PREFIX + "personal-bytes"  # hash: key hash -> bytes of its blobs
+PERSONAL_DIGEST = PREFIX + "personal-digest"  # hash: key hash -> its files' digest (a server's copy may be stale)
 
 
 class StoreDown(OSError):
@@ -137,7 +138,7 @@ class RedisStore:
         self.r.delete(_blob_key(name))
 
     # personal models: every method raises StoreDown when Redis does not answer
-    def put_personal(self, name: str, files: dict[str, bytes], max_count: int, max_bytes: int,
+    def put_personal(self, name: str, files: dict[str, bytes], digest: str, max_count: int, max_bytes: int,
                      ttl_s: int) -> list[str]:
         """Store entry `name` (replacing it), then evict the least recently used others past the bounds and
         those unused for `ttl_s`; answers the names evicted."""
@@ -147,6 +148,7 @@ class RedisStore:
                     pipe.set(_blob_key(f"personal/{name}/{file}"), data, ex=ttl_s)
                 pipe.zadd(PERSONAL_INDEX, {name: time.time()})
                 pipe.hset(PERSONAL_BYTES, name, sum(len(d) for d in files.values()))
+                pipe.hset(PERSONAL_DIGEST, name, digest)
                 pipe.execute()
             stale = [n.decode() for n in self.r.zrangebyscore(PERSONAL_INDEX, 0, time.time() - ttl_s)]
             names = [n.decode() for n in self.r.zrange(PERSONAL_INDEX, 0, -1)]  # oldest first
@@ -160,19 +162,20 @@ class RedisStore:
                 self.delete_personal(other, list(files))
             return evicted
 
-    def touch_personal(self, name: str, files: list[str], ttl_s: int) -> bool:
-        """Mark entry `name` used now (its TTL starts again); False when there is no such entry."""
+    def touch_personal(self, name: str, files: list[str], ttl_s: int) -> str | None:
+        """Mark entry `name` used now (its TTL starts again) and answer its digest; None: no such entry."""
         with _down_as_oserror():
-            if self.r.zscore(PERSONAL_INDEX, name) is None:
-                return False
+            digest = self.r.hget(PERSONAL_DIGEST, name)
+            if digest is None or self.r.zscore(PERSONAL_INDEX, name) is None:
+                return None
             with self.r.pipeline() as pipe:
                 pipe.zadd(PERSONAL_INDEX, {name: time.time()})
                 for file in files:
                     pipe.expire(_blob_key(f"personal/{name}/{file}"), ttl_s)
                 if all(pipe.execute()[1:]):
-                    return True
+                    return digest.decode()
             self.delete_personal(name, files)  # a part expired: the entry is gone
-            return False
+            return None
 
     def get_personal(self, name: str, files: list[str]) -> dict[str, bytes] | None:
         with _down_as_oserror():
@@ -184,6 +187,7 @@ class RedisStore:
             pipe.delete(*(_blob_key(f"personal/{name}/{file}") for file in files))
             pipe.zrem(PERSONAL_INDEX, name)
             pipe.hdel(PERSONAL_BYTES, name)
+            pipe.hdel(PERSONAL_DIGEST, name)
             pipe.execute()
 
     def personal_names(self, names: list[str]) -> set[str]:

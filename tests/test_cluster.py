@@ -292,8 +292,9 @@ def test_a_worker_killed_mid_job_leaves_the_job_failed_on_every_server(cluster, 
 
 def test_personal_models_are_bounded_cluster_wide_and_each_server_caches_what_it_uses(cluster, tmp_path):
     """Two PersonalStores (two servers' folders) on one Redis: an entry committed on one is fetched by the other,
-    the count and byte bounds evict the least recently used across both, the TTL backstop expires an idle one,
-    and a forget on one reaches the other's copy at its sweep."""
+    a copy is refreshed when the entry was calibrated again elsewhere, the count and byte bounds evict the
+    least recently used across both, every part carries the TTL backstop, and a forget on one reaches the other's
+    copy at its sweep."""
     from app.personal import KEY, PersonalError, PersonalStore, key_hash, new_key
     from app.store import PERSONAL_INDEX, RedisStore, connect
     from tests.conftest import SHIPPED_CHECKPOINT
@@ -301,16 +302,19 @@ def test_personal_models_are_bounded_cluster_wide_and_each_server_caches_what_it
     shared = RedisStore(connect(cluster.url.replace("/0", "/2")))
     one, two = (PersonalStore(tmp_path / name, 2, 10 * 2**20, shared=shared, ttl_s=3600) for name in ("1", "2"))
 
-    def commit(store, key):
+    def commit(store, key, samples=b"landmarks"):
         staged = store.staging()
         (staged / "model.pth").write_bytes(SHIPPED_CHECKPOINT.read_bytes())
-        (staged / "samples.npz").write_bytes(b"landmarks")
+        (staged / "samples.npz").write_bytes(samples)
         store.commit(key, staged)
 
     a, b, c = (new_key() for _ in range(3))
     assert all(KEY.match(k) for k in (a, b, c))
     commit(one, a)
     assert two.load(a).classes and (tmp_path / "2" / key_hash(a) / "samples.npz").read_bytes() == b"landmarks"
+    commit(one, a, b"calibrated again")  # server 2's copy is stale now: its next use fetches the new one
+    two.load(a)
+    assert (tmp_path / "2" / key_hash(a) / "samples.npz").read_bytes() == b"calibrated again"
     commit(two, b)
     one.load(a)  # a is now the most recently used: b goes first
     commit(one, c)  # a third entry in the cluster: past max 2
