@@ -113,8 +113,10 @@ def on_connect(session: Session, auth: object) -> None:
     key = auth.get("personal_key") if isinstance(auth, dict) else None
     if key is None:
         return
+    store = current_app.extensions["personal_store"]
     try:
-        personal = run_blocking(current_app.extensions["personal_store"].load, key)
+        store.sync(key)  # cluster mode: Redis, on this event's own thread, never the frames' worker threads
+        personal = run_blocking(store.load, key)
     except PersonalError as exc:
         _error(request.sid, exc.code, exc.message)
         return
@@ -240,7 +242,13 @@ def on_forget(*_):
     current_app.extensions["adaptations"].cancel(request.sid)
     key = session.personal_key
     if key is not None:
-        run_blocking(current_app.extensions["personal_store"].delete, key)
+        store = current_app.extensions["personal_store"]
+        run_blocking(store.delete, key)
+        if store.shared is not None:
+            try:
+                store.forget_shared()  # on this event's own thread, as sync
+            except OSError as exc:  # app.store.StoreDown
+                log.warning("Redis unreachable, the forget reaches it at a later sweep: %s", exc)
 
     def clear():
         with session.lock:

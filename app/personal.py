@@ -95,8 +95,6 @@ class PersonalStore:
         if not isinstance(key, str) or not KEY.match(key):
             raise PersonalError("unknown_key", "that personal key is malformed: reading with the shared model")
         entry = self._entry(key)
-        if self.shared is not None:
-            self._sync(entry)
         with self._lock:
             try:
                 model, meta = load_checkpoint(entry / MODEL_FILE, self.device)
@@ -107,8 +105,12 @@ class PersonalStore:
                                                    "shared model; calibrate again to make one") from None
         return PersonalModel(model, meta)
 
-    def _sync(self, entry: Path) -> None:
-        """Cluster mode: drop the local copy of an entry Redis no longer has; fetch one this server lacks."""
+    def sync(self, key: object) -> None:
+        """Cluster mode, before `load`: drop this server's copy of an entry Redis no longer has, fetch one it
+        lacks or holds an older version of. It waits on Redis: never call it on the frames' worker threads."""
+        if self.shared is None or not isinstance(key, str) or not KEY.match(key):
+            return  # embedded: the folder is all there is; a malformed key is load's to refuse
+        entry = self._entry(key)
         try:
             digest = self.shared.touch_personal(entry.name, FILES, self.ttl_s)
             if digest is None:
@@ -172,24 +174,22 @@ class PersonalStore:
             return False
         entry = self._entry(key)
         with self._lock:
-            removed = self._remove(entry)
-        if self.shared is not None:
-            try:
-                self.shared.delete_personal(entry.name, FILES)
-                return True
-            except OSError as exc:  # app.store.StoreDown: this server's copy is gone; Redis's goes at a sweep
-                log.warning("Redis unreachable, forget completes when it is back: %s", exc)
-                with self._lock:
-                    self._pending_forgets.add(entry.name)
-        return removed
+            if self.shared is not None:
+                self._pending_forgets.add(entry.name)  # Redis's entry: forget_shared, off the frames' threads
+            return self._remove(entry)
 
-    def sweep(self) -> None:
-        """Cluster mode: carry out the forgets Redis missed, drop the copies of entries forgotten or evicted
-        on other servers. StoreDown (OSError) when Redis does not answer."""
+    def forget_shared(self) -> None:
+        """Cluster mode: delete from Redis the entries forgotten here (after `delete`, and at every sweep in
+        case Redis was down). StoreDown (OSError) when Redis does not answer."""
         for name in list(self._pending_forgets):
             self.shared.delete_personal(name, FILES)
             with self._lock:
                 self._pending_forgets.discard(name)
+
+    def sweep(self) -> None:
+        """Cluster mode: carry out the forgets Redis missed, drop the copies of entries forgotten or evicted
+        on other servers. StoreDown (OSError) when Redis does not answer."""
+        self.forget_shared()
         local = [p.name for p in self.entries()]
         kept = self.shared.personal_names(local) if local else set()
         with self._lock:

@@ -302,6 +302,10 @@ def test_personal_models_are_bounded_cluster_wide_and_each_server_caches_what_it
     shared = RedisStore(connect(cluster.url.replace("/0", "/2")))
     one, two = (PersonalStore(tmp_path / name, 2, 10 * 2**20, shared=shared, ttl_s=3600) for name in ("1", "2"))
 
+    def use(store, key):  # as a connect does
+        store.sync(key)
+        return store.load(key)
+
     def commit(store, key, samples=b"landmarks"):
         staged = store.staging()
         (staged / "model.pth").write_bytes(SHIPPED_CHECKPOINT.read_bytes())
@@ -311,16 +315,16 @@ def test_personal_models_are_bounded_cluster_wide_and_each_server_caches_what_it
     a, b, c = (new_key() for _ in range(3))
     assert all(KEY.match(k) for k in (a, b, c))
     commit(one, a)
-    assert two.load(a).classes and (tmp_path / "2" / key_hash(a) / "samples.npz").read_bytes() == b"landmarks"
+    assert use(two, a).classes and (tmp_path / "2" / key_hash(a) / "samples.npz").read_bytes() == b"landmarks"
     commit(one, a, b"calibrated again")  # server 2's copy is stale now: its next use fetches the new one
-    two.load(a)
+    use(two, a)
     assert (tmp_path / "2" / key_hash(a) / "samples.npz").read_bytes() == b"calibrated again"
     commit(two, b)
-    one.load(a)  # a is now the most recently used: b goes first
+    use(one, a)  # a is now the most recently used: b goes first
     commit(one, c)  # a third entry in the cluster: past max 2
     assert {n.decode() for n in shared.r.zrange(PERSONAL_INDEX, 0, -1)} == {key_hash(a), key_hash(c)}
     with pytest.raises(PersonalError, match="no personal model"):
-        two.load(b)  # evicted by server 1; server 2's copy is dropped on use
+        use(two, b)  # evicted by server 1; server 2's copy is dropped on use
     assert not (tmp_path / "2" / key_hash(b)).exists()
     # bytes: a bound smaller than two entries leaves only the newest
     small = PersonalStore(tmp_path / "3", 10, SHIPPED_CHECKPOINT.stat().st_size + 100, shared=shared, ttl_s=3600)
@@ -328,12 +332,24 @@ def test_personal_models_are_bounded_cluster_wide_and_each_server_caches_what_it
     assert [n.decode() for n in shared.r.zrange(PERSONAL_INDEX, 0, -1)] == [key_hash(b)]
     # TTL backstop: every part expires ttl_s after the last use
     assert 3500 < shared.r.ttl(f"sign2sound:blob:personal/{key_hash(b)}/model.pth") <= 3600
-    # forget on one server: gone from Redis at once, from the other's folder at its sweep
+    # forget on one server: gone from Redis (forget_shared, which a forget calls next, off the frames' threads)
+    # and from its folder at once, from the other's folder at its sweep
     commit(one, a)
-    two.load(a)
-    assert one.delete(a) and not shared.personal_names([key_hash(a)])
+    use(two, a)
+    assert one.delete(a) and shared.personal_names([key_hash(a)])
+    one.forget_shared()
+    assert not shared.personal_names([key_hash(a)])
     two.sweep()
     assert not (tmp_path / "2" / key_hash(a)).exists()
+    # Redis unreachable: nothing is saved without it, a key this server has no copy of says so
+    down = PersonalStore(tmp_path / "5", 2, 10 * 2**20, shared=RedisStore(connect(f"redis://127.0.0.1:{free_port()}")),
+                         ttl_s=3600)
+    with pytest.raises(PersonalError) as refused:
+        commit(down, c)
+    assert refused.value.code == "adapt_failed" and "not saved" in refused.value.message and not down.entries()
+    with pytest.raises(PersonalError) as unavailable:
+        use(down, c)
+    assert unavailable.value.code == "personal_unavailable"
 
 
 def test_a_personal_model_made_on_server_1_reads_on_server_2_and_a_forget_there_removes_it_everywhere(cluster,
