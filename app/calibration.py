@@ -119,6 +119,8 @@ def on_connect(session: Session, auth: object) -> None:
         personal = run_blocking(store.load, key)
     except PersonalError as exc:
         _error(request.sid, exc.code, exc.message)
+        if exc.code == "personal_unavailable":
+            session.use_personal(key, None)  # the shared model, but a forget still reaches Redis when it is back
         return
     session.use_personal(key, personal)
 
