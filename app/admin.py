@@ -52,10 +52,11 @@ def init_app(app: Flask, predictor) -> None:
 class EmitPump:
     """Emits on behalf of the job runner's OS threads. Under eventlet only the hub's own green threads may
     emit (an emit from a real thread never reaches the client), so they queue and one background task of
-    the async mode in use (a green thread, or a thread) sends (to everyone in the namespace, or to one sid)."""
+    the async mode in use (a green thread, or a thread) sends (to everyone in the namespace, or to one sid).
+    `local`: every emit goes to a client of this server, so not through the cluster's message queue (Redis)."""
 
-    def __init__(self, namespace: str, interval_s: float = 0.1):
-        self.namespace, self.interval_s = namespace, interval_s
+    def __init__(self, namespace: str, interval_s: float = 0.1, local: bool = False):
+        self.namespace, self.interval_s, self.local = namespace, interval_s, local
         self._queue: queue.Queue = queue.Queue()
         socketio.start_background_task(self._run)
 
@@ -70,7 +71,7 @@ class EmitPump:
                 socketio.sleep(self.interval_s)
                 continue
             try:
-                socketio.emit(event, data, namespace=self.namespace, to=to)
+                socketio.emit(event, data, namespace=self.namespace, to=to, ignore_queue=self.local)
             except Exception:  # one failed push must not end the pump
                 log.exception("could not push %s", event)
 

@@ -9,12 +9,14 @@ client `adapt`                     ack {"queued": n} (place in the queue, 1 = ne
                                    "message"} (then the ack is {"queued": null})
 client `forget`                    the personal model and its samples deleted; ack {"model": the shared id}
 connect auth {"personal_key": K}   reads with K's personal model, or `error` unknown_key and the shared model
+                                   (cluster mode with Redis down: personal_unavailable, the key stays good)
 
 Frames are kept as landmarks only, in memory until `adapt`. Bounds: samples per class (`calibration`
 config), the 28 classes, adaptations per key and per client address per hour, the queue, the store.
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 
@@ -24,10 +26,12 @@ from flask import Flask, current_app, request
 from app import socketio
 from app.admin import EmitPump
 from app.frames import FrameError
-from app.personal import AdaptationPool, HourlyLimit, Job, PersonalStore, key_hash, new_key
+from app.personal import SWEEP_S, AdaptationPool, HourlyLimit, Job, PersonalStore, key_hash, new_key
 from app.realtime import run_blocking
 from app.session import Session
 from ml.personal import CALIBRATION_CLASSES, Samples
+
+log = logging.getLogger(__name__)
 
 class Recorder:
     """One client's calibration frames (landmarks, aspect, handedness), at most `max_per_class` per class."""
@@ -69,13 +73,31 @@ class Recorder:
 def init_app(app: Flask) -> None:
     config = app.config["SIGN2SOUND"]["calibration"]
     device = app.extensions["predictor"].device
-    app.extensions["personal_store"] = PersonalStore(
-        app.instance_path + "/personal", config["max_personal_models"], int(config["max_store_mb"] * 2**20), device)
+    # cluster mode: Redis holds every personal model (app.personal), this server's folder a cache of them
+    shared = app.extensions["blobs"]
+    store = PersonalStore(app.instance_path + "/personal", config["max_personal_models"],
+                          int(config["max_store_mb"] * 2**20), device, shared=shared,
+                          ttl_s=int(config["cluster_ttl_days"] * 86400))
+    app.extensions["personal_store"] = store
+    if shared is not None:
+        socketio.start_background_task(_sweep, store)
     app.extensions["adaptations"] = AdaptationPool(config["max_concurrent"], config["max_queued"], config["nice"],
                                                    config["timeout_s"], config.get("steps"))
     app.extensions["adapt_limits"] = (HourlyLimit(config["adaptations_per_key_per_hour"]),
                                       HourlyLimit(config["adaptations_per_client_per_hour"]))
-    app.extensions["calibration_pump"] = EmitPump("/", interval_s=0.05)
+    # to the client's own connection, never through Redis (it would reach every server, and not when Redis is down)
+    app.extensions["calibration_pump"] = EmitPump("/", interval_s=0.05, local=True)
+
+
+def _sweep(store: PersonalStore) -> None:
+    while True:
+        socketio.sleep(SWEEP_S)
+        try:
+            store.sweep()
+        except OSError:
+            pass  # Redis down (app.store.StoreDown): the cached copies stay until it answers
+        except Exception:
+            log.exception("sweeping the personal models failed; retrying")
 
 
 def _config() -> dict:
@@ -83,7 +105,7 @@ def _config() -> dict:
 
 
 def _error(sid: str, error: FrameError) -> None:
-    socketio.emit("error", error.as_dict(), to=sid)
+    socketio.emit("error", error.as_dict(), to=sid, ignore_queue=True)
 
 
 def on_connect(session: Session, auth: object) -> None:
@@ -91,10 +113,14 @@ def on_connect(session: Session, auth: object) -> None:
     key = auth.get("personal_key") if isinstance(auth, dict) else None
     if key is None:
         return
+    store = current_app.extensions["personal_store"]
     try:
-        personal = run_blocking(current_app.extensions["personal_store"].load, key)
+        store.sync(key)  # cluster mode: Redis, on this event's own thread, never the frames' worker threads
+        personal = run_blocking(store.load, key)
     except FrameError as exc:
         _error(request.sid, exc)
+        if exc.code == "personal_unavailable":
+            session.use_personal(key, None)  # the shared model, but a forget still reaches Redis when it is back
         return
     session.use_personal(key, personal)
 
@@ -217,7 +243,13 @@ def on_forget(*_):
     current_app.extensions["adaptations"].cancel(request.sid)
     key = session.personal_key
     if key is not None:
-        run_blocking(current_app.extensions["personal_store"].delete, key)
+        store = current_app.extensions["personal_store"]
+        run_blocking(store.delete, key)
+        if store.shared is not None:
+            try:
+                store.forget_shared()  # on this event's own thread, as sync
+            except OSError as exc:  # app.store.StoreDown
+                log.warning("Redis unreachable, the forget reaches it at a later sweep: %s", exc)
 
     def clear():
         with session.lock:

@@ -7,6 +7,13 @@ written whole in a staging folder and renamed into place; forgetting renames it 
 no reader ever sees half an entry. The store is bounded in count and bytes, least recently used (folder
 mtime, touched on every use) evicted first.
 
+In cluster mode (`shared`: app.store.RedisStore) Redis holds every entry and decides whether it exists: the
+store's bounds hold there, cluster-wide (an index of entries by last use, a TTL as a backstop), and each
+server's folder is a cache of the entries its clients used, fetched on a connect that lacks it. A forget or an
+eviction anywhere deletes the Redis entry; every server drops its copy when the key is next used or at its next
+sweep (SWEEP_S). Redis down: a key whose entry is cached here keeps its model, any other gets the shared model
+and `personal_unavailable` (the key is kept); the frames themselves never touch Redis.
+
 An adaptation runs ml.personal.adapt in its own niced subprocess (`python -m app.personal`), at most
 `max_concurrent` at once and the rest queued: the live frames of everyone else keep the CPU, a crash costs
 only that adaptation, and the server's event loop never waits on it.
@@ -37,6 +44,8 @@ from ml.inference import PersonalModel
 
 KEY = re.compile(r"^[A-Za-z0-9_-]{32}$")  # secrets.token_urlsafe(24)
 MODEL_FILE, SAMPLES_FILE = "model.pth", "samples.npz"
+FILES = [MODEL_FILE, SAMPLES_FILE]
+SWEEP_S = 10.0  # cluster mode: how often a server drops its copies of entries forgotten or evicted elsewhere
 log = logging.getLogger(__name__)
 
 
@@ -51,10 +60,13 @@ def key_hash(key: str) -> str:
 class PersonalStore:
     """instance/personal/: one folder per key hash, bounded by `max_models` and `max_bytes` (LRU)."""
 
-    def __init__(self, folder: str | Path, max_models: int, max_bytes: int, device="cpu"):
+    def __init__(self, folder: str | Path, max_models: int, max_bytes: int, device="cpu", shared=None,
+                 ttl_s: int | None = None):
         self.folder = Path(folder)
         self.max_models, self.max_bytes = int(max_models), int(max_bytes)
         self.device = device
+        self.shared, self.ttl_s = shared, ttl_s  # cluster mode: the Redis store, and an entry's time unused
+        self._pending_forgets: set[str] = set()  # forgotten while Redis was down: deleted there at the next sweep
         self._lock = threading.Lock()
         self.folder.mkdir(parents=True, exist_ok=True)
         for leftover in self.folder.glob(".*"):  # staging or trash of a server that stopped mid-write
@@ -83,6 +95,38 @@ class PersonalStore:
                                                    "shared model; calibrate again to make one") from None
         return PersonalModel(model, meta)
 
+    def sync(self, key: object) -> None:
+        """Cluster mode, before `load`: drop this server's copy of an entry Redis no longer has, fetch one it
+        lacks or holds an older version of. It waits on Redis: never call it on the frames' worker threads."""
+        if self.shared is None or not isinstance(key, str) or not KEY.match(key):
+            return  # embedded: the folder is all there is; a malformed key is load's to refuse
+        entry = self._entry(key)
+        try:
+            digest = self.shared.touch_personal(entry.name, FILES, self.ttl_s)
+            if digest is None:
+                with self._lock:
+                    self._remove(entry)  # forgotten or evicted on another server
+                return
+            if _digest(entry) == digest:
+                return
+            files = self.shared.get_personal(entry.name, FILES)  # none here, or calibrated again elsewhere
+        except OSError as exc:  # app.store.StoreDown
+            if (entry / MODEL_FILE).is_file():
+                log.warning("Redis unreachable, reading with this server's copy of a personal model: %s", exc)
+                return
+            raise FrameError("personal_unavailable", "your personal model is kept in the cluster's shared "
+                                                        "store, which is unreachable right now: reading with the "
+                                                        "shared model; reconnect later to get yours back") from None
+        if files is None:
+            return
+        staged = self.staging()
+        for name, data in files.items():
+            (staged / name).write_bytes(data)
+        with self._lock:  # as commit: the whole entry appears at once
+            self._remove(entry)
+            os.replace(staged, entry)
+            self._evict(keep=entry)
+
     def samples_path(self, key: str) -> Path:
         return self._entry(key) / SAMPLES_FILE
 
@@ -95,7 +139,20 @@ class PersonalStore:
             raise FrameError("store_full", f"a personal model of {size} bytes exceeds the store's "
                                               f"{self.max_bytes} bytes; nothing was saved")
         entry = self._entry(key)
+        evicted = []
+        if self.shared is not None:  # Redis first: an entry on disk but not there would be swept away
+            files = {name: (staged / name).read_bytes() for name in FILES}
+            try:
+                evicted = self.shared.put_personal(entry.name, files, _digest(staged), self.max_models,
+                                                   self.max_bytes, self.ttl_s)
+            except OSError:  # app.store.StoreDown
+                shutil.rmtree(staged, ignore_errors=True)
+                raise FrameError("adapt_failed", "the cluster's shared store (Redis) is unreachable, so the "
+                                                    "personal model was not saved; calibrate again when it is "
+                                                    "back") from None
         with self._lock:
+            for name in evicted:
+                self._remove(self.folder / name)
             self._remove(entry)
             os.replace(staged, entry)
             os.utime(entry)
@@ -105,8 +162,29 @@ class PersonalStore:
         """Forget: the model and its samples go together (one rename, then the delete)."""
         if not isinstance(key, str) or not KEY.match(key):
             return False
+        entry = self._entry(key)
         with self._lock:
-            return self._remove(self._entry(key))
+            if self.shared is not None:
+                self._pending_forgets.add(entry.name)  # Redis's entry: forget_shared, off the frames' threads
+            return self._remove(entry)
+
+    def forget_shared(self) -> None:
+        """Cluster mode: delete from Redis the entries forgotten here (after `delete`, and at every sweep in
+        case Redis was down). StoreDown (OSError) when Redis does not answer."""
+        for name in list(self._pending_forgets):
+            self.shared.delete_personal(name, FILES)
+            with self._lock:
+                self._pending_forgets.discard(name)
+
+    def sweep(self) -> None:
+        """Cluster mode: carry out the forgets Redis missed, drop the copies of entries forgotten or evicted
+        on other servers. StoreDown (OSError) when Redis does not answer."""
+        self.forget_shared()
+        local = [p.name for p in self.entries()]
+        kept = self.shared.personal_names(local) if local else set()
+        with self._lock:
+            for name in set(local) - kept:
+                self._remove(self.folder / name)
 
     def entries(self) -> list[Path]:
         return [p for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
@@ -133,6 +211,17 @@ class PersonalStore:
             self._remove(entry)
             entries = [e for e in entries if e != entry]
             total -= sizes[entry]
+
+
+def _digest(entry: Path) -> str | None:
+    """sha256 over the entry's files (~0.7 MB: about a millisecond); None when it is incomplete or absent."""
+    digest = hashlib.sha256()
+    try:
+        for name in FILES:
+            digest.update((entry / name).read_bytes())
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _size(folder: Path) -> int:

@@ -2,8 +2,10 @@
 
 `RedisStore` has the same methods as app.db.Database (jobs, models, settings), so the job runner and the
 model registry work on either; it adds what only a cluster needs:
-- blobs: named byte strings every server and worker can read (trained checkpoints, ~0.7 MB each;
-  personal models can use the same API: put_blob("personal/<key>", data));
+- blobs: named byte strings every server and worker can read (trained checkpoints, ~0.7 MB each);
+- personal models (app.personal): each entry's files as blobs personal/<key hash>/<file>, indexed by a sorted
+  set of key hashes scored by last use, so the count/bytes bounds and LRU eviction hold cluster-wide, with a
+  TTL on every part as a backstop (refreshed on each use);
 - a settings announcement: every set_setting is published on SETTINGS_CHANNEL, so a model activated on
   one server is swapped in on all of them (app.cluster listens);
 - a job's heartbeat and cancel request, the two signals between a server and the worker running the job.
@@ -13,6 +15,7 @@ write only their own fields, so neither overwrites the other.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -26,6 +29,21 @@ from app.db import JOB_COLUMNS
 PREFIX = "sign2sound:"
 SETTINGS_CHANNEL = PREFIX + "settings"
 BLOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$")
+PERSONAL_INDEX = PREFIX + "personal"  # sorted set: key hash -> last use (unix time)
+PERSONAL_BYTES = PREFIX + "personal-bytes"  # hash: key hash -> bytes of its blobs
+PERSONAL_DIGEST = PREFIX + "personal-digest"  # hash: key hash -> its files' digest (a server's copy may be stale)
+
+
+class StoreDown(OSError):
+    """Redis did not answer (app.personal falls back to local files without importing redis)."""
+
+
+@contextlib.contextmanager
+def _down_as_oserror():
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StoreDown(str(exc)) from exc
 
 def _job_defaults() -> dict:
     return {"progress": [], "metrics": {}, "log": ""}
@@ -118,6 +136,66 @@ class RedisStore:
 
     def delete_blob(self, name: str) -> None:
         self.r.delete(_blob_key(name))
+
+    # personal models: every method raises StoreDown when Redis does not answer
+    def put_personal(self, name: str, files: dict[str, bytes], digest: str, max_count: int, max_bytes: int,
+                     ttl_s: int) -> list[str]:
+        """Store entry `name` (replacing it), then evict the least recently used others past the bounds and
+        those unused for `ttl_s`; answers the names evicted."""
+        with _down_as_oserror():
+            with self.r.pipeline() as pipe:
+                for file, data in files.items():
+                    pipe.set(_blob_key(f"personal/{name}/{file}"), data, ex=ttl_s)
+                pipe.zadd(PERSONAL_INDEX, {name: time.time()})
+                pipe.hset(PERSONAL_BYTES, name, sum(len(d) for d in files.values()))
+                pipe.hset(PERSONAL_DIGEST, name, digest)
+                pipe.execute()
+            stale = [n.decode() for n in self.r.zrangebyscore(PERSONAL_INDEX, 0, time.time() - ttl_s)]
+            names = [n.decode() for n in self.r.zrange(PERSONAL_INDEX, 0, -1)]  # oldest first
+            sizes = dict(zip(names, (int(b or 0) for b in self.r.hmget(PERSONAL_BYTES, names)))) if names else {}
+            count, total, evicted = len(names), sum(sizes.values()), []
+            for other in names:
+                if other != name and (other in stale or count > max_count or total > max_bytes):
+                    evicted.append(other)
+                    count, total = count - 1, total - sizes[other]
+            for other in evicted:
+                self.delete_personal(other, list(files))
+            return evicted
+
+    def touch_personal(self, name: str, files: list[str], ttl_s: int) -> str | None:
+        """Mark entry `name` used now (its TTL starts again) and answer its digest; None: no such entry."""
+        with _down_as_oserror():
+            digest = self.r.hget(PERSONAL_DIGEST, name)
+            if digest is None or self.r.zscore(PERSONAL_INDEX, name) is None:
+                return None
+            with self.r.pipeline() as pipe:
+                pipe.zadd(PERSONAL_INDEX, {name: time.time()})
+                for file in files:
+                    pipe.expire(_blob_key(f"personal/{name}/{file}"), ttl_s)
+                if all(pipe.execute()[1:]):
+                    return digest.decode()
+            self.delete_personal(name, files)  # a part expired: the entry is gone
+            return None
+
+    def get_personal(self, name: str, files: list[str]) -> dict[str, bytes] | None:
+        with _down_as_oserror():
+            data = self.r.mget([_blob_key(f"personal/{name}/{file}") for file in files])
+        return None if None in data else dict(zip(files, data))
+
+    def delete_personal(self, name: str, files: list[str]) -> None:
+        with _down_as_oserror(), self.r.pipeline() as pipe:
+            pipe.delete(*(_blob_key(f"personal/{name}/{file}") for file in files))
+            pipe.zrem(PERSONAL_INDEX, name)
+            pipe.hdel(PERSONAL_BYTES, name)
+            pipe.hdel(PERSONAL_DIGEST, name)
+            pipe.execute()
+
+    def personal_names(self, names: list[str]) -> set[str]:
+        """Those of `names` that are stored entries."""
+        with _down_as_oserror(), self.r.pipeline() as pipe:
+            for name in names:
+                pipe.zscore(PERSONAL_INDEX, name)
+            return {n for n, score in zip(names, pipe.execute()) if score is not None}
 
     # a job's heartbeat (the worker running it beats; servers fail a running job whose beat stopped)
     def beat(self, job_id: int, ttl_s: float) -> None:

@@ -68,7 +68,8 @@ class Cluster:
         (root / "redis").mkdir(parents=True)
         self.redis = Proc(redis_command(self.redis_port, root / "redis"), root / "redis.log")
         env = {**ADMIN_ENV, "SIGN2SOUND_MESSAGE_QUEUE": self.url, "SIGN2SOUND_TRUSTED_PROXIES": "1",
-               "SIGN2SOUND_SECRET_KEY": "cluster-test"}  # one key: a login is good on every server
+               "SIGN2SOUND_SECRET_KEY": "cluster-test",  # one key: a login is good on every server
+               "SIGN2SOUND_CALIBRATION_STEPS": "40"}  # a short adaptation (test_calibration's FAST)
         self.env = env
         for name in ("server1", "server2", "worker") if tiny_sets else ():
             write_tiny_set(root / name)  # recorded sets are per machine; models are not
@@ -287,6 +288,125 @@ def test_a_worker_killed_mid_job_leaves_the_job_failed_on_every_server(cluster, 
         assert done["status"] == "failed" and "worker" in done["error"], done
     assert wait_for(lambda: gone(job["pid"]), 10)  # the trainer died with its worker
     cluster.worker.start()  # back for the next tests
+
+
+def test_personal_models_are_bounded_cluster_wide_and_each_server_caches_what_it_uses(cluster, tmp_path):
+    """Two PersonalStores (two servers' folders) on one Redis: an entry committed on one is fetched by the other,
+    a copy is refreshed when the entry was calibrated again elsewhere, the count and byte bounds evict the
+    least recently used across both, every part carries the TTL backstop, and a forget on one reaches the other's
+    copy at its sweep."""
+    from app.personal import KEY, PersonalError, PersonalStore, key_hash, new_key
+    from app.store import PERSONAL_INDEX, RedisStore, connect
+    from tests.conftest import SHIPPED_CHECKPOINT
+
+    shared = RedisStore(connect(cluster.url.replace("/0", "/2")))
+    one, two = (PersonalStore(tmp_path / name, 2, 10 * 2**20, shared=shared, ttl_s=3600) for name in ("1", "2"))
+
+    def use(store, key):  # as a connect does
+        store.sync(key)
+        return store.load(key)
+
+    def commit(store, key, samples=b"landmarks"):
+        staged = store.staging()
+        (staged / "model.pth").write_bytes(SHIPPED_CHECKPOINT.read_bytes())
+        (staged / "samples.npz").write_bytes(samples)
+        store.commit(key, staged)
+
+    a, b, c = (new_key() for _ in range(3))
+    assert all(KEY.match(k) for k in (a, b, c))
+    commit(one, a)
+    assert use(two, a).classes and (tmp_path / "2" / key_hash(a) / "samples.npz").read_bytes() == b"landmarks"
+    commit(one, a, b"calibrated again")  # server 2's copy is stale now: its next use fetches the new one
+    use(two, a)
+    assert (tmp_path / "2" / key_hash(a) / "samples.npz").read_bytes() == b"calibrated again"
+    commit(two, b)
+    use(one, a)  # a is now the most recently used: b goes first
+    commit(one, c)  # a third entry in the cluster: past max 2
+    assert {n.decode() for n in shared.r.zrange(PERSONAL_INDEX, 0, -1)} == {key_hash(a), key_hash(c)}
+    with pytest.raises(PersonalError, match="no personal model"):
+        use(two, b)  # evicted by server 1; server 2's copy is dropped on use
+    assert not (tmp_path / "2" / key_hash(b)).exists()
+    # bytes: a bound smaller than two entries leaves only the newest
+    small = PersonalStore(tmp_path / "3", 10, SHIPPED_CHECKPOINT.stat().st_size + 100, shared=shared, ttl_s=3600)
+    commit(small, b)
+    assert [n.decode() for n in shared.r.zrange(PERSONAL_INDEX, 0, -1)] == [key_hash(b)]
+    # TTL backstop: every part expires ttl_s after the last use
+    assert 3500 < shared.r.ttl(f"sign2sound:blob:personal/{key_hash(b)}/model.pth") <= 3600
+    # forget on one server: gone from Redis (forget_shared, which a forget calls next, off the frames' threads)
+    # and from its folder at once, from the other's folder at its sweep
+    commit(one, a)
+    use(two, a)
+    assert one.delete(a) and shared.personal_names([key_hash(a)])
+    one.forget_shared()
+    assert not shared.personal_names([key_hash(a)])
+    two.sweep()
+    assert not (tmp_path / "2" / key_hash(a)).exists()
+    # Redis unreachable: nothing is saved without it, a key this server has no copy of says so
+    down = PersonalStore(tmp_path / "5", 2, 10 * 2**20, shared=RedisStore(connect(f"redis://127.0.0.1:{free_port()}")),
+                         ttl_s=3600)
+    with pytest.raises(PersonalError) as refused:
+        commit(down, c)
+    assert refused.value.code == "adapt_failed" and "not saved" in refused.value.message and not down.entries()
+    with pytest.raises(PersonalError) as unavailable:
+        use(down, c)
+    assert unavailable.value.code == "personal_unavailable"
+
+
+def test_a_personal_model_made_on_server_1_reads_on_server_2_and_a_forget_there_removes_it_everywhere(cluster,
+                                                                                                     frames):
+    import hashlib
+
+    import redis
+
+    from tests.test_calibration import Client, photos
+
+    r = redis.Redis.from_url(cluster.url)
+    one, two = cluster.servers
+    maker = Client(one.url)
+    maker.calibrate("V", photos("V", 0, 6))
+    key = maker.adapt()["key"]
+    maker.close()
+    name = hashlib.sha256(key.encode()).hexdigest()
+    assert r.zscore("sign2sound:personal", name) is not None
+    assert not (two.instance_dir / "personal" / name).exists()  # server 2 has no copy until the key is used there
+
+    # Redis down: server 1 (its copy) keeps the personal model; server 2 (none) says so and reads shared
+    cluster.redis.stop()
+    try:
+        cached = Client(one.url, key=key)
+        assert cached.result(frames["F"][0])["model"] == "personal" and cached.events["error"].empty()
+        cached.close()
+        lacking = Client(two.url, key=key)
+        error = lacking.next("error")
+        assert error["code"] == "personal_unavailable" and "unreachable" in error["message"], error
+        assert lacking.result(frames["F"][0])["model"] == "shipped"
+        lacking.close()
+    finally:
+        cluster.redis.start()
+        assert wait_port(cluster.redis_port, 10), cluster.redis.log()
+
+    # Redis back: server 2 fetches the model (recovered by itself, no restart)
+    def personal_on_two() -> bool:
+        client = Client(two.url, key=key)
+        try:
+            return client.result(frames["F"][0])["model"] == "personal" and client.events["error"].empty()
+        finally:
+            client.close()
+
+    assert wait_for(personal_on_two, 30), cluster.logs()
+    assert (two.instance_dir / "personal" / name / "model.pth").is_file()
+
+    # forget on server 2: out of Redis and server 2's folder at once, out of server 1's at its sweep
+    forgetter = Client(two.url, key=key)
+    assert forgetter.call("forget") == {"model": "shipped"}
+    forgetter.close()
+    assert r.zscore("sign2sound:personal", name) is None and not r.keys(f"sign2sound:blob:personal/{name}/*")
+    assert not (two.instance_dir / "personal" / name).exists()
+    assert wait_for(lambda: not (one.instance_dir / "personal" / name).exists(), 30)
+    gone = Client(one.url, key=key)
+    assert gone.next("error")["code"] == "unknown_key"
+    assert gone.result(frames["F"][0])["model"] == "shipped"
+    gone.close()
 
 
 def test_with_redis_down_frames_are_answered_and_the_admin_says_so_then_recovers(cluster, admins, frames):

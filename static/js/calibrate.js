@@ -8,7 +8,7 @@ import { errorText } from "./errors.js";
 const $ = (id) => document.getElementById(id);
 const STORE = { key: "sign2sound.personalKey", shared: "sign2sound.useShared", offered: "sign2sound.calibrationOffered" };
 const CODES = new Set(["bad_label", "too_few_samples", "adapt_failed", "adapt_busy", "rate_limited", "store_full",
-  "unknown_key"]);
+  "unknown_key", "personal_unavailable"]);
 const NO_HAND_MS = 1500; // capturing without a hand this long: say so
 const MIN_TAKE = 3; // frames with a hand a take needs, whatever the frame rate
 
@@ -49,8 +49,9 @@ export function initCalibration(liveSocket, { setMessage }) {
   socket.on("adapted", onAdapted);
   socket.on("error", (error) => {
     if (!isCalibrationError(error)) return;
-    if (error.code === "unknown_key") {
-      localStorage.removeItem(STORE.key);
+    if (error.code === "unknown_key" || error.code === "personal_unavailable") {
+      // unavailable: the cluster's shared store is down for now, the key stays good for the next connect
+      if (error.code === "unknown_key") localStorage.removeItem(STORE.key);
       showControls();
       setMessage("personal", errorText(error), "info");
       setTimeout(() => setMessage("personal", null), 8000);

@@ -26,6 +26,7 @@ export const ERROR_MESSAGES = {
   adapt_failed: "Adapting to your hand failed; the shared model is still in use. Try again.",
   store_full: "Your personal model could not be stored; the shared model is still in use.",
   unknown_key: "Your personal model was not found (forgotten, or removed to make room): reading with the shared model. Calibrate again to make one.",
+  personal_unavailable: "Your personal model is kept in the shared store, which cannot be reached right now: reading with the shared model. Reconnect later to get yours back.",
 };
 
 // The plain message for an `error` from the server. The server's own text is added only where it names
