@@ -295,7 +295,8 @@ def test_personal_models_are_bounded_cluster_wide_and_each_server_caches_what_it
     a copy is refreshed when the entry was calibrated again elsewhere, the count and byte bounds evict the
     least recently used across both, every part carries the TTL backstop, and a forget on one reaches the other's
     copy at its sweep."""
-    from app.personal import KEY, PersonalError, PersonalStore, key_hash, new_key
+    from app.frames import FrameError
+    from app.personal import KEY, PersonalStore, key_hash, new_key
     from app.store import PERSONAL_INDEX, RedisStore, connect
     from tests.conftest import SHIPPED_CHECKPOINT
 
@@ -323,7 +324,7 @@ def test_personal_models_are_bounded_cluster_wide_and_each_server_caches_what_it
     use(one, a)  # a is now the most recently used: b goes first
     commit(one, c)  # a third entry in the cluster: past max 2
     assert {n.decode() for n in shared.r.zrange(PERSONAL_INDEX, 0, -1)} == {key_hash(a), key_hash(c)}
-    with pytest.raises(PersonalError, match="no personal model"):
+    with pytest.raises(FrameError, match="no personal model"):
         use(two, b)  # evicted by server 1; server 2's copy is dropped on use
     assert not (tmp_path / "2" / key_hash(b)).exists()
     # bytes: a bound smaller than two entries leaves only the newest
@@ -344,10 +345,10 @@ def test_personal_models_are_bounded_cluster_wide_and_each_server_caches_what_it
     # Redis unreachable: nothing is saved without it, a key this server has no copy of says so
     down = PersonalStore(tmp_path / "5", 2, 10 * 2**20, shared=RedisStore(connect(f"redis://127.0.0.1:{free_port()}")),
                          ttl_s=3600)
-    with pytest.raises(PersonalError) as refused:
+    with pytest.raises(FrameError) as refused:
         commit(down, c)
     assert refused.value.code == "adapt_failed" and "not saved" in refused.value.message and not down.entries()
-    with pytest.raises(PersonalError) as unavailable:
+    with pytest.raises(FrameError) as unavailable:
         use(down, c)
     assert unavailable.value.code == "personal_unavailable"
 
