@@ -40,11 +40,12 @@ def create_app(config: dict | None = None) -> Flask:
                       cors_allowed_origins=config.get("cors_allowed_origins") or None,
                       # cluster mode: emits (job progress, ...) reach the clients of every server
                       message_queue=config.get("message_queue") or None)
-    from app.realtime import init_realtime  # the live page's Socket.IO handlers, sessions and speech
+    from app.live.realtime import init_realtime  # the live page's Socket.IO handlers, sessions and speech
     init_realtime(app)
-    from app import admin, recording  # the admin (login, jobs, models) and record mode; after realtime
+    from app import admin  # the admin (login, jobs, models) and record mode; after realtime
+    from app.live import recording
     admin.init_app(app, app.extensions["predictor"])
     recording.init_app(app, app.extensions["datasets"])
-    from app import calibration  # personal models: the store, the adaptation pool, the handlers
+    from app.live import calibration  # personal models: the store, the adaptation pool, the handlers
     calibration.init_app(app)
     return app

@@ -1,7 +1,7 @@
 """`python -m app.worker`: a training worker of cluster mode (SIGN2SOUND_MESSAGE_QUEUE=redis://...).
 
 It takes jobs from the RQ queue the servers fill (app.cluster) and runs each exactly as the embedded server
-does (app.jobs.JobRunner: `python -m ml.train` in a subprocess, its JSON lines turned into progress), but
+does (app.admin.jobs.JobRunner: `python -m ml.train` in a subprocess, its JSON lines turned into progress), but
 into the shared store: progress, log and the finished model (its checkpoint as a blob) reach every server,
 and every change is emitted through the message queue to the admins on all of them.
 
@@ -22,9 +22,9 @@ from flask_socketio import SocketIO
 from rq import SimpleWorker
 
 from app.cluster import HEARTBEAT_S, HEARTBEAT_TTL_S, cluster_registry, job_queue
-from app.datasets import DatasetStore
-from app.jobs import JobRunner
-from app.store import RedisStore, connect
+from app.admin.datasets import DatasetStore
+from app.admin.jobs import JobRunner
+from app.cluster.store import RedisStore, connect
 from ml.config import load_config, project_path
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import socketio
 
-from app.personal import key_hash, new_key
+from app.live.personal import key_hash, new_key
 from bench.load import StreamingClient, webcam_frames
 from bench.report import machine_label, write_section
 from ml.config import load_config

@@ -6,7 +6,7 @@
 Frames are real Kaggle photos framed as the page's 480x360 JPEGs; each photo is held for a run of frames with
 rests between, as a webcam sees a signing hand (tracking mode depends on that continuity).
 
-1. Stages (no server): decode, landmarks, features, inference, speller from app.session's own timings, plus
+1. Stages (no server): decode, landmarks, features, inference, speller from app.live.session's own timings, plus
    encoding the `result` as a Socket.IO packet; and the ratio of that whole per-frame time to bare MediaPipe
    on the same JPEG frames (decode, BGR->RGB, Hands.process: what any MediaPipe loop over them does), also
    given against Hands.process alone.
@@ -63,7 +63,7 @@ def bench_stages(frames: list[bytes], repeats: int) -> dict:
     import mediapipe as mp
     from socketio import packet
 
-    from app.session import Session, TrackerPool
+    from app.live.session import Session, TrackerPool
     from ml.config import load_config
     from ml.inference import Predictor
 

@@ -53,7 +53,7 @@ SEED = 0
 
 def word_lists() -> dict[str, list[str]]:
     """Test and fit sets of dictionary words and names, disjoint (never fit on the test words)."""
-    from app.decoder import shared_lexicon
+    from app.live.decoder import shared_lexicon
     lexicon = shared_lexicon().logprior
     common = [w for w in sorted(lexicon, key=lexicon.get, reverse=True) if len(w) >= 3]
     names = [n.strip().upper() for n in NAMES.read_text().splitlines() if n.strip() and not n.startswith("#")]
@@ -76,8 +76,8 @@ def spell_all(model, meta, samples, words: list[str], config: dict, rng) -> list
     (word, the speller's committed letters) for each word the signer has every letter of."""
     import numpy as np
     import torch
-    from app.decoder import letter_probs
-    from app.speller import Speller
+    from app.live.decoder import letter_probs
+    from app.live.speller import Speller
     feats, labels = samples.features(), samples.y
     by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
     window, sp = meta["window"], config["speller"]
@@ -171,7 +171,7 @@ def fit(ev: dict, names_kept: float = 0.95) -> dict:
     over the held-out signers). Ties: the larger margin."""
     import itertools
     import math
-    from app.decoder import Decoder, shared_lexicon
+    from app.live.decoder import Decoder, shared_lexicon
     sets = {label: [x for s in ev.values() for x in s[f"fit {label}"]] for label in ("words", "names")}
     raw_names = sum("".join(x.label for x in letters) == w for w, letters in sets["names"]) / len(sets["names"])
     best = None
@@ -202,7 +202,7 @@ def fit(ev: dict, names_kept: float = 0.95) -> dict:
 
 def table(ev: dict) -> list[str]:
     import numpy as np
-    from app.decoder import Decoder, shared_lexicon
+    from app.live.decoder import Decoder, shared_lexicon
     decoder = Decoder(shared_lexicon())
     rows = ["| held-out signer | words (n) | raw | decoded | names (n) | raw | decoded |", "|---|---|---|---|---|---|---|"]
     times, totals = [], {"words": [], "names": []}

@@ -1,6 +1,6 @@
 """Calibration end to end: a real server, real python-socketio clients, real Kaggle photos, real adaptations.
 
-The protocol (app.calibration): `calibrate` {"label"}, `adapt` -> {"queued"} + `adapt_progress` + `adapted`,
+The protocol (app.live.calibration): `calibrate` {"label"}, `adapt` -> {"queued"} + `adapt_progress` + `adapted`,
 `forget`, connect auth {"personal_key"}, and "model" on every `result`. Most tests shorten the adaptation
 (SIGN2SOUND_CALIBRATION_STEPS) to keep the suite quick; the signer test runs the real recipe.
 """

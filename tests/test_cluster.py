@@ -141,11 +141,11 @@ def test_the_embedded_default_never_imports_redis_or_rq():
     """No message_queue: today's single process, SQLite and the in-process runner; none of the cluster's modules
     is loaded (python-socketio itself imports the redis package when it is installed, and only uses it when
     told to)."""
-    code = ("import sys, wsgi; from app.jobs import JobRunner; from app.db import Database; "
+    code = ("import sys, wsgi; from app.admin.jobs import JobRunner; from app.admin.db import Database; "
             "assert isinstance(wsgi.app.extensions['jobs'], JobRunner), wsgi.app.extensions['jobs']; "
             "assert isinstance(wsgi.app.extensions['admin_db'], Database); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rq' or "
-            "m in ('app.cluster', 'app.store', 'app.worker')))")
+            "m in ('app.cluster', 'app.cluster.store', 'app.worker')))")
     env = {**os.environ, "SIGN2SOUND_MESSAGE_QUEUE": "", "SIGN2SOUND_INSTANCE_DIR": str(ROOT / "instance" / "no-redis")}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -153,9 +153,9 @@ def test_the_embedded_default_never_imports_redis_or_rq():
 
 
 def test_the_redis_store_keeps_the_same_records_as_sqlite(cluster, tmp_path):
-    """app.store.RedisStore stands in for app.db.Database: the same calls give the same records."""
-    from app.db import Database
-    from app.store import RedisStore, connect
+    """app.cluster.store.RedisStore stands in for app.admin.db.Database: the same calls give the same records."""
+    from app.admin.db import Database
+    from app.cluster.store import RedisStore, connect
 
     redis_store, sqlite = RedisStore(connect(cluster.url.replace("/0", "/1"))), Database(tmp_path / "s.db")
     for db in (redis_store, sqlite):
@@ -295,9 +295,9 @@ def test_personal_models_are_bounded_cluster_wide_and_each_server_caches_what_it
     a copy is refreshed when the entry was calibrated again elsewhere, the count and byte bounds evict the
     least recently used across both, every part carries the TTL backstop, and a forget on one reaches the other's
     copy at its sweep."""
-    from app.frames import FrameError
-    from app.personal import KEY, PersonalStore, key_hash, new_key
-    from app.store import PERSONAL_INDEX, RedisStore, connect
+    from app.live.frames import FrameError
+    from app.live.personal import KEY, PersonalStore, key_hash, new_key
+    from app.cluster.store import PERSONAL_INDEX, RedisStore, connect
     from tests.conftest import SHIPPED_CHECKPOINT
 
     shared = RedisStore(connect(cluster.url.replace("/0", "/2")))

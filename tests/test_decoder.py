@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.decoder import LETTERS, Decoder, Letter, shared_lexicon
-from app.speller import Speller
+from app.live.decoder import LETTERS, Decoder, Letter, shared_lexicon
+from app.live.speller import Speller
 
 
 @pytest.fixture(scope="module")

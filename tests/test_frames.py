@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.frames import FrameError, decode_frame, declared_size, parse_payload
+from app.live.frames import FrameError, decode_frame, declared_size, parse_payload
 from ml.landmarks import list_image_folder
 from tests.conftest import shared_data
 

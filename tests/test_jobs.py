@@ -15,7 +15,7 @@ import requests
 import socketio
 import torch
 
-from app.frames import decode_frame
+from app.live.frames import decode_frame
 from ml.checkpoint import load_checkpoint
 from ml.config import load_config
 from ml.datasets import load_dataset

@@ -10,7 +10,7 @@ import wave
 import numpy as np
 import pytest
 
-from app.speech import Speech, SpeechUnavailable
+from app.live.speech import Speech, SpeechUnavailable
 
 
 def read_wav(audio: bytes) -> tuple[float, float]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from app.speller import Speller
+from app.live.speller import Speller
 
 HOLD = 3
 

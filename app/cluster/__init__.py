@@ -3,7 +3,7 @@
 Imported only when `message_queue` is set; the embedded default never imports Redis.
 - `ClusterJobs` has JobRunner's public API (submit, cancel, job, jobs, start) but runs nothing itself:
   jobs go to an RQ queue and run in `python -m app.worker` processes, which write progress to the shared
-  store (app.store) and emit it through the message queue to the admins on every server.
+  store (app.cluster.store) and emit it through the message queue to the admins on every server.
 - A worker beats a per-job heartbeat; every server checks running jobs and fails one whose heartbeat has
   stopped (a worker killed mid-job), so no job stays `running` forever. RQ's own abandoned-job cleanup
   (StartedJobRegistry.cleanup) runs too, but RQ only notices a dead worker a minute or more later.
@@ -27,9 +27,9 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 
 from app import socketio
-from app.jobs import JobError, public_job
-from app.models import ModelRegistry
-from app.store import SETTINGS_CHANNEL, RedisStore, connect
+from app.admin.jobs import JobError, public_job
+from app.admin.models import ModelRegistry
+from app.cluster.store import SETTINGS_CHANNEL, RedisStore, connect
 
 QUEUE = "sign2sound-training"
 MODELS_DIR = "cluster-models"  # in the instance folder: this machine's copies of the cluster's checkpoints

@@ -2,7 +2,7 @@
 
 client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload),
           `space` (ends the word as the `space` sign does), `choose` {"index": i} or {"raw": true};
-          `calibrate`, `adapt`, `forget` and connect's auth {"personal_key"}: app.calibration
+          `calibrate`, `adapt`, `forget` and connect's auth {"personal_key"}: app.live.calibration
 server -> `result` (one per accepted frame, with "suggestions" for the current word; "model": "personal" or
           the shared model's id), `error` {"code", "message", "seq"} (one per refused frame), `speech` {"text",
           "audio": WAV bytes, "mime"} when a word is finished or replaced, or speech is asked for.
@@ -27,10 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import Flask, current_app, request
 
 from app import socketio
-from app.frames import FrameError, parse_payload
-from app.decoder import shared_lexicon
-from app.session import Session, Sessions
-from app.speech import Speech
+from app.live.frames import FrameError, parse_payload
+from app.live.decoder import shared_lexicon
+from app.live.session import Session, Sessions
+from app.live.speech import Speech
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +89,14 @@ def _session() -> Session | None:
 @socketio.on("connect")
 def on_connect(auth=None):
     session = run_blocking(current_app.extensions["sessions"].open, request.sid)
-    from app import calibration  # it builds on this module
+    from app.live import calibration  # it builds on this module
 
     calibration.on_connect(session, auth)  # auth {"personal_key"}: read with that user's model
 
 
 @socketio.on("disconnect")
 def on_disconnect(reason=None):
-    from app import calibration
+    from app.live import calibration
 
     calibration.on_disconnect(request.sid)
     run_blocking(current_app.extensions["sessions"].close, request.sid)

@@ -14,11 +14,12 @@ import queue
 from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, url_for
 from flask_socketio import ConnectionRefusedError
 
-from app import auth, socketio
-from app.datasets import DatasetStore
-from app.db import Database
-from app.jobs import JobError, JobRunner, job_defaults, validate_params
-from app.models import ModelError, ModelRegistry
+from app import socketio
+from app.admin import auth
+from app.admin.datasets import DatasetStore
+from app.admin.db import Database
+from app.admin.jobs import JobError, JobRunner, job_defaults, validate_params
+from app.admin.models import ModelError, ModelRegistry
 
 bp = Blueprint("admin", __name__)
 log = logging.getLogger(__name__)

@@ -7,14 +7,14 @@ written whole in a staging folder and renamed into place; forgetting renames it 
 no reader ever sees half an entry. The store is bounded in count and bytes, least recently used (folder
 mtime, touched on every use) evicted first.
 
-In cluster mode (`shared`: app.store.RedisStore) Redis holds every entry and decides whether it exists: the
+In cluster mode (`shared`: app.cluster.store.RedisStore) Redis holds every entry and decides whether it exists: the
 store's bounds hold there, cluster-wide (an index of entries by last use, a TTL as a backstop), and each
 server's folder is a cache of the entries its clients used, fetched on a connect that lacks it. A forget or an
 eviction anywhere deletes the Redis entry; every server drops its copy when the key is next used or at its next
 sweep (SWEEP_S). Redis down: a key whose entry is cached here keeps its model, any other gets the shared model
 and `personal_unavailable` (the key is kept); the frames themselves never touch Redis.
 
-An adaptation runs ml.personal.adapt in its own niced subprocess (`python -m app.personal`), at most
+An adaptation runs ml.personal.adapt in its own niced subprocess (`python -m app.live.personal`), at most
 `max_concurrent` at once and the rest queued: the live frames of everyone else keep the CPU, a crash costs
 only that adaptation, and the server's event loop never waits on it.
 """
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from app.frames import FrameError
+from app.live.frames import FrameError
 from ml.checkpoint import CheckpointError, load_checkpoint
 from ml.config import ROOT
 from ml.inference import PersonalModel
@@ -110,7 +110,7 @@ class PersonalStore:
             if _digest(entry) == digest:
                 return
             files = self.shared.get_personal(entry.name, FILES)  # none here, or calibrated again elsewhere
-        except OSError as exc:  # app.store.StoreDown
+        except OSError as exc:  # app.cluster.store.StoreDown
             if (entry / MODEL_FILE).is_file():
                 log.warning("Redis unreachable, reading with this server's copy of a personal model: %s", exc)
                 return
@@ -145,7 +145,7 @@ class PersonalStore:
             try:
                 evicted = self.shared.put_personal(entry.name, files, _digest(staged), self.max_models,
                                                    self.max_bytes, self.ttl_s)
-            except OSError:  # app.store.StoreDown
+            except OSError:  # app.cluster.store.StoreDown
                 shutil.rmtree(staged, ignore_errors=True)
                 raise FrameError("adapt_failed", "the cluster's shared store (Redis) is unreachable, so the "
                                                     "personal model was not saved; calibrate again when it is "
@@ -322,7 +322,7 @@ class AdaptationPool:
             self._dispatch()
 
     def _follow(self, job: Job) -> None:
-        cmd = [sys.executable, "-m", "app.personal", "--checkpoint", str(job.checkpoint), "--folder", str(job.staged)]
+        cmd = [sys.executable, "-m", "app.live.personal", "--checkpoint", str(job.checkpoint), "--folder", str(job.staged)]
         if self.steps:
             cmd += ["--steps", str(self.steps)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIGN2SOUND_ADMIN") and k != "SIGN2SOUND_SECRET_KEY"}

@@ -13,9 +13,9 @@ from collections import deque
 
 import numpy as np
 
-from app.decoder import Decoded, Decoder, letter_probs, shared_lexicon
-from app.frames import FrameError, decode_frame
-from app.speller import REST, Speller
+from app.live.decoder import Decoded, Decoder, letter_probs, shared_lexicon
+from app.live.frames import FrameError, decode_frame
+from app.live.speller import REST, Speller
 from ml.features import hand_features
 from ml.inference import PersonalModel, Predictor
 from ml.landmarks import HandTracker, tracker_settings
@@ -87,11 +87,11 @@ class Session:
         self.window: deque[np.ndarray] = deque()
         self.lock = threading.Lock()
         self.closed = False
-        # Calibration (app.calibration): the user's personal model and key, and the frames being recorded.
+        # Calibration (app.live.calibration): the user's personal model and key, and the frames being recorded.
         self.personal: PersonalModel | None = None
         self.personal_key: str | None = None
-        self.calibration = None  # app.calibration.Recorder while this client calibrates
-        # Words (app.decoder): the finished word's decoding and the growing word's suggestions.
+        self.calibration = None  # app.live.calibration.Recorder while this client calibrates
+        # Words (app.live.decoder): the finished word's decoding and the growing word's suggestions.
         self._decoder: Decoder | None = None  # made on first use: it waits for the shared lexicon
         self.suggestions: list[str] = []  # for the current word
         self.finished: Decoded | None = None  # the last finished word, while `choose` may replace it

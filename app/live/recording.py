@@ -5,11 +5,11 @@ client -> `frame` JPEG/PNG bytes (or {"image": bytes})           ack {"collected
           ... and once N frames with a hand are in:              ack also {"saved": true, "dataset", "samples"}
 client -> `cancel`                                                ack {"cancelled": true}
 
-Frames are checked and decoded exactly as live frames are (app.frames); a recording takes a tracking-mode
+Frames are checked and decoded exactly as live frames are (app.live.frames); a recording takes a tracking-mode
 MediaPipe tracker from the live page's TrackerPool on its first frame and gives it back when it ends (a graph
 does not give its memory back, so none is made per recording), and keeps the landmarks, handedness and
 aspect of each frame with a hand. Nothing is written until all N frames are in; then they are appended to
-instance/datasets/<dataset>.npz in one atomic write (app.datasets), which the admin lists and jobs can train on.
+instance/datasets/<dataset>.npz in one atomic write (app.admin.datasets), which the admin lists and jobs can train on.
 """
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ import threading
 from flask import Flask, current_app, request
 
 from app import socketio
-from app.datasets import DatasetError, DatasetStore, frames_to_set
-from app.frames import FrameError, decode_frame, parse_payload
-from app.realtime import run_blocking
-from app.session import RateLimiter, TrackerPool
+from app.admin.datasets import DatasetError, DatasetStore, frames_to_set
+from app.live.frames import FrameError, decode_frame, parse_payload
+from app.live.realtime import run_blocking
+from app.live.session import RateLimiter, TrackerPool
 from ml.landmarks import HandTracker, canonical_class
 from ml.model import CLASSES
 

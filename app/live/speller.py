@@ -7,13 +7,13 @@ A label is committed once it has been the prediction for `hold_frames` frames in
 not repeat the letter it came from. `space` finishes the word, `del` deletes the last character (a letter,
 or the space that finished the last word, which makes that word the current one again).
 
-For the word decoder each committed letter keeps its evidence (app.decoder.Letter): the model's probabilities
+For the word decoder each committed letter keeps its evidence (app.live.decoder.Letter): the model's probabilities
 averaged over the frames that held it, and what the speller saw (a weak hold, a repeat after a rest, a letter
 signed right after a delete). `letters` is the current word's; `finished` the last finished word's.
 """
 from __future__ import annotations
 
-from app.decoder import Letter
+from app.live.decoder import Letter
 
 REST = "nothing"
 SPACE = "space"
@@ -44,7 +44,7 @@ class Speller:
 
     def update(self, label: str | None, confidence: float, probs=None) -> list[dict]:
         """Feed one frame's prediction (None = no hand) and, optionally, the model's probabilities of A-Z
-        (app.decoder.letter_probs); returns the events it caused (often none)."""
+        (app.live.decoder.letter_probs); returns the events it caused (often none)."""
         if label is None or label == REST:
             self._candidate, self._held = None, 0
             self._rested += 1

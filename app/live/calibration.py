@@ -25,10 +25,10 @@ from flask import Flask, current_app, request
 
 from app import socketio
 from app.admin import EmitPump
-from app.frames import FrameError
-from app.personal import SWEEP_S, AdaptationPool, HourlyLimit, Job, PersonalStore, key_hash, new_key
-from app.realtime import run_blocking
-from app.session import Session
+from app.live.frames import FrameError
+from app.live.personal import SWEEP_S, AdaptationPool, HourlyLimit, Job, PersonalStore, key_hash, new_key
+from app.live.realtime import run_blocking
+from app.live.session import Session
 from ml.personal import CALIBRATION_CLASSES, Samples
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class Recorder:
 def init_app(app: Flask) -> None:
     config = app.config["SIGN2SOUND"]["calibration"]
     device = app.extensions["predictor"].device
-    # cluster mode: Redis holds every personal model (app.personal), this server's folder a cache of them
+    # cluster mode: Redis holds every personal model (app.live.personal), this server's folder a cache of them
     shared = app.extensions["blobs"]
     store = PersonalStore(app.instance_path + "/personal", config["max_personal_models"],
                           int(config["max_store_mb"] * 2**20), device, shared=shared,
@@ -95,7 +95,7 @@ def _sweep(store: PersonalStore) -> None:
         try:
             store.sweep()
         except OSError:
-            pass  # Redis down (app.store.StoreDown): the cached copies stay until it answers
+            pass  # Redis down (app.cluster.store.StoreDown): the cached copies stay until it answers
         except Exception:
             log.exception("sweeping the personal models failed; retrying")
 
@@ -248,7 +248,7 @@ def on_forget(*_):
         if store.shared is not None:
             try:
                 store.forget_shared()  # on this event's own thread, as sync
-            except OSError as exc:  # app.store.StoreDown
+            except OSError as exc:  # app.cluster.store.StoreDown
                 log.warning("Redis unreachable, the forget reaches it at a later sweep: %s", exc)
 
     def clear():

@@ -5,7 +5,7 @@ job's instance/models/<n>/best_model.pth). Paths are never taken from a request:
 against that pattern and mapped to a path here, so no id can reach outside those folders. The active id
 is kept in SQLite, so a restart brings the same model back.
 
-In cluster mode (app.store) `blobs` is the shared store: a registered checkpoint is uploaded there, and a
+In cluster mode (app.cluster.store) `blobs` is the shared store: a registered checkpoint is uploaded there, and a
 server or worker that lacks a model's file fetches it into its own models folder on first use.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 import threading
 from pathlib import Path
 
-from app.db import Database
+from app.admin.db import Database
 from ml.checkpoint import CheckpointError, load_checkpoint
 from ml.config import project_path
 from ml.inference import Predictor

@@ -22,9 +22,9 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
-from app.datasets import BUILTIN, DatasetError, DatasetStore
-from app.db import Database
-from app.models import ModelError, ModelRegistry
+from app.admin.datasets import BUILTIN, DatasetError, DatasetStore
+from app.admin.db import Database
+from app.admin.models import ModelError, ModelRegistry
 from ml.checkpoint import CheckpointError, load_checkpoint
 from ml.config import ROOT, data_path
 from ml.train import parse_args as train_args

@@ -1,9 +1,9 @@
 """The shared store of cluster mode (config `message_queue`): Redis holds what every server must agree on.
 
-`RedisStore` has the same methods as app.db.Database (jobs, models, settings), so the job runner and the
+`RedisStore` has the same methods as app.admin.db.Database (jobs, models, settings), so the job runner and the
 model registry work on either; it adds what only a cluster needs:
 - blobs: named byte strings every server and worker can read (trained checkpoints, ~0.7 MB each);
-- personal models (app.personal): each entry's files as blobs personal/<key hash>/<file>, indexed by a sorted
+- personal models (app.live.personal): each entry's files as blobs personal/<key hash>/<file>, indexed by a sorted
   set of key hashes scored by last use, so the count/bytes bounds and LRU eviction hold cluster-wide, with a
   TTL on every part as a backstop (refreshed on each use);
 - a settings announcement: every set_setting is published on SETTINGS_CHANNEL, so a model activated on
@@ -24,7 +24,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from app.db import JOB_COLUMNS
+from app.admin.db import JOB_COLUMNS
 
 PREFIX = "sign2sound:"
 SETTINGS_CHANNEL = PREFIX + "settings"
@@ -35,7 +35,7 @@ PERSONAL_DIGEST = PREFIX + "personal-digest"  # hash: key hash -> its files' dig
 
 
 class StoreDown(OSError):
-    """Redis did not answer (app.personal falls back to local files without importing redis)."""
+    """Redis did not answer (app.live.personal falls back to local files without importing redis)."""
 
 
 @contextlib.contextmanager
@@ -64,7 +64,7 @@ class RedisStore:
     def __init__(self, client: redis.Redis):
         self.r = client
 
-    # jobs (as app.db.Database)
+    # jobs (as app.admin.db.Database)
     def add_job(self, params: dict) -> int:
         job_id = int(self.r.incr(PREFIX + "job-id"))
         fields = {"status": "queued", "params": params, "created_at": time.time(), **_job_defaults()}
