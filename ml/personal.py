@@ -277,7 +277,7 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
         per_class[classes[c]] = (float((pred_before[m] == c).mean()), float((pred_after[m] == c).mean()))
     out_meta = {k: v for k, v in meta.items() if not k.startswith("replay_")}
     out_meta["feature_version"] = FEATURE_VERSION if getattr(personal, "motion", False) else meta["feature_version"]
-    out_meta["personal"] = {"samples": len(samples), "classes": sorted(set(samples.labels)), "before": before,
+    out_meta["personal"] = {"samples": len(samples), "classes": sorted(map(str, set(samples.labels))), "before": before,
                             "after": after, "steps": steps_done, "seed": seed}
     return AdaptResult(model=personal, meta=out_meta, before=before, after=after,
                        seconds=time.monotonic() - started, samples=len(samples),
