@@ -2,6 +2,7 @@
 
     python -m bench.calibration                      # ~4 min on 2 cores, writes docs/PERFORMANCE.md (calibration)
     python -m bench.calibration --seconds 5 --rounds 1 --no-write   # a quick look
+    python -m bench.calibration --batching           # step 3 alone, printed (seconds)
 
 1. Adaptation: one client calibrates real Kaggle photos (5 classes x 12 frames) and adapts through the protocol,
    `--adaptations` times on an otherwise idle server: the `adapted` event's seconds (subprocess start included).
@@ -12,6 +13,9 @@
      adapted in step 1 stored under 8 keys: each is loaded separately, so the Predictor runs 8 forward passes a
      batch exactly as for 8 different users (the weights' values do not change the work).
    Targets: adapting p95 <= 1.5 x idle p95; personal p95 <= 50 ms.
+3. Batching, in-process: 8 windows read by 8 personal models as 8 passes (one per model), as one stacked pass
+   (ml.model.stacked_forward, what the Predictor runs; its weights stacked anew, and cached as the Predictor keeps
+   them for the next wake-up with the same models), and by one model as one batch (the floor), interleaved.
 """
 from __future__ import annotations
 
@@ -31,7 +35,11 @@ import socketio
 from app.live.personal import key_hash, new_key
 from bench.load import StreamingClient, webcam_frames
 from bench.report import machine_label, write_section
+from ml.checkpoint import load_checkpoint
 from ml.config import load_config
+from ml.features import N_FEATURES
+from ml.model import stack_weights, stacked_forward
+from ml.personal import with_motion
 from tests.conftest import Server, kaggle_photos, webcam_jpeg
 
 CLIENTS, FPS = 8, 15
@@ -142,6 +150,45 @@ def run(seconds: float, rounds: int, adaptations: int) -> dict:
             "nice": load_config()["calibration"]["nice"]}
 
 
+def batching(repeats: int = 300) -> dict:
+    """Median ms of each way to read CLIENTS windows by CLIENTS personal models (step 3 of the docstring)."""
+    import torch
+
+    shared, meta = load_checkpoint(Path(__file__).parents[1] / "checkpoints" / "best_model.pth")
+    torch.manual_seed(0)
+    models = []
+    for _ in range(CLIENTS):  # personal models as ml.personal makes them, each with its own weights
+        model = with_motion(shared).eval()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+        models.append(model)
+    x = torch.randn(CLIENTS, meta["window"], N_FEATURES)
+    weights = stack_weights(models)
+    ways = {"per_model": lambda: [m(x[i:i + 1]) for i, m in enumerate(models)],
+            "stacked": lambda: stacked_forward(models[0], stack_weights(models), x),
+            "stacked_cached": lambda: stacked_forward(models[0], weights, x),
+            "one_model": lambda: models[0](x)}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    with torch.inference_mode():
+        for _ in range(repeats):
+            for name, way in ways.items():
+                start = time.perf_counter()
+                way()
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: round(statistics.median(t), 2) for name, t in times.items()} | {
+        "threads": torch.get_num_threads(), "repeats": repeats, "load": round(os.getloadavg()[0], 1)}
+
+
+def batching_line(b: dict) -> str:
+    return (f"Batching ({CLIENTS} windows of {CLIENTS} personal models, in-process, {b['threads']} torch threads, "
+            f"median of {b['repeats']} interleaved repeats, load average {b['load']}): {CLIENTS} passes, one per model "
+            f"**{b['per_model']} ms**; one stacked pass (ml.model.stacked_forward, what the Predictor runs) "
+            f"**{b['stacked']} ms** ({b['per_model'] / b['stacked']:.1f} x faster), with its stacked weights cached "
+            f"from an earlier wake-up **{b['stacked_cached']} ms** ({b['per_model'] / b['stacked_cached']:.1f} x); "
+            f"one model's batch of {CLIENTS} (the floor) {b['one_model']} ms.")
+
+
 def summary(phase: list[dict]) -> dict:
     return {k: round(statistics.median(r[k] for r in phase), 1) for k in ("p50_ms", "p95_ms")} | {
         "answered": sum(r["answered"] for r in phase), "errors": sum(r["errors"] for r in phase)}
@@ -169,7 +216,8 @@ def markdown(result: dict, command: str) -> str:
     for name, row in s.items():
         lines.append(f"| {names[name]} | {row['p50_ms']} | {row['p95_ms']} | {row['answered']} | {row['errors']} |")
     lines += ["", f"Bystanders' p95 while one client adapts: **{ratio:.2f} x** idle (target <= 1.5 x). "
-                  f"{CLIENTS} personal models: p95 **{s['personal']['p95_ms']} ms** (target <= 50 ms)."]
+                  f"{CLIENTS} personal models: p95 **{s['personal']['p95_ms']} ms** (target <= 50 ms).", "",
+              batching_line(result["batching"])]
     return "\n".join(lines)
 
 
@@ -180,8 +228,12 @@ def main(argv=None) -> None:
     parser.add_argument("--adaptations", type=int, default=3, help="timed adaptations on the idle server")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--batching", action="store_true", help="only step 3, printed")
     args = parser.parse_args(argv)
-    result = run(args.seconds, args.rounds, args.adaptations)
+    if args.batching:
+        print(batching_line(batching()))
+        return
+    result = run(args.seconds, args.rounds, args.adaptations) | {"batching": batching()}
     command = "python -m bench.calibration" + (f" --seconds {args.seconds:g}" if args.seconds != 20 else "") + (
         f" --rounds {args.rounds}" if args.rounds != 2 else "")
     text = markdown(result, command)

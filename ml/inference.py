@@ -1,11 +1,12 @@
 """Predictor: one worker thread owns the models and batches every waiting window into as few forward passes
-as there are models among them.
+as there are shapes of model among them.
 
 Callers on any thread `submit(window)` and get a Future of class probabilities; `submit(window, personal)`
 reads that window with a user's personal model instead of the shared one. The worker takes everything
-waiting, groups it by model and runs one forward pass per group, so 8 clients with 8 personal models cost
-8 small passes in one wake-up rather than 8 wake-ups. `swap(path)` loads a new shared checkpoint fully first
-(a bad file raises and changes nothing), then replaces the model between two batches.
+waiting, groups it by the shape of its model and runs one forward pass per group: 8 clients with 8 personal
+models of one architecture cost one pass over their stacked weights (ml.model.stacked_forward), not 8 passes.
+`swap(path)` loads a new shared checkpoint fully first (a bad file raises and changes nothing), then replaces the
+model between two batches.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from ml.checkpoint import load_checkpoint, resolve_device
+from ml.model import same_shape, stack_weights, stacked_forward
 
 _STOP = object()
 
@@ -53,6 +55,7 @@ class Predictor(ReadsCheckpoint):
         self.checkpoint = Path(checkpoint)  # what personal models are adapted from
         self.model_id = model_id or Path(checkpoint).stem
         self._queue: queue.Queue = queue.Queue()
+        self._stacks: dict[tuple, tuple[list, dict]] = {}  # the worker's: stacked weights of recent sets of models
         self._worker = threading.Thread(target=self._run, name="predictor", daemon=True)
         self._worker.start()
 
@@ -101,24 +104,45 @@ class Predictor(ReadsCheckpoint):
                     self._queue.put(_STOP)
                     break
                 batch.append(item)
-            # One forward pass per model among the waiting windows (None: the shared model).
-            groups: dict[int, tuple[PersonalModel | None, list]] = {}
+            # One forward pass per shape of model among the waiting windows: the shared model's, and all personal
+            # models of one architecture together (stacked_forward). Each window is fitted to its model's T.
+            with self._lock:
+                shared, shared_window = self._model, self.window
+            groups: dict[tuple, list] = {}
             for window, personal, future in batch:
                 if future.set_running_or_notify_cancel():
-                    groups.setdefault(id(personal), (personal, []))[1].append((window, future))
-            for personal, items in groups.values():
-                self._forward(personal, items)
+                    model, length = (personal.model, personal.window) if personal else (shared, shared_window)
+                    groups.setdefault((same_shape(model) or id(model), length), []).append((window, model, future))
+            for (_, length), items in groups.items():
+                self._forward(items, length)
 
-    def _forward(self, personal: PersonalModel | None, items: list) -> None:
+    def _forward(self, items: list, length: int) -> None:
         try:
-            length = personal.window if personal else self.window
-            probs = self.predict(np.stack([fit_window(w, length) for w, _ in items]),
-                                 personal.model if personal else None)
-            for (_, future), p in zip(items, probs):
+            x = torch.as_tensor(np.stack([fit_window(w, length) for w, _, _ in items]), device=self.device)
+            models = list({id(m): m for _, m, _ in items}.values())
+            with torch.inference_mode():
+                if len(models) == 1:
+                    logits = models[0](x)
+                else:
+                    which = None if len(models) == len(items) else torch.tensor(
+                        [models.index(m) for _, m, _ in items], device=self.device)
+                    logits = stacked_forward(models[0], self._stacked(models), x, which)
+                probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            for (_, _, future), p in zip(items, probs):
                 future.set_result(p)
         except Exception as exc:  # a bad batch fails its callers, never the worker
-            for _, future in items:
+            for _, _, future in items:
                 future.set_exception(exc)
+
+    def _stacked(self, models: list) -> dict:
+        """stack_weights(models), kept for the next wake-up with the same models: stacking costs more than the
+        pass it feeds (docs/PERFORMANCE.md). A model's weights are ~0.7 MB, so the sets kept are few."""
+        key = tuple(map(id, models))
+        if key not in self._stacks:
+            if len(self._stacks) >= 16:  # bounded: the oldest set goes (dicts keep insertion order)
+                del self._stacks[next(iter(self._stacks))]
+            self._stacks[key] = (models, stack_weights(models))  # holding the models keeps their ids unique
+        return self._stacks[key][1]
 
 
 def fit_window(window: np.ndarray, length: int) -> np.ndarray:

@@ -47,3 +47,45 @@ class SignGRU(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def same_shape(model: nn.Module) -> tuple | None:
+    """What models must share to be read in one stacked pass (stacked_forward); None: a model only read alone."""
+    if type(model) is not SignGRU:
+        return None
+    return tuple(v for k, v in sorted(model.config.items()) if k != "dropout")
+
+
+def stack_weights(models: list[SignGRU]) -> dict[str, torch.Tensor]:
+    """Each parameter of `models` (of one same_shape) stacked: name -> (M, ...), what stacked_forward reads."""
+    states = [m.state_dict() for m in models]
+    return {name: torch.stack([state[name] for state in states]) for name in states[0]}
+
+
+def stacked_forward(model: SignGRU, weights: dict[str, torch.Tensor], x: torch.Tensor,
+                    which: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, T, n_features) windows -> (B, n_classes) logits, window b read by the weights of model which[b]
+    (default: model b) in one batched pass: nn.GRU's equations (eval mode: no dropout) written out over each
+    window's own weights, so that 8 users' personal models cost one pass rather than 8 (torch.func.vmap has no
+    batching rule for the GRU). `weights`: stack_weights of models of `model`'s same_shape."""
+    def w(name: str) -> torch.Tensor:  # (B, ...): each window's copy of one parameter
+        return weights[name] if which is None else weights[name][which]
+
+    out = window_inputs(x, model.motion)
+    for layer in range(model.gru.num_layers):
+        w_ih, w_hh = w(f"gru.weight_ih_l{layer}").transpose(1, 2), w(f"gru.weight_hh_l{layer}").transpose(1, 2)
+        b_ih, b_hh = w(f"gru.bias_ih_l{layer}")[:, None], w(f"gru.bias_hh_l{layer}")[:, None]  # (B, 1, 3H)
+        gates_x = torch.baddbmm(b_ih, out, w_ih).unbind(1)  # the input's part, all steps at once
+        h = out.new_zeros(len(x), 1, model.gru.hidden_size)
+        steps = []
+        for gx in gates_x:
+            r_x, z_x, n_x = gx.chunk(3, dim=-1)
+            r_h, z_h, n_h = torch.baddbmm(b_hh, h, w_hh)[:, 0].chunk(3, dim=-1)
+            r, z = torch.sigmoid(r_x + r_h), torch.sigmoid(z_x + z_h)
+            n = torch.tanh(n_x + r * n_h)  # n_h holds b_hn: nn.GRU's reset gate scales it too
+            h = ((1 - z) * n + z * h[:, 0])[:, None]
+            steps.append(h)
+        out = torch.cat(steps, dim=1)
+    # The head: Dropout, Linear, ReLU, Linear.
+    h = torch.relu(torch.baddbmm(w("head.1.bias")[:, None], out[:, -1:], w("head.1.weight").transpose(1, 2)))
+    return torch.baddbmm(w("head.3.bias")[:, None], h, w("head.3.weight").transpose(1, 2))[:, 0]

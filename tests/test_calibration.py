@@ -331,3 +331,58 @@ def test_the_predictor_reads_each_window_with_its_own_model_in_one_batch():
                 assert meta["classes"][int(np.argmax(expected))] == ("B" if reader is personal["B"] else "W")
     finally:
         predictor.close()
+
+
+def test_personal_models_of_one_shape_are_read_in_one_stacked_pass_as_each_alone():
+    """stacked_forward (the Predictor's one pass over many personal models) answers as each model's own forward:
+    shape-only shared model, motion personal models with their own weights, one with another class list, mixed in
+    one batch, some models reading several windows."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from ml.checkpoint import load_checkpoint
+    from ml.features import N_FEATURES
+    from ml.inference import PersonalModel, Predictor, fit_window
+    from ml.model import SignGRU, same_shape, stack_weights, stacked_forward
+    from ml.personal import with_motion
+    from tests.conftest import SHIPPED_CHECKPOINT
+
+    shared, meta = load_checkpoint(SHIPPED_CHECKPOINT)
+    torch.manual_seed(0)
+    personal = []
+    for _ in range(4):
+        model = with_motion(shared).eval()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        personal.append(PersonalModel(model, meta))
+    vowels = SignGRU(**{**shared.config, "n_features": N_FEATURES, "motion": True, "n_classes": 5}).eval()
+    personal.append(PersonalModel(vowels, {**meta, "classes": list("AEIOU")}))
+    assert same_shape(personal[0].model) == same_shape(personal[3].model) != same_shape(vowels)
+
+    models = [p.model for p in personal[:4]]
+    x = torch.randn(7, meta["window"], N_FEATURES)
+    which = torch.tensor([0, 1, 2, 3, 3, 0, 2])
+    with torch.inference_mode():
+        alone = torch.cat([models[m](x[i:i + 1]) for i, m in enumerate(which.tolist())])
+        stacked = stacked_forward(models[0], stack_weights(models), x, which)
+        assert (alone - models[0](x)).abs().max() > 1e-2  # the models differ, so a mix-up would show
+    torch.testing.assert_close(stacked, alone, atol=1e-5, rtol=0)
+
+    predictor = Predictor(SHIPPED_CHECKPOINT, device="cpu")
+    try:
+        windows = np.random.default_rng(1).normal(size=(24, 5, N_FEATURES)).astype(np.float32)
+        readers = [[None, *personal][i % 6] for i in range(len(windows))]
+        for _ in range(2):  # the second time from the Predictor's stacked weights
+            futures = [predictor.submit(w, r) for w, r in zip(windows, readers)]
+            for window, reader, future in zip(windows, readers, futures):
+                model = reader.model if reader else shared
+                with torch.inference_mode():
+                    expected = torch.softmax(model(torch.as_tensor(fit_window(window, meta["window"])[None])), -1)[0]
+                got = future.result(timeout=10)
+                assert got.shape == (len(reader.classes) if reader else 29,)
+                np.testing.assert_allclose(got, expected.numpy(), atol=1e-5)
+    finally:
+        predictor.close()
