@@ -22,8 +22,8 @@ from app import socketio
 from app.admin.datasets import DatasetError, DatasetStore, frames_to_set
 from app.live.frames import FrameError, decode_frame, parse_payload
 from app.live.realtime import run_blocking
-from app.live.session import RateLimiter, TrackerPool
-from ml.landmarks import HandTracker, canonical_class
+from app.live.session import RateLimiter, TrackerLease, TrackerPool
+from ml.landmarks import canonical_class
 from ml.model import CLASSES
 
 NAMESPACE = "/record"
@@ -36,8 +36,7 @@ class Recording:
     """One client's recording in progress."""
 
     def __init__(self, config: dict, trackers: TrackerPool, dataset: str, signer: str, letter: str, needed: int):
-        self.trackers = trackers
-        self.tracker: HandTracker | None = None  # taken on the first decoded frame, like a live Session's
+        self.tracker = TrackerLease(trackers)  # taken on the first decoded frame, like a live Session's
         self.dataset, self.signer, self.letter, self.needed = dataset, signer, letter, needed
         self.max_frames = needed * int(config["recording"]["max_frames_factor"])  # give up without a hand
         self.rate = RateLimiter(config["frames"]["max_fps"])
@@ -51,8 +50,6 @@ class Recording:
             if self.closed:
                 raise FrameError("closed", "this recording has ended")
             self.seen += 1
-            if self.tracker is None:
-                self.tracker = self.trackers.acquire()
             hand = self.tracker.process(image)
             if hand is not None and len(self.landmarks) < self.needed:
                 h, w = image.shape[:2]
@@ -65,9 +62,7 @@ class Recording:
         with self.lock:
             if not self.closed:
                 self.closed = True
-                if self.tracker is not None:
-                    self.trackers.release(self.tracker)
-                    self.tracker = None
+                self.tracker.release()
 
 
 class Recordings:

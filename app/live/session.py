@@ -46,6 +46,26 @@ class TrackerPool:
             self._idle.append(tracker)
 
 
+class TrackerLease:
+    """One client's tracker from the pool: taken on its first decodable frame (a MediaPipe graph costs ~80 MB, so
+    a connection that never sends one, an idle tab or a fuzzer, costs none) and given back once. Not thread-safe:
+    its owner holds its own lock around `process` and `release`."""
+
+    def __init__(self, pool: TrackerPool):
+        self.pool = pool
+        self.tracker: HandTracker | None = None
+
+    def process(self, image):
+        if self.tracker is None:
+            self.tracker = self.pool.acquire()
+        return self.tracker.process(image)
+
+    def release(self) -> None:
+        if self.tracker is not None:
+            self.pool.release(self.tracker)
+            self.tracker = None
+
+
 class RateLimiter:
     """Token bucket: `rate` frames a second on average, bursts up to one second's worth."""
 
@@ -76,10 +96,7 @@ class RateLimiter:
 
 class Session:
     def __init__(self, config: dict, trackers: TrackerPool):
-        self.trackers = trackers
-        # Taken on the first good frame: a MediaPipe graph costs ~80 MB, so a connection that never sends a
-        # decodable frame (an idle tab, a fuzzer) costs none.
-        self.tracker: HandTracker | None = None
+        self.tracker = TrackerLease(trackers)
         sp = config["speller"]
         self.speller = Speller(sp["hold_frames"], sp["min_confidence"], sp["rest_frames"])
         self.frames_config = config["frames"]
@@ -115,8 +132,6 @@ class Session:
         with self.lock:
             if self.closed:
                 raise FrameError("closed", "the session has ended")
-            if self.tracker is None:
-                self.tracker = self.trackers.acquire()
             hand = self.tracker.process(image)
             t2 = time.perf_counter()
             timings["landmarks"] = t2 - t1
@@ -242,9 +257,7 @@ class Session:
         with self.lock:
             if not self.closed:
                 self.closed = True
-                if self.tracker is not None:
-                    self.trackers.release(self.tracker)
-                    self.tracker = None
+                self.tracker.release()
 
 
 class Sessions:
