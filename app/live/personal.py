@@ -389,8 +389,6 @@ def main(argv=None) -> None:
         model, meta = load_checkpoint(args.checkpoint)
         result = personal.adapt(model, meta, samples, progress=progress,
                                 **({"steps": args.steps} if args.steps else {}))
-        # Plain Python only in the meta (numpy scalars would not load under weights_only=True): JSON and back.
-        result.meta["personal"] = json.loads(json.dumps(result.meta["personal"], default=lambda o: o.tolist()))
         result.save(args.folder / MODEL_FILE)
     except personal.PersonalError as exc:
         say({"error": FrameError("too_few_samples", f"not enough calibration to adapt: {exc}").as_dict()})
