@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.live.decoder import LETTERS, Decoder, Letter, shared_lexicon
-from app.live.speller import Speller
+from app.live.decoder import LETTERS, Decoder, Gap, Letter, shared_lexicon
+from app.live.speller import GAP_KEEP, Speller
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +96,38 @@ def test_a_corrected_letter_is_trusted_more(decoder):
     assert decoder.decode(letters).value == "ILSE"
 
 
+def shown(letter: str, p: float = 0.5, frames: int = 8) -> Gap:
+    """A gap where the model saw `letter` at `p` (the rest spread) over `frames` frames that committed nothing."""
+    probs = [(1 - p) / 25] * 26
+    probs[LETTERS.index(letter)] = p
+    return Gap(probs, frames)
+
+
+def with_gaps(letters: list[Letter], gaps: dict[int, Gap]) -> list[Letter]:
+    return [Letter(x.label, x.probs, gap=gaps.get(i)) for i, x in enumerate(letters)]
+
+
+def test_a_missed_letter_is_the_one_its_gap_showed(decoder):
+    # CAE: a letter between A and E was signed but never held; what the model saw there decides which.
+    assert decoder.decode(with_gaps(read("CAE"), {2: shown("M")})).value == "CAME"
+    assert decoder.decode(with_gaps(read("CAE"), {2: shown("S")})).value == "CASE"
+    assert decoder.decode(with_gaps(read("CAE"), {2: shown("R")})).value == "CARE"
+
+
+def test_a_missed_last_letter_shows_in_the_tail(decoder):
+    assert decoder.decode(read("SHO"), tail=shown("W")).value == "SHOW"
+    assert decoder.decode(read("SHO"), tail=shown("P")).value == "SHOP"
+
+
+def test_two_missed_letters_are_restored_from_their_gaps(decoder):
+    assert decoder.decode(with_gaps(read("AYOE"), {1: shown("N"), 3: shown("N")})).value == "ANYONE"
+
+
+def test_a_name_with_an_empty_gap_is_kept(decoder):
+    # Too few frames to show a letter: a clearly spelled name stays as spelled.
+    assert decoder.decode(with_gaps(read("BJORN"), {2: shown("R", frames=1)})).value == "BJORN"
+
+
 def test_suggestions_complete_the_growing_word(decoder):
     suggestions = decoder.suggest(read("HEL"))
     assert 1 <= len(suggestions) <= 3 and all(w.startswith("HEL") for w in suggestions)
@@ -123,7 +155,47 @@ def test_the_speller_keeps_each_letters_evidence():
     assert [x.label for x in s.letters] == ["A", "B", "C"] and s.letters[2].corrected
     assert s.finish_word() == [{"type": "space"}, {"type": "word", "value": "ABC"}]
     assert [x.label for x in s.finished] == list("ABC") and s.letters == []
+    assert s.finished_tail is None  # nothing was shown after C
     s.replace_finished("ABD")
     assert s.text == "ABD "
     s.undo()  # the space: the word is the current one again, its evidence rebuilt from the text
     assert s.word == "ABD" and [x.label for x in s.letters] == list("ABD")
+
+
+def test_the_speller_keeps_what_was_shown_between_letters():
+    """Frames that committed nothing (too short or too unsure a hold) are the gap before the next letter; the
+    previous letter still held is not part of it, nor is the next letter's own hold."""
+    def p(letter):
+        probs = [0.0] * 26
+        probs[LETTERS.index(letter)] = 1.0
+        return probs
+
+    s = Speller(hold_frames=3, min_confidence=0.6)
+    for _ in range(5):
+        s.update("A", 0.95, p("A"))  # committed at 3, then still held: not a gap
+    s.update("M", 0.9, p("M"))
+    s.update("M", 0.5, p("M"))  # too unsure: the hold breaks, nothing is committed
+    s.update("N", 0.9, p("N"))
+    for _ in range(3):
+        s.update("E", 0.9, p("E"))
+    s.update("S", 0.9, p("S"))
+    s.update("S", 0.9, p("S"))
+    s.finish_word()
+    assert [x.label for x in s.finished] == ["A", "E"]
+    assert s.finished[0].gap is None
+    gap = s.finished[1].gap
+    assert gap.frames == 3
+    assert [round(v, 3) for v in gap.probs if v] == [0.667, 0.333]  # M on two frames, N on one
+    assert s.finished_tail.frames == 2 and s.finished_tail.probs == p("S")
+
+
+def test_a_gap_is_bounded():
+    # A hand shown for minutes without a commit (a visitor's state) keeps only the latest GAP_KEEP frames.
+    probs = [1.0 / 26] * 26
+    s = Speller(hold_frames=3, min_confidence=0.6)
+    for _ in range(10 * GAP_KEEP):
+        s.update("M", 0.5, probs)
+    assert len(s._gap) == GAP_KEEP
+    for _ in range(3):
+        s.update("E", 0.9, probs)
+    assert s.letters[0].gap.frames == GAP_KEEP - 3 and len(s._gap) == 0

@@ -2,12 +2,15 @@
 
 Noisy channel. A lexicon word w scores  log P(w) + log P(letters | w),  where P(letters | w) aligns the
 committed letters to w: each letter read as w's letter with the model's (smoothed) probability of it, or one
-committed letter extra, or one letter of w missed. A missed letter of a double (HELO for HELLO: the user did
-not rest) and an extra repeat or a weakly held letter are likelier than others. The raw spelling scores
+committed letter extra, or up to two letters of w missed. A missed letter is scored by the gap where it would
+sit: the frames between two commits where a hand showed but nothing was committed (the speller keeps the model's
+probabilities there), so a letter the user signed too briefly or too unsurely still counts, and the longer the
+gap the likelier a missed letter. A missed letter of a double (HELO for HELLO: the user did not rest) and an
+extra repeat or a weakly held letter are likelier than others. The raw spelling scores
 log P(letters | raw) + max(log P(raw), NAME_LOGPRIOR): a name is as likely as a rare word. The decoder keeps
 the raw spelling unless the best word beats it by MARGIN: fingerspelling is mostly names, which must stay as
-spelled. SMOOTHING, NAME_LOGPRIOR, MISSED and MARGIN are fitted on held-out signers' words and names, never the
-test words (`python -m bench.words --fit`, docs/EXPERIMENTS.md, "Words, not letters").
+spelled. SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE and MARGIN are fitted on held-out signers' words and
+names, never the test words (`python -m bench.words --fit`, docs/EXPERIMENTS.md, "Words, not letters").
 
 The lexicon is symspellpy's English frequency dictionary (82,765 words with counts); a user's own kept
 spellings rank as common words for that user.
@@ -24,12 +27,14 @@ from importlib import resources
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LEXICON_FILE = "frequency_dictionary_en_82_765.txt"  # inside the symspellpy package
 
-# Fitted: `python -m bench.words --fit --signers kaggle asl_ai signademy --train --epochs 12 --mirror 0.2`
-# (--names-kept 0.95: 95 % of the fit names spelled right stay as spelled).
+# Fitted: `python -m bench.words --fit` (the five held-out signers' fit words and names; --names-kept 0.98:
+# 98 % of the fit names spelled right stay as spelled: fingerspelling is mostly names).
 SMOOTHING = 0.1
 NAME_LOGPRIOR = -14.0
-MARGIN = 1.5
-MISSED = math.log(0.2)           # a letter of the word never committed
+MARGIN = 1.0
+MISSED = math.log(0.05)          # a letter of the word never committed, nothing shown for it
+GAP_MISSED = math.log(8.0)       # ... shown in a gap: odds against the gap showing no letter (times its probability)
+GAP_SLOPE = 0.5                  # ... plus this (log odds) for each frame of the gap beyond GAP_FRAMES
 
 # Edit probabilities (log): a committed letter the word lacks is rare (the hold rule), a double's second likely.
 EXTRA = math.log(0.005)          # a committed letter the word lacks (13 of 1,820 words, kaggle fold)
@@ -39,6 +44,25 @@ USER_LOGPRIOR = -7.0             # a kept spelling ranks like a common word (abo
 MAX_USER_WORDS = 1000            # per session: a visitor's state is bounded
 SUGGESTIONS = 3
 DOUBT = math.log(0.02)           # a letter the model gave this much (smoothed) is a candidate substitution
+GAP_FRAMES = 3                   # frames that committed nothing before a gap can show a missed letter
+GAP_LONG = 15                    # frames (1 s at 15 fps) beyond which a longer gap says no more
+GAP_TOP = 3                      # a gap's likeliest letters tried as missed letters
+
+
+def mean(vectors: list) -> list[float] | None:
+    """The element-wise mean of probability vectors (None for none)."""
+    return [sum(column) / len(vectors) for column in zip(*vectors)] if vectors else None
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Frames with a hand between two committed letters that committed nothing: where a missed letter shows."""
+    probs: list[float]        # the model's mean probabilities of A-Z (LETTERS order) over those frames
+    frames: int
+
+    @classmethod
+    def of(cls, vectors: list) -> "Gap | None":
+        return cls(mean(vectors), len(vectors)) if vectors else None
 
 
 @dataclass(frozen=True)
@@ -49,6 +73,7 @@ class Letter:
     weak: bool = False        # the hold barely passed the confidence threshold
     repeat: bool = False      # the same letter again after a rest (a double letter)
     corrected: bool = False   # signed right after a delete: the user chose it
+    gap: Gap | None = None    # what was shown between the letter before and this one
 
 
 @dataclass
@@ -116,10 +141,12 @@ class Decoder:
     """One user's decoder: the shared lexicon plus that user's kept spellings."""
 
     def __init__(self, lexicon: Lexicon, smoothing: float = SMOOTHING, name_logprior: float = NAME_LOGPRIOR,
-                 margin: float = MARGIN, missed: float = MISSED):
+                 margin: float = MARGIN, missed: float = MISSED, gap_missed: float = GAP_MISSED,
+                 gap_slope: float = GAP_SLOPE):
         self.lexicon = lexicon
         self.letters = LETTERS
         self.smoothing, self.name_logprior, self.margin, self.missed = smoothing, name_logprior, margin, missed
+        self.gap_missed, self.gap_slope = gap_missed, gap_slope
         self.user_words: dict[str, None] = {}  # insertion order: the oldest is dropped first
 
     def remember(self, word: str) -> None:
@@ -149,30 +176,60 @@ class Decoder:
             table.append({c: math.log((1 - eps) * v / total + eps / len(p)) for c, v in zip(self.letters, p)})
         return table
 
-    def channel(self, table: list[dict], letters: list[Letter], word: str) -> float:
-        """log P(committed letters | word), the best alignment with at most one letter missed or extra."""
+    def _gaps(self, letters: list[Letter], tail: Gap | None) -> list[dict | None]:
+        """Per gap (before each committed letter, then after the last): log P(a missed letter c shows there)
+        for every letter, or None where too few frames committed nothing to show one."""
+        out = []
+        for g in [x.gap for x in letters] + [tail]:
+            if g is None or g.frames < GAP_FRAMES:
+                out.append(None)
+                continue
+            # The longer a hand showed without a commit, the likelier a letter was missed there. Not normalised
+            # over the letters: frames the model gave to `nothing` show no letter.
+            odds = self.gap_missed + self.gap_slope * (min(g.frames, GAP_LONG) - GAP_FRAMES)
+            eps = self.smoothing
+            out.append({c: odds + math.log((1 - eps) * v + eps / len(g.probs)) for c, v in zip(self.letters, g.probs)})
+        return out
+
+    def _missed(self, gaps: list, j: int, word: str, k: int) -> float:
+        """log P(the word's letter k was never committed), in gap j (j committed letters before it)."""
+        cost = self.missed
+        if k and word[k] == word[k - 1]:
+            cost = max(cost, MISSED_DOUBLE)
+        if gaps[j] is not None:
+            cost = max(cost, gaps[j][word[k]])
+        return cost
+
+    def channel(self, table: list[dict], letters: list[Letter], word: str, gaps: list | None = None) -> float:
+        """log P(committed letters | word), the best alignment with at most one committed letter extra or up to
+        two letters of the word missed (found in the gaps where the speller committed nothing)."""
         n, m = len(table), len(word)
+        gaps = gaps or [None] * (n + 1)
+
+        def read(rows, text):
+            return sum(row.get(c, -30.0) for row, c in zip(rows, text))
+
         if m == n:
-            return sum(row.get(c, -30.0) for row, c in zip(table, word))
-        if m == n + 1:  # one letter of the word missed, at k
-            best = -math.inf
-            for k in range(m):
-                miss = MISSED_DOUBLE if k and word[k] == word[k - 1] else self.missed
-                best = max(best, miss + sum(row.get(c, -30.0) for row, c in zip(table, word[:k] + word[k + 1:])))
-            return best
+            return read(table, word)
+        if m == n + 1:  # the word's letter k missed, in gap k
+            return max(self._missed(gaps, k, word, k) + read(table, word[:k] + word[k + 1:]) for k in range(m))
+        if m == n + 2:  # letters k1 < k2 missed, in gaps k1 and k2 - 1
+            return max(self._missed(gaps, k1, word, k1) + self._missed(gaps, k2 - 1, word, k2)
+                       + read(table, word[:k1] + word[k1 + 1:k2] + word[k2 + 1:])
+                       for k2 in range(1, m) for k1 in range(k2))
         if m == n - 1:  # one committed letter extra, at k
             best = -math.inf
             for k in range(n):
                 x = letters[k]
                 extra = EXTRA_SPECIAL if x.weak or x.repeat else EXTRA
-                rows = table[:k] + table[k + 1:]
-                best = max(best, extra + sum(row.get(c, -30.0) for row, c in zip(rows, word)))
+                best = max(best, extra + read(table[:k] + table[k + 1:], word))
             return best
         return -math.inf
 
-    def candidates(self, table: list[dict], raw: str) -> set[str]:
-        """Lexicon (and user) words one edit from the raw spelling, or two substitutions by letters the model
-        gave at least DOUBT."""
+    def candidates(self, table: list[dict], raw: str, gaps: list | None = None) -> set[str]:
+        """Lexicon (and user) words one edit from the raw spelling; or two substitutions by letters the model
+        gave at least DOUBT; or up to two missed letters, each one its gap's likeliest or a double, with at
+        most one such substitution."""
         edits = set()
         for k in range(len(raw) + 1):
             head, tail = raw[:k], raw[k:]
@@ -185,23 +242,38 @@ class Decoder:
             for j, y in doubts[a + 1:]:
                 if j > i:
                     edits.add(raw[:i] + x + raw[i + 1:j] + y + raw[j + 1:])
+        # Missed letters: per gap, its GAP_TOP likeliest letters and the letter before (a double).
+        inserts = []
+        for j, g in enumerate(gaps or []):
+            options = sorted(g, key=g.get, reverse=True)[:GAP_TOP] if g is not None else []
+            if j and raw[j - 1] not in options:
+                options.append(raw[j - 1])
+            inserts += [(j, c) for c in options]
+        variants = [raw] + [raw[:i] + x + raw[i + 1:] for i, x in doubts]
+        for j1, c1 in inserts:
+            for v in variants:
+                edits.add(v[:j1] + c1 + v[j1:])
+            for j2, c2 in inserts:  # two in one gap: both orders
+                if j2 >= j1:
+                    edits.add(raw[:j1] + c1 + raw[j1:j2] + c2 + raw[j2:])
         edits.discard(raw)
         return (self.lexicon.logprior.keys() & edits) | (self.user_words.keys() & edits)
 
-    def rank(self, letters: list[Letter]) -> tuple[list[tuple[float, str]], float]:
+    def rank(self, letters: list[Letter], tail: Gap | None = None) -> tuple[list[tuple[float, str]], float]:
         """(candidate words with their scores, best first; the raw spelling's score)."""
         raw = "".join(x.label for x in letters)
-        table = self._table(letters)
-        scored = sorted(((self.logprior(w) + self.channel(table, letters, w), w)
-                         for w in self.candidates(table, raw)), reverse=True)
+        table, gaps = self._table(letters), self._gaps(letters, tail)
+        scored = sorted(((self.logprior(w) + self.channel(table, letters, w, gaps), w)
+                         for w in self.candidates(table, raw, gaps)), reverse=True)
         raw_prior = max(self.logprior(raw) or -math.inf, self.name_logprior)
-        return scored, self.channel(table, letters, raw) + raw_prior
+        return scored, self.channel(table, letters, raw, gaps) + raw_prior
 
-    def decode(self, letters: list[Letter]) -> Decoded:
+    def decode(self, letters: list[Letter], tail: Gap | None = None) -> Decoded:
+        """The word meant by the committed `letters` (with the gap after the last, `tail`)."""
         raw = "".join(x.label for x in letters)
         if not raw:
             return Decoded("", "")
-        scored, raw_score = self.rank(letters)
+        scored, raw_score = self.rank(letters, tail)
         value = scored[0][1] if scored and scored[0][0] - raw_score > self.margin else raw
         return Decoded(value, raw, [w for _, w in scored if w != value][:SUGGESTIONS])
 

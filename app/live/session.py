@@ -199,7 +199,7 @@ class Session:
         out = []
         for event in events:
             if event["type"] == "word":
-                self.finished = self.decoder.decode(self.speller.finished)
+                self.finished = self.decoder.decode(self.speller.finished, self.speller.finished_tail)
                 self.speller.replace_finished(self.finished.value)
                 event = self.finished.event()
             elif event["type"] == "clear":
