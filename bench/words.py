@@ -1,7 +1,7 @@
 """Words on strangers: letters drawn from a held-out signer's real samples, through the real speller and the
 word decoder (docs/EXPERIMENTS.md, "Words, not letters").
 
-    python -m bench.words [--signers kaggle asl_ai ...] [--fit [--names-kept 0.95]] [--train ML.TRAIN OPTIONS]
+    python -m bench.words [--signers kaggle asl_ai ...] [--fit [--names-kept 0.98]] [--train ML.TRAIN OPTIONS]
 
 Trains (once) and caches one leave-one-signer-out model per signer under instance/bench-words/, keyed by the
 training options and the code that shapes the model's input (ml/features.py, model.py, augment.py,
@@ -73,7 +73,7 @@ def signer_samples(signer: str):
 def spell_all(model, meta, samples, words: list[str], config: dict, rng) -> list[tuple[str, list]]:
     """Each word shown letter by letter (a held photo of that letter of the held-out signer, a rest before a
     double letter) at frame rate through the rolling window, the model and the real speller; returns
-    (word, the speller's committed letters) for each word the signer has every letter of."""
+    (word, the speller's committed letters, the gap after the last) for each word the signer has every letter of."""
     import numpy as np
     import torch
     from app.live.decoder import letter_probs
@@ -116,7 +116,7 @@ def spell_all(model, meta, samples, words: list[str], config: dict, rng) -> list
                 best = int(p.argmax())
                 speller.update(classes[best], float(p[best]), letter_probs(p, classes))
         speller.finish_word()
-        out.append((word, speller.finished))
+        out.append((word, speller.finished, speller.finished_tail))
     return out
 
 
@@ -132,7 +132,7 @@ def evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.
     torch.set_num_threads(2)
     config = load_config()
     key = hashlib.sha256(json.dumps([lists, config["speller"], SEED, FRAMES_PER_LETTER]).encode())
-    key.update((ROOT / "app" / "speller.py").read_bytes())
+    key.update((ROOT / "app" / "live" / "speller.py").read_bytes())
     out = {}
     for signer in signers:
         path = model_path(signer, options, log)
@@ -155,9 +155,9 @@ def score(decoder, spelled: list) -> dict:
     import time
     raw = decoded = 0
     times = []
-    for word, letters in spelled:
+    for word, letters, tail in spelled:
         t0, c0 = time.perf_counter(), time.thread_time()
-        result = decoder.decode(letters)
+        result = decoder.decode(letters, tail)
         times.append((time.perf_counter() - t0, time.thread_time() - c0))
         raw += result.raw == word
         decoded += result.value == word
@@ -165,24 +165,25 @@ def score(decoder, spelled: list) -> dict:
     return {"n": n, "raw": raw / n if n else None, "decoded": decoded / n if n else None, "times": times}
 
 
-def fit(ev: dict, names_kept: float = 0.95) -> dict:
-    """SMOOTHING, NAME_LOGPRIOR, MISSED and MARGIN that decode the most fit words right while the fit names lose
+def fit(ev: dict, names_kept: float = 0.98) -> dict:
+    """SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED and MARGIN that decode the most fit words right while the fit names lose
     at most half a point against their raw spelling and `names_kept` of the names spelled right stay so (pooled
     over the held-out signers). Ties: the larger margin."""
     import itertools
     import math
     from app.live.decoder import Decoder, shared_lexicon
     sets = {label: [x for s in ev.values() for x in s[f"fit {label}"]] for label in ("words", "names")}
-    raw_names = sum("".join(x.label for x in letters) == w for w, letters in sets["names"]) / len(sets["names"])
+    raw_names = sum("".join(x.label for x in letters) == w for w, letters, _ in sets["names"]) / len(sets["names"])
     best = None
-    for smoothing, name_logprior, missed in itertools.product((0.05, 0.1, 0.2, 0.3), (-16.0, -14.0, -12.0, -10.0, -8.0),
-                                                              (0.02, 0.05, 0.1, 0.2)):
-        decoder = Decoder(shared_lexicon(), smoothing, name_logprior, 0.0, math.log(missed))
+    for smoothing, name_logprior, missed, gap_missed, gap_slope in itertools.product(
+            (0.05, 0.1), (-16.0, -14.0, -12.0), (0.05, 0.1, 0.2), (4.0, 8.0, 16.0, 32.0), (0.0, 0.25, 0.5, 1.0)):
+        decoder = Decoder(shared_lexicon(), smoothing, name_logprior, 0.0, math.log(missed), math.log(gap_missed),
+                          gap_slope)
         rows = {}  # per set: (the best word's lead over the raw spelling, the best word, the raw spelling, truth)
         for label, spelled in sets.items():
             rows[label] = []
-            for w, letters in spelled:
-                scored, raw_score = decoder.rank(letters)
+            for w, letters, tail in spelled:
+                scored, raw_score = decoder.rank(letters, tail)
                 lead, top = (scored[0][0] - raw_score, scored[0][1]) if scored else (-math.inf, None)
                 rows[label].append((lead, top, "".join(x.label for x in letters), w))
         for margin in [m / 2 for m in range(-4, 21)]:
@@ -193,6 +194,7 @@ def fit(ev: dict, names_kept: float = 0.95) -> dict:
             key = (acc["names"] >= raw_names - 0.005 and kept >= names_kept, acc["words"], acc["names"], margin)
             if best is None or key > best[0]:
                 best = (key, {"smoothing": smoothing, "name_logprior": name_logprior, "missed": missed,
+                              "gap_missed": gap_missed, "gap_slope": gap_slope,
                               "margin": margin, "fit_words_decoded": round(acc["words"], 4),
                               "fit_names_decoded": round(acc["names"], 4), "fit_names_raw": round(raw_names, 4),
                               "fit_names_right_kept": round(kept, 4),
@@ -223,7 +225,7 @@ def table(ev: dict) -> list[str]:
     import time
     suggest = []  # the suggestions after each letter of each word (the live path computes them per letter)
     for lists in ev.values():
-        for _, letters in lists["words"]:
+        for _, letters, _ in lists["words"]:
             for k in range(1, len(letters) + 1):
                 c0 = time.thread_time()
                 decoder.suggest(letters[:k])
@@ -244,7 +246,7 @@ def parse_args(argv):
     p.add_argument("--signers", nargs="+", default=None, help="held-out signers (default: all five)")
     p.add_argument("--train-only", action="store_true", help="train and cache the models, nothing else")
     p.add_argument("--fit", action="store_true", help="fit the decoder's thresholds on the fit words and names")
-    p.add_argument("--names-kept", type=float, default=0.95,
+    p.add_argument("--names-kept", type=float, default=0.98,
                    help="--fit: the share of the fit names spelled right that must stay as spelled")
     p.add_argument("--train", nargs=argparse.REMAINDER, default=list(TRAIN_OPTIONS),
                    help=f"ml.train options for the held-out models (default: {' '.join(TRAIN_OPTIONS)})")
