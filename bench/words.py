@@ -2,6 +2,7 @@
 word decoder (docs/EXPERIMENTS.md, "Words, not letters").
 
     python -m bench.words [--signers kaggle asl_ai ...] [--fit [--names-kept 0.98]] [--train ML.TRAIN OPTIONS]
+    python -m bench.words --calibrated     # the signer calibrates first (the page's amount), then spells
 
 Trains (once) and caches one leave-one-signer-out model per signer under instance/bench-words/, keyed by the
 training options and the code that shapes the model's input (ml/features.py, model.py, augment.py,
@@ -149,6 +150,86 @@ def evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.
     return out
 
 
+def calibrated_evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.stderr) -> dict:
+    """{signer: {"shared" | "personal": {"words" | "names": spelled}}}: the held-out signer calibrates as on the
+    page (20 settled frames per class of the calibration part, ml.calibration's split; ml.personal.adapt at its full
+    steps, whatever the machine's load), then spells every word with letters drawn from the test part only, read
+    by the shared fold model and by the personal one (same draws). Cached beside each model, as `evidence`."""
+    import os
+    import pickle
+
+    import numpy as np
+    import torch
+    from ml.calibration import PHOTO_SIGNERS, calibration_parts, calibration_samples
+    from ml.checkpoint import load_checkpoint
+    from ml.config import load_config
+    from ml.datasets import SOURCES
+    from ml.personal import adapt, make_replay
+    from ml.train import load_sets
+    os.environ.setdefault("CALIBRATE_FRAMES", "middle")  # the page records the settled sign, after a countdown
+    torch.set_num_threads(2)
+    config = load_config()
+    lists = {k: lists[k] for k in ("words", "names")}
+    key = hashlib.sha256(json.dumps([lists, config["speller"], SEED, FRAMES_PER_LETTER, "calibrated-20",
+                                     os.environ["CALIBRATE_FRAMES"]]).encode())
+    for name in ("app/live/speller.py", "ml/personal.py", "ml/calibration.py"):
+        key.update((ROOT / name).read_bytes())
+    data, out = None, {}
+    for signer in signers:
+        path = model_path(signer, options, log)
+        cached = path.parent / f"calibrated-{key.hexdigest()[:16]}.pkl"
+        if cached.exists():
+            out[signer] = pickle.loads(cached.read_bytes())
+            continue
+        if data is None:
+            data = load_sets(list(SOURCES), config)
+            features = data.features()
+        model, meta = load_checkpoint(path)
+        mine = data.group == signer
+        labels = np.array([list(meta["classes"]).index(c) for c in data.y])
+        replay = make_replay(features[~mine], labels[~mine], data.group[~mine], seed=SEED)
+        replay = (replay["replay_features"].float().numpy(), replay["replay_labels"].long().numpy())
+        person = data.subset(mine)
+        pool, test = calibration_parts(person, signer)
+        samples = calibration_samples(person, pool, 20, signer.startswith(PHOTO_SIGNERS))
+        personal = adapt(model, meta, samples, replay=replay, seed=SEED, max_seconds=None)
+        tested = person.subset(test)
+        out[signer] = {"adapted": {"samples": len(samples), "before": personal.before, "after": personal.after,
+                                   "kept_shared": personal.kept_shared}}
+        for name, m, m_meta in (("shared", model, meta), ("personal", personal.model, personal.meta)):
+            rng = np.random.default_rng(SEED)  # the same draws for both models
+            out[signer][name] = {k: spell_all(m, m_meta, tested, words, config, rng) for k, words in lists.items()}
+        cached.write_bytes(pickle.dumps(out[signer]))
+        print(f"{signer}: calibrated with {len(samples)} frames and spelled", file=log, flush=True)
+    return out
+
+
+def calibrated_table(ev: dict) -> list[str]:
+    import numpy as np
+    from app.live.decoder import Decoder, shared_lexicon
+    decoder = Decoder(shared_lexicon())
+    rows = ["| held-out signer | words (n) | shared raw | shared decoded | calibrated raw | calibrated decoded "
+            "| names (n) | shared raw | shared decoded | calibrated raw | calibrated decoded |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    cols: dict[tuple, list] = {}
+    for signer, e in ev.items():
+        cells = [signer]
+        for kind in ("words", "names"):
+            cells.append(str(len(e["shared"][kind])))
+            for model in ("shared", "personal"):
+                r = score(decoder, e[model][kind])
+                cells += [f"{r['raw']:.1%}", f"{r['decoded']:.1%}"]
+                cols.setdefault((kind, model, "raw"), []).append(r["raw"])
+                cols.setdefault((kind, model, "decoded"), []).append(r["decoded"])
+        rows.append("| " + " | ".join(cells) + " |")
+    cells = ["mean of signers"]
+    for kind in ("words", "names"):
+        cells.append("")
+        cells += [f"{np.mean(cols[(kind, m, x)]):.1%}" for m in ("shared", "personal") for x in ("raw", "decoded")]
+    rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
 def score(decoder, spelled: list) -> dict:
     """Raw and decoded accuracy; the decoder's time per word end (wall and CPU: the machine is shared, so
     the wall time includes waiting for a core)."""
@@ -246,6 +327,8 @@ def parse_args(argv):
     p.add_argument("--signers", nargs="+", default=None, help="held-out signers (default: all five)")
     p.add_argument("--train-only", action="store_true", help="train and cache the models, nothing else")
     p.add_argument("--fit", action="store_true", help="fit the decoder's thresholds on the fit words and names")
+    p.add_argument("--calibrated", action="store_true",
+                   help="each held-out signer calibrates first: words from their test part, shared and personal model")
     p.add_argument("--names-kept", type=float, default=0.98,
                    help="--fit: the share of the fit names spelled right that must stay as spelled")
     p.add_argument("--train", nargs=argparse.REMAINDER, default=list(TRAIN_OPTIONS),
@@ -260,6 +343,9 @@ def main(argv=None) -> int:
     if args.train_only:
         for s in signers:
             print(model_path(s, tuple(args.train)), flush=True)
+        return 0
+    if args.calibrated:
+        print("\n".join(calibrated_table(calibrated_evidence(signers, tuple(args.train), word_lists()))), flush=True)
         return 0
     ev = evidence(signers, tuple(args.train), word_lists())
     if args.fit:
