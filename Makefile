@@ -37,6 +37,7 @@ bench: setup-dev
 	$(PY) -m bench.load --clients 1 4 8 12 16 --seconds 15
 	$(PY) -m bench.load --clients 1 8 --seconds 15 --compare gunicorn proxy werkzeug --rounds 3
 	$(PY) -m bench.calibration
+	$(PY) -m bench.page_flow
 
 clean:
 	rm -rf $(VENV) .pytest_cache
