@@ -164,6 +164,7 @@ def calibrated_evidence(signers: list[str], options: tuple[str, ...], lists: dic
     from ml.checkpoint import load_checkpoint
     from ml.config import load_config
     from ml.datasets import SOURCES
+    from ml.model import CLASSES
     from ml.personal import adapt, make_replay
     from ml.train import load_sets
     os.environ.setdefault("CALIBRATE_FRAMES", "middle")  # the page records the settled sign, after a countdown
@@ -183,10 +184,9 @@ def calibrated_evidence(signers: list[str], options: tuple[str, ...], lists: dic
             continue
         if data is None:
             data = load_sets(list(SOURCES), config)
-            features = data.features()
+            features, labels = data.features(), np.array([CLASSES.index(c) for c in data.y])
         model, meta = load_checkpoint(path)
         mine = data.group == signer
-        labels = np.array([list(meta["classes"]).index(c) for c in data.y])
         replay = make_replay(features[~mine], labels[~mine], data.group[~mine], seed=SEED)
         replay = (replay["replay_features"].float().numpy(), replay["replay_labels"].long().numpy())
         person = data.subset(mine)
