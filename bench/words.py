@@ -121,42 +121,50 @@ def spell_all(model, meta, samples, words: list[str], config: dict, rng) -> list
     return out
 
 
-def evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.stderr) -> dict:
-    """{signer: {list name: [(word, letters)]}}, cached beside each model (keyed by the lists, the simulation's
-    settings and the speller's code): spelling every word takes minutes on 2 cores."""
+def per_signer_cached(kind: str, signers: list[str], options: tuple[str, ...], settings: list, code: tuple[str, ...],
+                      compute, log=sys.stderr) -> dict:
+    """{signer: compute(signer, its model's path)}, each pickled beside the signer's model as KIND-KEY.pkl, KEY
+    hashing `settings` and the files in `code`: spelling every word takes minutes on 2 cores."""
     import pickle
+    key = hashlib.sha256(json.dumps(settings).encode())
+    for name in code:
+        key.update((ROOT / name).read_bytes())
+    out = {}
+    for signer in signers:
+        path = model_path(signer, options, log)
+        cached = path.parent / f"{kind}-{key.hexdigest()[:16]}.pkl"
+        if not cached.exists():
+            cached.write_bytes(pickle.dumps(compute(signer, path)))
+            print(f"{signer}: {kind} done", file=log, flush=True)
+        out[signer] = pickle.loads(cached.read_bytes())
+    return out
 
+
+def evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.stderr) -> dict:
+    """{signer: {list name: [(word, letters, tail)]}}: every word spelled with the signer's samples."""
     import numpy as np
     import torch
     from ml.checkpoint import load_checkpoint
     from ml.config import load_config
     torch.set_num_threads(2)
     config = load_config()
-    key = hashlib.sha256(json.dumps([lists, config["speller"], SEED, FRAMES_PER_LETTER]).encode())
-    key.update((ROOT / "app" / "live" / "speller.py").read_bytes())
-    out = {}
-    for signer in signers:
-        path = model_path(signer, options, log)
-        cached = path.parent / f"spelled-{key.hexdigest()[:16]}.pkl"
-        if cached.exists():
-            out[signer] = pickle.loads(cached.read_bytes())
-            continue
+
+    def spell(signer, path):
         model, meta = load_checkpoint(path)
         samples = signer_samples(signer)
         rng = np.random.default_rng(SEED)
-        out[signer] = {name: spell_all(model, meta, samples, words, config, rng) for name, words in lists.items()}
-        cached.write_bytes(pickle.dumps(out[signer]))
-        print(f"{signer}: spelled " + ", ".join(f"{len(v)} {k}" for k, v in out[signer].items()), file=log, flush=True)
-    return out
+        return {name: spell_all(model, meta, samples, words, config, rng) for name, words in lists.items()}
+
+    return per_signer_cached("spelled", signers, options, [lists, config["speller"], SEED, FRAMES_PER_LETTER],
+                             ("app/live/speller.py",), spell, log)
 
 
 def calibrated_evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.stderr) -> dict:
     """{signer: {"shared" | "personal": {"words" | "names": spelled}}}: the held-out signer calibrates as on the
     page (20 settled frames per class of the calibration part, ml.calibration's split; ml.personal.adapt at its full
     steps, whatever the machine's load), then spells every word with letters drawn from the test part only, read
-    by the shared fold model and by the personal one (same draws). Cached beside each model, as `evidence`."""
+    by the shared fold model and by the personal one (same draws)."""
     import os
-    import pickle
 
     import numpy as np
     import torch
@@ -171,20 +179,13 @@ def calibrated_evidence(signers: list[str], options: tuple[str, ...], lists: dic
     torch.set_num_threads(2)
     config = load_config()
     lists = {k: lists[k] for k in ("words", "names")}
-    key = hashlib.sha256(json.dumps([lists, config["speller"], SEED, FRAMES_PER_LETTER, "calibrated-20",
-                                     os.environ["CALIBRATE_FRAMES"]]).encode())
-    for name in ("app/live/speller.py", "ml/personal.py", "ml/calibration.py"):
-        key.update((ROOT / name).read_bytes())
-    data, out = None, {}
-    for signer in signers:
-        path = model_path(signer, options, log)
-        cached = path.parent / f"calibrated-{key.hexdigest()[:16]}.pkl"
-        if cached.exists():
-            out[signer] = pickle.loads(cached.read_bytes())
-            continue
-        if data is None:
+    loaded = {}  # every signer's data, loaded once and only when some signer is not cached
+
+    def calibrate_and_spell(signer, path):
+        if not loaded:
             data = load_sets(list(SOURCES), config)
-            features, labels = data.features(), np.array([CLASSES.index(c) for c in data.y])
+            loaded.update(data=data, features=data.features(), labels=np.array([CLASSES.index(c) for c in data.y]))
+        data, features, labels = loaded["data"], loaded["features"], loaded["labels"]
         model, meta = load_checkpoint(path)
         mine = data.group == signer
         replay = make_replay(features[~mine], labels[~mine], data.group[~mine], seed=SEED)
@@ -194,14 +195,16 @@ def calibrated_evidence(signers: list[str], options: tuple[str, ...], lists: dic
         samples = calibration_samples(person, pool, 20, signer.startswith(PHOTO_SIGNERS))
         personal = adapt(model, meta, samples, replay=replay, seed=SEED, max_seconds=None)
         tested = person.subset(test)
-        out[signer] = {"adapted": {"samples": len(samples), "before": personal.before, "after": personal.after,
-                                   "kept_shared": personal.kept_shared}}
+        out = {"adapted": {"samples": len(samples), "before": personal.before, "after": personal.after,
+                           "kept_shared": personal.kept_shared}}
         for name, m, m_meta in (("shared", model, meta), ("personal", personal.model, personal.meta)):
             rng = np.random.default_rng(SEED)  # the same draws for both models
-            out[signer][name] = {k: spell_all(m, m_meta, tested, words, config, rng) for k, words in lists.items()}
-        cached.write_bytes(pickle.dumps(out[signer]))
-        print(f"{signer}: calibrated with {len(samples)} frames and spelled", file=log, flush=True)
-    return out
+            out[name] = {k: spell_all(m, m_meta, tested, words, config, rng) for k, words in lists.items()}
+        return out
+
+    settings = [lists, config["speller"], SEED, FRAMES_PER_LETTER, "calibrated-20", os.environ["CALIBRATE_FRAMES"]]
+    return per_signer_cached("calibrated", signers, options, settings,
+                             ("app/live/speller.py", "ml/personal.py", "ml/calibration.py"), calibrate_and_spell, log)
 
 
 def calibrated_table(ev: dict) -> list[str]:
