@@ -208,6 +208,7 @@ def test_the_page_calibrates_and_then_reads_with_the_personal_model(make_server,
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.goto(server.url + "/")
     expect(page.locator("#calibration-offer")).to_be_visible()  # a first-time visitor is offered it once
+    expect(page.locator("#calibration-offer")).to_contain_text("about 20 seconds")  # 2 x (1 + 1.5) s + adapting
     expect(page.locator("#status-model")).to_have_text("shipped", timeout=30_000)
     page.click("#calibration-offer-yes")
     expect(page.locator("#calibration-total")).to_have_text("2")
