@@ -82,6 +82,21 @@ def test_a_kept_spelling_ranks_up_for_that_user():
     assert "ILSE" in mine.suggest(read("ILS"))
 
 
+def test_a_misreading_seen_in_earlier_words_is_fixed_later():
+    # This user's T is read as S, surely (two of them: no doubt to go on). Once earlier words showed it, BESSER
+    # decodes as BETTER; a decoder that saw nothing, or whose lesson was taken back, keeps the spelling.
+    fresh, learner = Decoder(shared_lexicon()), Decoder(shared_lexicon())
+    besser = read("BESSER", sure=0.95)
+    assert fresh.decode(besser).value == "BESSER"
+    for meant, seen in (("THE", "SHE"), ("TEXT", "SEXS"), ("THAT", "SHAS")):
+        learner.learn(meant, seen)
+    assert learner.decode(besser).value == "BETTER"
+    assert learner.decode(read("BJORN")).value == "BJORN"  # a clear name is still kept
+    for meant, seen in (("THE", "SHE"), ("TEXT", "SEXS"), ("THAT", "SHAS")):
+        learner.learn(meant, seen, weight=-1)  # the user chose the spelling: it was not a misreading
+    assert learner.decode(besser).value == "BESSER"
+
+
 def test_kept_spellings_are_bounded():
     d = Decoder(shared_lexicon())
     for i in range(3000):
@@ -121,6 +136,15 @@ def test_a_missed_last_letter_shows_in_the_tail(decoder):
 
 def test_two_missed_letters_are_restored_from_their_gaps(decoder):
     assert decoder.decode(with_gaps(read("AYOE"), {1: shown("N"), 3: shown("N")})).value == "ANYONE"
+
+
+def test_words_two_edits_away_are_found_whatever_the_edits(decoder):
+    # A misread letter the model was sure of plus a letter missed without a gap: neither edit is one the model's
+    # doubts or the gaps point to, so only the lexicon's index of near words finds these.
+    assert "RESULTS" in decoder.lexicon.near("RESRLS")  # U read as R, T missed
+    assert "INFORMATION" in decoder.lexicon.near("INFOMAION")  # R and T missed
+    assert "PROJECT" in decoder.lexicon.near("PROECA")  # J missed, T read as A
+    assert all(len(decoder.lexicon.near(w)) <= 20 for w in ("A", "THE", "SH", "CORNY"))
 
 
 def test_a_name_with_an_empty_gap_is_kept(decoder):

@@ -5,15 +5,17 @@ committed letters to w: each letter read as w's letter with the model's (smoothe
 committed letter extra, or up to two letters of w missed. A missed letter is scored by the gap where it would
 sit: the frames between two commits where a hand showed but nothing was committed (the speller keeps the model's
 probabilities there), so a letter the user signed too briefly or too unsurely still counts, and the longer the
-gap the likelier a missed letter. A missed letter of a double (HELO for HELLO: the user did not rest) and an
+gap the likelier a missed letter (two missed in one gap share its frames). A missed letter of a double (HELO for HELLO: the user did not rest) and an
 extra repeat or a weakly held letter are likelier than others. The raw spelling scores
 log P(letters | raw) + max(log P(raw), NAME_LOGPRIOR): a name is as likely as a rare word. The decoder keeps
 the raw spelling unless the best word beats it by MARGIN: fingerspelling is mostly names, which must stay as
 spelled. SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE and MARGIN are fitted on held-out signers' words and
 names, never the test words (`python -m bench.words --fit`, docs/EXPERIMENTS.md, "Words, not letters").
 
-The lexicon is symspellpy's English frequency dictionary (82,765 words with counts); a user's own kept
-spellings rank as common words for that user.
+The candidates are lexicon words one or two edits from the spelling: those the model's doubts and the gaps point
+to, and the likeliest of the 20,000 most frequent words within two edits of any kind (a symmetric-delete index,
+as SymSpell's). The lexicon is symspellpy's English frequency dictionary (82,765 words with counts); a user's own
+kept spellings rank as common words for that user.
 """
 from __future__ import annotations
 
@@ -30,11 +32,11 @@ LEXICON_FILE = "frequency_dictionary_en_82_765.txt"  # inside the symspellpy pac
 # Fitted: `python -m bench.words --fit` (the five held-out signers' fit words and names; --names-kept 0.98:
 # 98 % of the fit names spelled right stay as spelled: fingerspelling is mostly names).
 SMOOTHING = 0.1
-NAME_LOGPRIOR = -14.0
-MARGIN = 1.0
+NAME_LOGPRIOR = -16.0
+MARGIN = 3.0
 MISSED = math.log(0.05)          # a letter of the word never committed, nothing shown for it
-GAP_MISSED = math.log(8.0)       # ... shown in a gap: odds against the gap showing no letter (times its probability)
-GAP_SLOPE = 0.5                  # ... plus this (log odds) for each frame of the gap beyond GAP_FRAMES
+GAP_MISSED = math.log(16.0)      # ... shown in a gap: odds against the gap showing no letter (times its probability)
+GAP_SLOPE = 1.0                  # ... plus this (log odds) for each frame of the gap beyond GAP_FRAMES
 
 # Edit probabilities (log): a committed letter the word lacks is rare (the hold rule), a double's second likely.
 EXTRA = math.log(0.005)          # a committed letter the word lacks (13 of 1,820 words, kaggle fold)
@@ -42,11 +44,28 @@ EXTRA_SPECIAL = math.log(0.2)    # ... when it was held weakly or repeats the le
 MISSED_DOUBLE = math.log(0.3)    # the second of a double letter (the user did not rest)
 USER_LOGPRIOR = -7.0             # a kept spelling ranks like a common word (about the 300th)
 MAX_USER_WORDS = 1000            # per session: a visitor's state is bounded
+# Learned in a session: how often this user's letter c is read as r, from the words the decoder (or the user's
+# choice) settled on. A stranger's misreadings are systematic (one signer's T is read as S 64 times in 1,000
+# words), so a misreading seen before is likelier again. Fitted as the constants above (bench.words --fit).
+LEARNED = 2.0                    # weight of the learned misreading rate in the channel
+LEARNED_PRIOR = 1.0              # letters of c seen before its learned rate counts in full (shrinkage)
 SUGGESTIONS = 3
 DOUBT = math.log(0.02)           # a letter the model gave this much (smoothed) is a candidate substitution
 GAP_FRAMES = 3                   # frames that committed nothing before a gap can show a missed letter
 GAP_LONG = 15                    # frames (1 s at 15 fps) beyond which a longer gap says no more
 GAP_TOP = 3                      # a gap's likeliest letters tried as missed letters
+NEAR_WORDS = 20000               # the most frequent words, indexed for any two edits of a spelling (~60 MB)
+NEAR_PREFIX = 7                  # ... by the deletes of their first letters only (SymSpell's prefix, its memory)
+NEAR_TOP = 20                    # ... the most frequent of them scored (the channel's cost is per candidate)
+
+
+def deletes(text: str, n: int = 2) -> set[str]:
+    """`text` with up to `n` of its letters deleted (itself included)."""
+    out = frontier = {text}
+    for _ in range(n):
+        frontier = {x[:i] + x[i + 1:] for x in frontier for i in range(len(x))}
+        out = out | frontier
+    return out
 
 
 def mean(vectors: list) -> list[float] | None:
@@ -99,6 +118,14 @@ class Lexicon:
                 heap = best.setdefault(w[:k], [])
                 (heapq.heappush if len(heap) < SUGGESTIONS else heapq.heappushpop)(heap, (lp, w))
         self._top = {p: [w for _, w in sorted(h, reverse=True)] for p, h in best.items()}
+        # SymSpell's symmetric deletes: a word within two edits of a spelling shares a delete of its prefix
+        # with it. Its own lookup verifies each match's edit distance, which takes 1-4 ms a word; the channel
+        # scores the matches instead, so only the likeliest are kept.
+        near: dict[str, list[str]] = {}
+        for w in sorted(self.logprior, key=self.logprior.get, reverse=True)[:NEAR_WORDS]:
+            for d in deletes(w[:NEAR_PREFIX]):
+                near.setdefault(d, []).append(w)
+        self._near = {d: tuple(ws) for d, ws in near.items()}
 
     @classmethod
     def load(cls) -> "Lexicon":
@@ -109,6 +136,15 @@ class Lexicon:
                 if word.isalpha() and word.isascii():
                     counts[word.upper()] = int(count)
         return cls(counts)
+
+    def near(self, spelling: str) -> list[str]:
+        """Up to NEAR_TOP of the NEAR_WORDS most frequent words within about two edits of `spelling` (one
+        letter shorter to two longer: the channel's alignments), likeliest first."""
+        found = set()
+        for d in deletes(spelling[:NEAR_PREFIX]):
+            found.update(self._near.get(d, ()))
+        found = [w for w in found if len(spelling) - 1 <= len(w) <= len(spelling) + 2]
+        return heapq.nlargest(NEAR_TOP, found, key=self.logprior.__getitem__)
 
     def completions(self, prefix: str) -> list[str]:
         """The SUGGESTIONS most likely words starting with `prefix` (the prefix itself included)."""
@@ -124,7 +160,7 @@ _shared_lock = threading.Lock()
 
 
 def shared_lexicon() -> Lexicon:
-    """One lexicon per process (~1 s to load, ~17 MB), shared by every session's decoder (read-only)."""
+    """One lexicon per process (~1 s to load, ~75 MB with its near-word index), shared by every session's decoder (read-only)."""
     global _shared
     with _shared_lock:
         if _shared is None:
@@ -138,16 +174,21 @@ def letter_probs(probs, classes: list[str]) -> list[float]:
 
 
 class Decoder:
-    """One user's decoder: the shared lexicon plus that user's kept spellings."""
+    """One user's decoder: the shared lexicon plus that user's kept spellings and the misreadings of their letters
+    learned from their words."""
 
     def __init__(self, lexicon: Lexicon, smoothing: float = SMOOTHING, name_logprior: float = NAME_LOGPRIOR,
                  margin: float = MARGIN, missed: float = MISSED, gap_missed: float = GAP_MISSED,
-                 gap_slope: float = GAP_SLOPE):
+                 gap_slope: float = GAP_SLOPE, learned: float = LEARNED, learned_prior: float = LEARNED_PRIOR):
         self.lexicon = lexicon
         self.letters = LETTERS
         self.smoothing, self.name_logprior, self.margin, self.missed = smoothing, name_logprior, margin, missed
         self.gap_missed, self.gap_slope = gap_missed, gap_slope
+        self.learned, self.learned_prior = learned, learned_prior
         self.user_words: dict[str, None] = {}  # insertion order: the oldest is dropped first
+        # This user's letters: how many times c was meant, and read as r (r != c); 26 x 26 at most.
+        self.meant: dict[str, int] = {}
+        self.misread: dict[tuple[str, str], int] = {}
 
     def remember(self, word: str) -> None:
         """A spelling the user kept: ranked up from now on."""
@@ -155,6 +196,16 @@ class Decoder:
         self.user_words[word] = None
         while len(self.user_words) > MAX_USER_WORDS:
             del self.user_words[next(iter(self.user_words))]
+
+    def learn(self, meant: str, read: str, weight: int = 1) -> None:
+        """The user meant `meant` where the letters read `read`: count each letter meant and each misread (same
+        length only: where a letter was missed or extra, the alignment is a guess). weight -1 takes it back."""
+        if len(meant) != len(read):
+            return
+        for c, r in zip(meant, read):
+            self.meant[c] = self.meant.get(c, 0) + weight
+            if c != r:
+                self.misread[(c, r)] = self.misread.get((c, r), 0) + weight
 
     def logprior(self, word: str) -> float | None:
         lp = self.lexicon.logprior.get(word)
@@ -173,31 +224,43 @@ class Decoder:
             else:
                 p = [float(v) for v in x.probs]
             total = sum(p) or 1.0
-            table.append({c: math.log((1 - eps) * v / total + eps / len(p)) for c, v in zip(self.letters, p)})
+            row = [(1 - eps) * v / total + eps / len(p) for v in p]
+            if not x.corrected:  # a misreading this user's letter c was seen to have (this letter read as x)
+                for i, c in enumerate(self.letters):
+                    if (c, x.label) in self.misread:
+                        row[i] += self.learned * self.misread[(c, x.label)] / (self.meant[c] + self.learned_prior)
+            table.append({c: math.log(v) for c, v in zip(self.letters, row)})
         return table
 
-    def _gaps(self, letters: list[Letter], tail: Gap | None) -> list[dict | None]:
-        """Per gap (before each committed letter, then after the last): log P(a missed letter c shows there)
-        for every letter, or None where too few frames committed nothing to show one."""
+    def _gaps(self, letters: list[Letter], tail: Gap | None) -> list[tuple[dict, dict] | None]:
+        """Per gap (before each committed letter, then after the last): log P(a missed letter c shows there) for
+        every letter, alone and when two missed letters share the gap's frames; None where too few frames
+        committed nothing to show one."""
         out = []
         for g in [x.gap for x in letters] + [tail]:
             if g is None or g.frames < GAP_FRAMES:
                 out.append(None)
                 continue
-            # The longer a hand showed without a commit, the likelier a letter was missed there. Not normalised
-            # over the letters: frames the model gave to `nothing` show no letter.
-            odds = self.gap_missed + self.gap_slope * (min(g.frames, GAP_LONG) - GAP_FRAMES)
+            # Not normalised over the letters: frames the model gave to `nothing` show no letter.
             eps = self.smoothing
-            out.append({c: odds + math.log((1 - eps) * v + eps / len(g.probs)) for c, v in zip(self.letters, g.probs)})
+            shown = {c: math.log((1 - eps) * v + eps / len(g.probs)) for c, v in zip(self.letters, g.probs)}
+            out.append(tuple({c: odds + lp for c, lp in shown.items()}
+                             for odds in (self._odds(g.frames), self._odds(g.frames / 2))))
         return out
 
-    def _missed(self, gaps: list, j: int, word: str, k: int) -> float:
-        """log P(the word's letter k was never committed), in gap j (j committed letters before it)."""
+    def _odds(self, frames: float) -> float:
+        """log odds that a gap of `frames` shows a missed letter: the longer a hand showed without a commit,
+        the likelier a letter was missed there."""
+        return self.gap_missed + self.gap_slope * (min(frames, GAP_LONG) - GAP_FRAMES)
+
+    def _missed(self, gaps: list, j: int, word: str, k: int, shared: bool = False) -> float:
+        """log P(the word's letter k was never committed), in gap j (j committed letters before it), whose
+        frames another missed letter may share."""
         cost = self.missed
         if k and word[k] == word[k - 1]:
             cost = max(cost, MISSED_DOUBLE)
         if gaps[j] is not None:
-            cost = max(cost, gaps[j][word[k]])
+            cost = max(cost, gaps[j][shared][word[k]])
         return cost
 
     def channel(self, table: list[dict], letters: list[Letter], word: str, gaps: list | None = None) -> float:
@@ -214,7 +277,8 @@ class Decoder:
         if m == n + 1:  # the word's letter k missed, in gap k
             return max(self._missed(gaps, k, word, k) + read(table, word[:k] + word[k + 1:]) for k in range(m))
         if m == n + 2:  # letters k1 < k2 missed, in gaps k1 and k2 - 1
-            return max(self._missed(gaps, k1, word, k1) + self._missed(gaps, k2 - 1, word, k2)
+            return max(self._missed(gaps, k1, word, k1, k1 == k2 - 1)
+                       + self._missed(gaps, k2 - 1, word, k2, k1 == k2 - 1)
                        + read(table, word[:k1] + word[k1 + 1:k2] + word[k2 + 1:])
                        for k2 in range(1, m) for k1 in range(k2))
         if m == n - 1:  # one committed letter extra, at k
@@ -229,7 +293,7 @@ class Decoder:
     def candidates(self, table: list[dict], raw: str, gaps: list | None = None) -> set[str]:
         """Lexicon (and user) words one edit from the raw spelling; or two substitutions by letters the model
         gave at least DOUBT; or up to two missed letters, each one its gap's likeliest or a double, with at
-        most one such substitution."""
+        most one such substitution; and the NEAR_TOP most frequent words two edits of any kind away."""
         edits = set()
         for k in range(len(raw) + 1):
             head, tail = raw[:k], raw[k:]
@@ -245,7 +309,7 @@ class Decoder:
         # Missed letters: per gap, its GAP_TOP likeliest letters and the letter before (a double).
         inserts = []
         for j, g in enumerate(gaps or []):
-            options = sorted(g, key=g.get, reverse=True)[:GAP_TOP] if g is not None else []
+            options = sorted(g[0], key=g[0].get, reverse=True)[:GAP_TOP] if g is not None else []
             if j and raw[j - 1] not in options:
                 options.append(raw[j - 1])
             inserts += [(j, c) for c in options]
@@ -257,7 +321,8 @@ class Decoder:
                 if j2 >= j1:
                     edits.add(raw[:j1] + c1 + raw[j1:j2] + c2 + raw[j2:])
         edits.discard(raw)
-        return (self.lexicon.logprior.keys() & edits) | (self.user_words.keys() & edits)
+        found = (self.lexicon.logprior.keys() & edits) | (self.user_words.keys() & edits)
+        return found | (set(self.lexicon.near(raw)) - {raw})
 
     def rank(self, letters: list[Letter], tail: Gap | None = None) -> tuple[list[tuple[float, str]], float]:
         """(candidate words with their scores, best first; the raw spelling's score)."""

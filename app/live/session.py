@@ -200,6 +200,7 @@ class Session:
         for event in events:
             if event["type"] == "word":
                 self.finished = self.decoder.decode(self.speller.finished, self.speller.finished_tail)
+                self.decoder.learn(self.finished.value, self.finished.raw)
                 self.speller.replace_finished(self.finished.value)
                 event = self.finished.event()
             elif event["type"] == "clear":
@@ -237,6 +238,7 @@ class Session:
             # End the current word with the choice in its place.
             events = [e for e in self.speller.finish_word() if e["type"] != "word"]
             self.finished = Decoded(word, raw, [w for w in options if w not in (word, raw)])
+            self.decoder.learn(word, raw)
             self.speller.replace_finished(word)
             self.suggestions = []
             return self.state(events + [self.finished.event()])
@@ -248,6 +250,8 @@ class Session:
     def _replace(self, word: str) -> list[dict]:
         old = self.finished
         others = [w for w in [old.value, *old.alternatives] if w not in (word, old.raw)]
+        self.decoder.learn(old.value, old.raw, weight=-1)  # the user's choice is what was meant, not the decoder's
+        self.decoder.learn(word, old.raw)
         self.finished = Decoded(word, old.raw, others)
         self.speller.replace_finished(word)
         return [{"type": "replace", **{k: v for k, v in self.finished.event().items() if k != "type"}}]
