@@ -97,6 +97,15 @@ def test_a_misreading_seen_in_earlier_words_is_fixed_later():
     assert learner.decode(besser).value == "BESSER"
 
 
+def test_a_word_with_a_letter_missed_teaches_through_its_one_best_alignment():
+    d = Decoder(shared_lexicon())
+    d.learn("RESULTS", "RESRLS")  # T missed; the U read as R
+    assert d.misread == {("U", "R"): 1} and d.meant["S"] == 2 and "T" not in d.meant
+    d.learn("TO", "X")  # T or O missed, either way one misread: nothing to learn from
+    d.learn("CAT", "CATSS")  # two letters apart: no alignment is tried
+    assert d.misread == {("U", "R"): 1} and "O" not in d.meant and "C" not in d.meant
+
+
 def test_kept_spellings_are_bounded():
     d = Decoder(shared_lexicon())
     for i in range(3000):

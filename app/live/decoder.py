@@ -48,7 +48,7 @@ MAX_USER_WORDS = 1000            # per session: a visitor's state is bounded
 # choice) settled on. A stranger's misreadings are systematic (one signer's T is read as S 64 times in 1,000
 # words), so a misreading seen before is likelier again. Fitted as the constants above (bench.words --fit).
 LEARNED = 2.0                    # weight of the learned misreading rate in the channel
-LEARNED_PRIOR = 1.0              # letters of c seen before its learned rate counts in full (shrinkage)
+LEARNED_PRIOR = 2.0              # letters of c seen before its learned rate counts in full (shrinkage)
 SUGGESTIONS = 3
 DOUBT = math.log(0.02)           # a letter the model gave this much (smoothed) is a candidate substitution
 GAP_FRAMES = 3                   # frames that committed nothing before a gap can show a missed letter
@@ -198,11 +198,20 @@ class Decoder:
             del self.user_words[next(iter(self.user_words))]
 
     def learn(self, meant: str, read: str, weight: int = 1) -> None:
-        """The user meant `meant` where the letters read `read`: count each letter meant and each misread (same
-        length only: where a letter was missed or extra, the alignment is a guess). weight -1 takes it back."""
-        if len(meant) != len(read):
+        """The user meant `meant` where the letters read `read`: count each letter meant and each misread, letter
+        by letter. Where one letter was missed or extra, the alignment with the fewest misreads, if only one is;
+        otherwise nothing is learned. weight -1 takes it back."""
+        if len(meant) == len(read) + 1:
+            pairs = {(meant[:k] + meant[k + 1:], read) for k in range(len(meant))}
+        elif len(meant) + 1 == len(read):
+            pairs = {(meant, read[:k] + read[k + 1:]) for k in range(len(read))}
+        else:
+            pairs = {(meant, read)} if len(meant) == len(read) else set()
+        misreads = {p: sum(c != r for c, r in zip(*p)) for p in pairs}
+        best = [p for p in pairs if misreads[p] == min(misreads.values())]
+        if len(best) != 1:
             return
-        for c, r in zip(meant, read):
+        for c, r in zip(*best[0]):
             self.meant[c] = self.meant.get(c, 0) + weight
             if c != r:
                 self.misread[(c, r)] = self.misread.get((c, r), 0) + weight
