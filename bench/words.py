@@ -441,6 +441,8 @@ def main(argv=None) -> int:
     if args.fit:
         print(json.dumps(fit(ev, args.names_kept)), flush=True)
         return 0
+    import gc
+    gc.freeze()  # the cached words are the bench's, not the server's: the collector's pauses should not walk them
     rows = table(ev)
     print("\n".join(rows), flush=True)
     from bench.report import machine_label, write_section
