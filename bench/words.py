@@ -214,7 +214,7 @@ def calibrated_table(ev: dict) -> list[str]:
     decoder = Decoder(shared_lexicon())  # learns nothing: decode() alone keeps no state
     rows = ["| held-out signer | words (n) | shared raw | shared decoded | calibrated raw | calibrated decoded "
             "| calibrated decoded, learning | names (n) | shared raw | shared decoded | calibrated raw "
-            "| calibrated decoded | calibrated decoded, learning |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| calibrated decoded | calibrated decoded, learning |", "|" + "---|" * 13]
     cols: dict[tuple, list] = {}
     for signer, e in ev.items():
         learning = session(Decoder(shared_lexicon()), e["personal"])

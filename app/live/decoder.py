@@ -5,12 +5,14 @@ committed letters to w: each letter read as w's letter with the model's (smoothe
 committed letter extra, or up to two letters of w missed. A missed letter is scored by the gap where it would
 sit: the frames between two commits where a hand showed but nothing was committed (the speller keeps the model's
 probabilities there), so a letter the user signed too briefly or too unsurely still counts, and the longer the
-gap the likelier a missed letter (two missed in one gap share its frames). A missed letter of a double (HELO for HELLO: the user did not rest) and an
-extra repeat or a weakly held letter are likelier than others. The raw spelling scores
-log P(letters | raw) + max(log P(raw), NAME_LOGPRIOR): a name is as likely as a rare word. The decoder keeps
-the raw spelling unless the best word beats it by MARGIN: fingerspelling is mostly names, which must stay as
-spelled. SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE and MARGIN are fitted on held-out signers' words and
-names, never the test words (`python -m bench.words --fit`, docs/EXPERIMENTS.md, "Words, not letters").
+gap the likelier a missed letter (two missed in one gap share its frames). A missed letter of a double (HELO for
+HELLO: the user did not rest) and an extra repeat or a weakly held letter are likelier than others. The raw
+spelling scores log P(letters | raw) + max(log P(raw), NAME_LOGPRIOR): a name is as likely as a rare word. The
+decoder keeps the raw spelling unless the best word beats it by MARGIN: fingerspelling is mostly names, which must
+stay as spelled. A session's decoder also learns which of its user's letters the model misreads, and as what, from
+the words it settles on (`learn`). SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE, MARGIN, LEARNED and
+LEARNED_PRIOR are fitted on held-out signers' words and names, never the test words (`python -m bench.words
+--fit`, docs/EXPERIMENTS.md, "Words, not letters").
 
 The candidates are lexicon words one or two edits from the spelling: those the model's doubts and the gaps point
 to, and the likeliest of the 20,000 most frequent words within two edits of any kind (a symmetric-delete index,
@@ -46,7 +48,7 @@ USER_LOGPRIOR = -7.0             # a kept spelling ranks like a common word (abo
 MAX_USER_WORDS = 1000            # per session: a visitor's state is bounded
 # Learned in a session: how often this user's letter c is read as r, from the words the decoder (or the user's
 # choice) settled on. A stranger's misreadings are systematic (one signer's T is read as S 64 times in 1,000
-# words), so a misreading seen before is likelier again. Fitted as the constants above (bench.words --fit).
+# words), so a misreading seen before is likelier again. Fitted after the constants above (bench.words --fit).
 LEARNED = 2.0                    # weight of the learned misreading rate in the channel
 LEARNED_PRIOR = 2.0              # letters of c seen before its learned rate counts in full (shrinkage)
 SUGGESTIONS = 3
@@ -160,7 +162,8 @@ _shared_lock = threading.Lock()
 
 
 def shared_lexicon() -> Lexicon:
-    """One lexicon per process (~1 s to load, ~75 MB with its near-word index), shared by every session's decoder (read-only)."""
+    """One lexicon per process (~1 s to load, ~75 MB with its near-word index), shared by every session's decoder
+    (read-only)."""
     global _shared
     with _shared_lock:
         if _shared is None:
