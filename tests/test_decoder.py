@@ -113,6 +113,17 @@ def test_kept_spellings_are_bounded():
     assert len(d.user_words) == 1000 and "W2999" in d.user_words and "W0" not in d.user_words
 
 
+def test_what_a_session_learns_is_bounded():
+    # A visitor's words, however many, leave at most a count per letter and per pair of letters.
+    import random
+    d, rng = Decoder(shared_lexicon()), random.Random(0)
+    for _ in range(1000):
+        meant = "".join(rng.choice(LETTERS) for _ in range(rng.randint(1, 12)))
+        read = "".join(c if rng.random() < 0.7 else rng.choice(LETTERS) for c in meant)
+        d.learn(meant, read[:-1] if rng.random() < 0.2 else read)
+    assert len(d.meant) == 26 and 0 < len(d.misread) <= 26 * 25
+
+
 def test_a_corrected_letter_is_trusted_more(decoder):
     letters = read("ILSE", sure=0.6, doubts={0: ("E", 0.45)})
     assert decoder.decode(letters).value == "ELSE"
