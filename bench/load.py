@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import socketio
 
-from bench.report import machine_label, write_section
+from bench.report import machine_label, rss_mb, write_section
 from tests.conftest import Server, kaggle_photos, webcam_jpeg
 
 MAX_IN_FLIGHT = 2
@@ -83,11 +83,6 @@ class StreamingClient:
             time.sleep(max(0.0, start + seq * self.period - time.perf_counter()))
         time.sleep(0.5)  # let the last answers arrive
         self.sio.disconnect()
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
 def run_load(url: str, pid: int, n_clients: int, seconds: float, fps: float, frames: list[bytes]) -> dict:

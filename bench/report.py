@@ -11,6 +11,12 @@ PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
 HEADER = "# Performance\n\nWritten by the benchmarks in `bench/`; each section names the command that wrote it.\n"
 
 
+def rss_mb(pid: int) -> float:
+    """A process's resident memory (Linux /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
 def machine_label() -> str:
     """What the figures were measured on."""
     cpu = platform.processor() or platform.machine()

@@ -397,16 +397,15 @@ def table(ev: dict) -> list[str]:
 
 def lexicon_cost() -> str:
     """The shared lexicon's load time and memory (its near-word index included), measured in this process."""
+    import os
     import time
     from app.live.decoder import NEAR_WORDS, shared_lexicon
+    from bench.report import rss_mb
 
-    def rss_mb():
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
-
-    before, t0 = rss_mb(), time.perf_counter()
+    before, t0 = rss_mb(os.getpid()), time.perf_counter()
     words = len(shared_lexicon().logprior)
-    return (f"lexicon, once per process: loaded in {time.perf_counter() - t0:.2f} s, {rss_mb() - before:.0f} MB "
+    seconds, grown = time.perf_counter() - t0, rss_mb(os.getpid()) - before
+    return (f"lexicon, once per process: loaded in {seconds:.2f} s, {grown:.0f} MB "
             f"resident ({words:,} words, and the near-word index of the {NEAR_WORDS:,} most frequent)")
 
 
