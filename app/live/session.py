@@ -205,6 +205,11 @@ class Session:
                 event = self.finished.event()
             elif event["type"] == "clear":
                 self.finished = None
+            elif event["type"] == "del" and self.finished is not None and not self.speller.finished:
+                # The space was deleted (the speller let go of the finished word's evidence): the word is being
+                # spelled again, so its lesson is taken back; it teaches once more, as finally spelled, when it ends.
+                self.decoder.learn(self.finished.value, self.finished.raw, weight=-1)
+                self.finished = None
             out.append(event)
         if events:
             self.suggestions = self.decoder.suggest(self.speller.letters)

@@ -1,0 +1,72 @@
+"""What a live session's decoder learns from the words its user finishes, chooses and reopens: crafted predictions
+through the real Session and speller (the path `process` takes after the model; no camera, no model)."""
+from __future__ import annotations
+
+import pytest
+
+from app.live.decoder import LETTERS
+from app.live.session import Session, TrackerPool
+
+
+@pytest.fixture
+def session(config) -> Session:
+    return Session(config, TrackerPool(config["landmarks"]))
+
+
+def frame(session: Session, label: str | None, probs=None) -> list[dict]:
+    confidence = 1.0 if probs is None else max(probs)
+    return session.decode_words(session.speller.update(label, confidence, probs))
+
+
+def sign(session: Session, word: str, doubts: dict[int, tuple[str, float]] | None = None) -> list[dict]:
+    """Each letter of `word` held, then a rest; at position i the model was unsure: doubts[i] = (letter meant,
+    its probability)."""
+    events = []
+    for i, c in enumerate(word):
+        probs = [0.0] * 26
+        probs[LETTERS.index(c)] = 0.95
+        if doubts and i in doubts:
+            other, p = doubts[i]
+            probs[LETTERS.index(c)], probs[LETTERS.index(other)] = 0.95 - p, p
+        for _ in range(session.speller.hold_frames):
+            events += frame(session, c, probs)
+        events += frame(session, None)
+    return events
+
+
+def end_word(session: Session, label: str = "space") -> list[dict]:
+    events = []
+    for _ in range(session.speller.hold_frames):
+        events += frame(session, label)
+    return events + frame(session, None)
+
+
+def test_a_session_learns_its_users_misreadings_from_the_words_it_decodes(config, session):
+    # This user's T is read as S, with the model's doubt on it: the decoder fixes each word, and learns.
+    for word, meant in (("SHIS", "THIS"), ("SHAS", "THAT")):
+        sign(session, word, {0: ("T", 0.35), 3: ("T", 0.35)})
+        assert [(e["value"], e["raw"]) for e in end_word(session) if e["type"] == "word"] == [(meant, word)]
+    assert session.decoder.misread[("T", "S")] == 3  # THIS once, THAT twice
+    # Now sure S's where T's were meant, with no doubt to go on, are read as this user's T's; a session that
+    # learned nothing keeps the spelling.
+    fresh = Session(config, TrackerPool(config["landmarks"]))
+    for s, expected in ((fresh, "BESSER"), (session, "BETTER")):
+        sign(s, "BESSER")
+        assert [e["value"] for e in end_word(s) if e["type"] == "word"] == [expected]
+
+
+def test_a_choice_and_a_reopened_word_take_the_lesson_back(session):
+    sign(session, "HELQ", {3: ("P", 0.3)})
+    assert [(e["value"], e["raw"]) for e in end_word(session) if e["type"] == "word"] == [("HELP", "HELQ")]
+    assert (session.decoder.misread[("P", "Q")], session.decoder.meant["P"]) == (1, 1)
+
+    session.choose({"raw": True})  # the user meant HELQ: nothing was misread
+    assert session.speller.text == "HELQ "
+    assert (session.decoder.misread[("P", "Q")], session.decoder.meant.get("P"), session.decoder.meant["Q"]) == \
+        (0, 0, 1)
+
+    end_word(session, "del")  # the space deleted: HELQ is the current word again, and teaches nothing meanwhile
+    assert session.speller.text == "HELQ" and set(session.decoder.meant.values()) == {0}
+    end_word(session)  # finished again, it teaches once
+    assert session.speller.text == "HELQ " and session.decoder.meant["Q"] == 1
+    assert session.decoder.misread[("P", "Q")] == 0
