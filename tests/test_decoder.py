@@ -97,6 +97,16 @@ def test_a_misreading_seen_in_earlier_words_is_fixed_later():
     assert learner.decode(besser).value == "BESSER"
 
 
+def test_words_two_edits_from_the_letters_a_user_meant_are_found():
+    # This user's P is always read as X. Once learned, XOCES (P read as X, R and the second S missed: three edits
+    # from the spelling) is two edits from what the letters meant, POCES: PROCESS.
+    fresh, learner = Decoder(shared_lexicon()), Decoder(shared_lexicon())
+    for meant, seen in (("PLAN", "XLAN"), ("OPEN", "OXEN"), ("HELP", "HELX"), ("PAGE", "XAGE"), ("UP", "UX")):
+        learner.learn(meant, seen)
+    for spelled, meant in (("XOCES", "PROCESS"), ("SUXXOT", "SUPPORT")):
+        assert (fresh.decode(read(spelled)).value, learner.decode(read(spelled)).value) == (spelled, meant)
+
+
 def test_a_word_with_a_letter_missed_teaches_through_its_one_best_alignment():
     d = Decoder(shared_lexicon())
     d.learn("RESULTS", "RESRLS")  # T missed; the U read as R

@@ -16,7 +16,8 @@ LEARNED_PRIOR are fitted on held-out signers' words and names, never the test wo
 
 The candidates are lexicon words one or two edits from the spelling: those the model's doubts and the gaps point
 to, and the likeliest of the 20,000 most frequent words within two edits of any kind (a symmetric-delete index,
-as SymSpell's). The lexicon is symspellpy's English frequency dictionary (82,765 words with counts); a user's own
+as SymSpell's) of the spelling, or of the letters likeliest meant once the session learned its user's misreadings.
+The lexicon is symspellpy's English frequency dictionary (82,765 words with counts); a user's own
 kept spellings rank as common words for that user.
 """
 from __future__ import annotations
@@ -50,7 +51,7 @@ MAX_USER_WORDS = 1000            # per session: a visitor's state is bounded
 # choice) settled on. A stranger's misreadings are systematic (one signer's T is read as S 64 times in 1,000
 # words), so a misreading seen before is likelier again. Fitted after the constants above (bench.words --fit).
 LEARNED = 2.0                    # weight of the learned misreading rate in the channel
-LEARNED_PRIOR = 2.0              # letters of c seen before its learned rate counts in full (shrinkage)
+LEARNED_PRIOR = 5.0              # letters of c seen before its learned rate counts in full (shrinkage)
 SUGGESTIONS = 3
 DOUBT = math.log(0.02)           # a letter the model gave this much (smoothed) is a candidate substitution
 GAP_FRAMES = 3                   # frames that committed nothing before a gap can show a missed letter
@@ -280,32 +281,38 @@ class Decoder:
         two letters of the word missed (found in the gaps where the speller committed nothing)."""
         n, m = len(table), len(word)
         gaps = gaps or [None] * (n + 1)
-
-        def read(rows, text):
-            return sum(row.get(c, -30.0) for row, c in zip(rows, text))
-
         if m == n:
-            return read(table, word)
+            return sum(row.get(c, -30.0) for row, c in zip(table, word))
+        if not n - 1 <= m <= n + 2:
+            return -math.inf
+
+        def reads(shift):
+            """Running sums: [i] = the word's first i letters, letter j read by committed letter j - shift
+            (each alignment below is three runs of these: linear per word, not cubic)."""
+            out = [0.0]
+            for j, c in enumerate(word):
+                out.append(out[-1] + (table[j - shift].get(c, -30.0) if 0 <= j - shift < n else 0.0))
+            return out
+
+        same, after_one = reads(0), reads(1)
         if m == n + 1:  # the word's letter k missed, in gap k
-            return max(self._missed(gaps, k, word, k) + read(table, word[:k] + word[k + 1:]) for k in range(m))
+            return max(self._missed(gaps, k, word, k) + same[k] + after_one[m] - after_one[k + 1] for k in range(m))
         if m == n + 2:  # letters k1 < k2 missed, in gaps k1 and k2 - 1
+            after_two = reads(2)
             return max(self._missed(gaps, k1, word, k1, k1 == k2 - 1)
                        + self._missed(gaps, k2 - 1, word, k2, k1 == k2 - 1)
-                       + read(table, word[:k1] + word[k1 + 1:k2] + word[k2 + 1:])
+                       + same[k1] + after_one[k2] - after_one[k1 + 1] + after_two[m] - after_two[k2 + 1]
                        for k2 in range(1, m) for k1 in range(k2))
-        if m == n - 1:  # one committed letter extra, at k
-            best = -math.inf
-            for k in range(n):
-                x = letters[k]
-                extra = EXTRA_SPECIAL if x.weak or x.repeat else EXTRA
-                best = max(best, extra + read(table[:k] + table[k + 1:], word))
-            return best
-        return -math.inf
+        # m == n - 1: one committed letter extra, at k
+        before_one = reads(-1)
+        return max((EXTRA_SPECIAL if letters[k].weak or letters[k].repeat else EXTRA) + same[k]
+                   + before_one[m] - before_one[k] for k in range(n))
 
     def candidates(self, table: list[dict], raw: str, gaps: list | None = None) -> set[str]:
         """Lexicon (and user) words one edit from the raw spelling; or two substitutions by letters the model
         gave at least DOUBT; or up to two missed letters, each one its gap's likeliest or a double, with at
-        most one such substitution; and the NEAR_TOP most frequent words two edits of any kind away."""
+        most one such substitution; and the NEAR_TOP most frequent words two edits of any kind away from the spelling,
+        and from the letters likeliest meant when they differ."""
         edits = set()
         for k in range(len(raw) + 1):
             head, tail = raw[:k], raw[k:]
@@ -334,7 +341,13 @@ class Decoder:
                     edits.add(raw[:j1] + c1 + raw[j1:j2] + c2 + raw[j2:])
         edits.discard(raw)
         found = (self.lexicon.logprior.keys() & edits) | (self.user_words.keys() & edits)
-        return found | (set(self.lexicon.near(raw)) - {raw})
+        near = set(self.lexicon.near(raw))
+        # What this user's letters likeliest meant, once learned misreadings make another letter the likeliest
+        # (a stranger whose P is always read as X): two more edits can be counted from there.
+        likeliest = "".join(max(row, key=row.get) for row in table)
+        if likeliest != raw:
+            near |= set(self.lexicon.near(likeliest))
+        return found | (near - {raw})
 
     def rank(self, letters: list[Letter], tail: Gap | None = None) -> tuple[list[tuple[float, str]], float]:
         """(candidate words with their scores, best first; the raw spelling's score)."""
