@@ -337,8 +337,6 @@ def test_personal_models_of_one_shape_are_read_in_one_stacked_pass_as_each_alone
     """stacked_forward (the Predictor's one pass over many personal models) answers as each model's own forward:
     shape-only shared model, motion personal models with their own weights, one with another class list, mixed in
     one batch, some models reading several windows."""
-    import copy
-
     import numpy as np
     import torch
 
