@@ -8,6 +8,9 @@ part of the signer's data, and tested before and after on another part, never on
 - ayuraj hand1/hand2: camera views, bot and dif calibrate, left, right and top test (10 photos a class at most);
 - asl_ai, bisonhacks, signademy: recording order per class (contiguous frame blocks, clip halves), first half
   calibrates, second half tests.
+Every test frame is read held still (the photos' case, and the one every source shares). The video sources are
+also read as the live window reads them: each test frame with the frames recorded before it (`video_before`,
+`video_after`), so J, Z and a hand that moves while it holds a letter are seen as they were signed.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from ml.augment import held_windows
 from ml.checkpoint import load_checkpoint
 from ml.landmark_set import LandmarkSet
 from ml.model import CLASSES
-from ml.personal import CALIBRATION_CLASSES, Samples, adapt, make_replay
+from ml.personal import CALIBRATION_CLASSES, Samples, adapt, make_replay, take_windows
 from ml.train import load_sets, parse_args, run
 
 CALIBRATION_SIZES = (1, 5, 20)  # frames per class: one photo, five, the page's ~1.5 s at 15 fps
@@ -81,10 +84,20 @@ def calibration_samples(data: LandmarkSet, pool: dict[str, np.ndarray], size: in
 
 def accuracy(model: torch.nn.Module, window: int, features: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per-sample correctness (held windows)."""
+    return correct(model, held_windows(features, window), labels)
+
+
+def correct(model: torch.nn.Module, windows: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-window correctness."""
     model.eval()
     with torch.inference_mode():
-        pred = model(torch.as_tensor(held_windows(features, window))).argmax(-1).numpy()
+        pred = model(torch.as_tensor(windows)).argmax(-1).numpy()
     return pred == labels
+
+
+def changes(labels: np.ndarray, before: np.ndarray, after: np.ndarray) -> dict[str, tuple[float, float]]:
+    """{class: (accuracy before, after)} over the classes present in `labels`."""
+    return {CLASSES[c]: (float(before[labels == c].mean()), float(after[labels == c].mean())) for c in np.unique(labels)}
 
 
 def fold_model(signer: str, train_options: list[str], folds: str | None):
@@ -126,6 +139,9 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
         x_test, y_test = features[mine][test], labels[mine][test]
         was_skipped = np.isin(y_test, [CLASSES.index(c) for c in skipped])
         shared_ok = accuracy(model, meta["window"], x_test, y_test)
+        # A video source's test part, each class's frames in recording order, read through the live window.
+        video = None if signer.startswith(PHOTO_SIGNERS) else take_windows(x_test, y_test, meta["window"])
+        shared_video_ok = None if video is None else correct(model, video, y_test)
         for size in sizes:
             samples = calibration_samples(person, pool, size, signer.startswith(PHOTO_SIGNERS))
             threads = torch.get_num_threads()
@@ -137,8 +153,7 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
             finally:
                 torch.set_num_threads(threads)
             ok = accuracy(result.model, meta["window"], x_test, y_test)
-            per_class = {CLASSES[c]: (float(shared_ok[y_test == c].mean()), float(ok[y_test == c].mean()))
-                         for c in np.unique(y_test)}
+            per_class = changes(y_test, shared_ok, ok)
             worst = min(per_class, key=lambda c: per_class[c][1] - per_class[c][0])
             row = {"signer": signer, "options": adapt_options or {}, "per_class_frames": size, "samples": len(samples),
                    "test": int(len(y_test)),
@@ -148,6 +163,13 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
                    "kept_shared": result.kept_shared, "worst_class": worst,
                    "worst_class_change": round(per_class[worst][1] - per_class[worst][0], 4),
                    "per_class": {c: [round(b, 3), round(a, 3)] for c, (b, a) in per_class.items()}}
+            if video is not None:
+                video_ok = correct(result.model, video, y_test)
+                moved = changes(y_test, shared_video_ok, video_ok)
+                worst = min(moved, key=lambda c: moved[c][1] - moved[c][0])
+                row |= {"video_before": round(float(shared_video_ok.mean()), 4),
+                        "video_after": round(float(video_ok.mean()), 4), "video_worst_class": worst,
+                        "video_worst_class_change": round(moved[worst][1] - moved[worst][0], 4)}
             if skipped:
                 row["skipped"] = {"classes": skipped, "before": round(float(shared_ok[was_skipped].mean()), 4),
                                   "after": round(float(ok[was_skipped].mean()), 4),
@@ -155,6 +177,7 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
             rows.append(row)
             emit(row)
     print(table(rows, sizes), file=sys.stderr)
+    print(video_table(rows, sizes), file=sys.stderr)
     for size in sizes:
         chosen = [r for r in rows if r["per_class_frames"] == size]
         emit({"summary": f"{size} per class", "signers": len(chosen),
@@ -180,4 +203,20 @@ def table(rows: list[dict], sizes=CALIBRATION_SIZES) -> str:
     before = [by[(s, k)]["before"] for s in signers for k in sizes[:1] if (s, k) in by]
     lines.append(f"| mean | {np.mean(before):.1%} | " + " | ".join(f"{np.mean(m):.1%}" if m else "" for m in means)
                  + " | |")
+    return "\n".join(lines)
+
+
+def video_table(rows: list[dict], sizes=CALIBRATION_SIZES) -> str:
+    """The video sources' test frames read through the live window: per signer, before and after for each size,
+    and the class that lost most at the largest size."""
+    by = {(r["signer"], r["per_class_frames"]): r for r in rows if "video_after" in r}
+    signers = list(dict.fromkeys(s for s, _ in by))
+    lines = ["| signer (video windows) | before | " + " | ".join(f"after, {s} per class" for s in sizes)
+             + f" | worst class ({sizes[-1]}) |", "| --- | --- | " + " | ".join("---" for _ in sizes) + " | --- |"]
+    for s in signers:
+        got = [by.get((s, k)) for k in sizes]
+        first, last = next(r for r in got if r), got[-1]
+        worst = f"{last['video_worst_class']} {last['video_worst_class_change'] * 100:+.0f}" if last else ""
+        lines.append(f"| {s} | {first['video_before']:.1%} | "
+                     + " | ".join(f"{r['video_after']:.1%}" if r else "" for r in got) + f" | {worst} |")
     return "\n".join(lines)
