@@ -70,3 +70,20 @@ def test_a_choice_and_a_reopened_word_take_the_lesson_back(session):
     end_word(session)  # finished again, it teaches once
     assert session.speller.text == "HELQ " and session.decoder.meant["Q"] == 1
     assert session.decoder.misread[("P", "Q")] == 0
+
+
+def test_a_new_model_relearns_the_misreadings_and_forget_me_forgets_the_words(session):
+    sign(session, "HELQ", {3: ("P", 0.3)})
+    end_word(session)
+    session.decoder.remember("BJORN")  # a spelling the user kept
+    assert session.decoder.misread[("P", "Q")] == 1
+    personal = object()  # stands for a PersonalModel: use_personal only keeps it until a frame comes
+    session.use_personal("key", personal)  # calibrated: the shared model's misreadings no longer hold
+    assert session.decoder.misread == {} and session.decoder.meant == {}
+    assert "BJORN" in session.decoder.user_words
+    session.choose({"raw": True})  # a lesson taken back after the counts were cleared leaves them at zero
+    assert min(session.decoder.meant.values()) == 0 and session.decoder.meant["Q"] == 1
+    session.use_personal("key", personal)  # the same model again: nothing to relearn
+    assert session.decoder.meant["Q"] == 1
+    session.forget_words()
+    assert session.decoder.user_words == {} and session.decoder.meant == {}

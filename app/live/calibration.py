@@ -255,6 +255,7 @@ def on_forget(*_):
         with session.lock:
             session.calibration = None
         session.use_personal(None, None)
+        session.forget_words()
 
     run_blocking(clear)
     return {"model": shared}

@@ -215,10 +215,16 @@ class Decoder:
         best = [p for p in pairs if misreads[p] == min(misreads.values())]
         if len(best) != 1:
             return
-        for c, r in zip(*best[0]):
-            self.meant[c] = self.meant.get(c, 0) + weight
+        for c, r in zip(*best[0]):  # never below zero: a lesson taken back after forget_misreadings
+            self.meant[c] = max(0, self.meant.get(c, 0) + weight)
             if c != r:
-                self.misread[(c, r)] = self.misread.get((c, r), 0) + weight
+                self.misread[(c, r)] = max(0, self.misread.get((c, r), 0) + weight)
+
+    def forget_misreadings(self) -> None:
+        """The model reading this user changed (a personal model, or the shared one again): what was learned of
+        the old one's misreadings no longer holds. The kept spellings are the user's, and stay."""
+        self.meant.clear()
+        self.misread.clear()
 
     def logprior(self, word: str) -> float | None:
         lp = self.lexicon.logprior.get(word)

@@ -114,10 +114,18 @@ class Session:
         self.finished: Decoded | None = None  # the last finished word, while `choose` may replace it
 
     def use_personal(self, key: str | None, personal: PersonalModel | None) -> None:
-        """Read with `personal` (None: the shared model) from the next frame on; the window starts afresh."""
+        """Read with `personal` (None: the shared model) from the next frame on; the window starts afresh, and the
+        decoder learns the new model's misreadings afresh."""
         with self.lock:
+            if personal is not self.personal and self._decoder is not None:
+                self._decoder.forget_misreadings()
             self.personal_key, self.personal = key, personal
             self.window.clear()
+
+    def forget_words(self) -> None:
+        """"Forget me": what the decoder learned of this user (kept spellings, misreadings) goes too."""
+        with self.lock:
+            self._decoder = None
 
     def state(self, events: list[dict] | None = None) -> dict:
         return {"word": self.speller.word, "text": self.speller.text, "events": events or []}
