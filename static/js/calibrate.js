@@ -21,6 +21,7 @@ const sendFps = Number(document.body.dataset.sendFps) || 15;
 const target = Math.max(MIN_TAKE, Math.round((captureMs / 1000) * sendFps)); // frames a full take holds
 
 let socket = null;
+let reconnect = null; // live.js: a new connection once the frames in flight are answered
 let poses = null; // static/calibration/poses.json (ml.poses): per class the median pose, J and Z their motion
 let step = -1; // index into classes while calibrating
 let take = null; // the capture in progress: {label, samples, first, lastHand, timer, done}
@@ -39,8 +40,9 @@ export function isCalibrationError(error) {
   return CODES.has(error.code) && (error.seq === null || error.seq === undefined);
 }
 
-export function initCalibration(liveSocket, { setMessage }) {
+export function initCalibration(liveSocket, { setMessage, reconnect: reconnectLive }) {
   socket = liveSocket;
+  reconnect = reconnectLive;
   socket.on("result", onResult);
   socket.on("adapt_progress", ({ step: done, steps }) => {
     $("calibration-progress").value = steps ? done / steps : 0;
@@ -204,7 +206,7 @@ function toggleShared() {
   if (localStorage.getItem(STORE.shared)) localStorage.removeItem(STORE.shared);
   else localStorage.setItem(STORE.shared, "1");
   showControls();
-  socket.disconnect().connect(); // the new connection's auth carries the key, or not
+  reconnect(); // the new connection's auth carries the key, or not
 }
 
 function forget() {

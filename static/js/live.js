@@ -14,7 +14,7 @@ const overlay = document.getElementById("overlay");
 const captureCanvas = document.createElement("canvas");
 
 const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true, auth: personalAuth });
-initCalibration(socket, { setMessage: view.setMessage });
+initCalibration(socket, { setMessage: view.setMessage, reconnect });
 let serverTts = false;
 let cameraReady = false;
 
@@ -31,6 +31,14 @@ const stream = new FrameStream({
   },
   send: (seq, image) => socket.emit("frame", { seq, image }),
 });
+
+// A new connection, whose auth carries the personal key or not (calibrate.js switches models so). The frames in
+// flight are answered first: a reply landing after the close is a console error, and a lost reading.
+async function reconnect() {
+  await stream.drain();
+  socket.disconnect().connect();
+  stream.resume();
+}
 
 const words = new Words(socket, {
   showState: (state) => view.showTranscript(state),

@@ -17,6 +17,7 @@ export class FrameStream {
     this.done = []; // [time answered, round trip ms]
     this.timer = null;
     this.capturing = false;
+    this.paused = false;
   }
 
   start() {
@@ -34,11 +35,11 @@ export class FrameStream {
     for (const [seq, sent] of this.inFlight) {
       if (now - sent > IN_FLIGHT_TIMEOUT_MS) this.inFlight.delete(seq);
     }
-    if (this.capturing || this.inFlight.size >= MAX_IN_FLIGHT) return;
+    if (this.paused || this.capturing || this.inFlight.size >= MAX_IN_FLIGHT) return;
     this.capturing = true;
     try {
       const bytes = await this.capture();
-      if (bytes) {
+      if (bytes && !this.paused) {
         const seq = ++this.seq;
         this.inFlight.set(seq, performance.now());
         this.send(seq, bytes);
@@ -46,6 +47,20 @@ export class FrameStream {
     } finally {
       this.capturing = false;
     }
+  }
+
+  // Stop sending, and resolve once every frame sent is answered or forgotten (before the socket closes: a reply
+  // arriving after the close is reported by the browser as an error). resume() sends again.
+  async drain() {
+    this.paused = true;
+    const until = performance.now() + IN_FLIGHT_TIMEOUT_MS;
+    while ((this.capturing || this.inFlight.size) && performance.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  resume() {
+    this.paused = false;
   }
 
   // A reply (result or error) for `seq` arrived.
