@@ -224,6 +224,9 @@ def test_the_page_calibrates_and_then_reads_with_the_personal_model(make_server,
     expect(page.locator("#calibration-offer")).to_be_hidden()
     page.click("#use-shared")
     expect(page.locator("#status-model")).to_have_text("shipped", timeout=30_000)
+    # A switch of the user's own is no outage: no "unreachable" or "word lost" message.
+    expect(page.locator("#messages")).not_to_contain_text("fresh session")
+    expect(page.locator("#messages")).not_to_contain_text("unreachable")
     page.click("#use-shared")  # now "Use my model"
     expect(page.locator("#status-model")).to_have_text("yours", timeout=30_000)
     page.click("#forget-me")

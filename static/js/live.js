@@ -34,8 +34,10 @@ const stream = new FrameStream({
 
 // A new connection, whose auth carries the personal key or not (calibrate.js switches models so). The frames in
 // flight are answered first: a reply landing after the close is a console error, and a lost reading.
+let switching = false; // a reconnect of our own: no "unreachable" or "word lost" message for it
 async function reconnect() {
   await stream.drain();
+  switching = true;
   socket.disconnect().connect();
   stream.resume();
 }
@@ -65,9 +67,10 @@ async function refreshServerInfo() {
 let connectedBefore = false; // a reconnect may reach another server (behind a proxy): a fresh session
 socket.on("connect", () => {
   view.showConnection(true);
-  view.setMessage("server", connectedBefore
+  view.setMessage("server", connectedBefore && !switching
     ? "Reconnected. The server started a fresh session: the word in progress was lost." : null, "info");
   connectedBefore = true;
+  switching = false;
   view.showTranscript({ word: "", text: "" }); // a new connection is a new session on the server
   refreshServerInfo();
 });
@@ -75,10 +78,11 @@ socket.on("connect", () => {
 socket.on("disconnect", () => {
   view.showConnection(false);
   stream.inFlight.clear();
-  view.setMessage("server", "The server is unreachable. Reconnecting automatically…");
+  if (!switching) view.setMessage("server", "The server is unreachable. Reconnecting automatically…");
 });
 
 socket.on("connect_error", () => {
+  switching = false; // the server is down after all
   view.showConnection(false);
   view.setMessage("server", "The server is unreachable. Reconnecting automatically…");
 });
