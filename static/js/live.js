@@ -34,7 +34,7 @@ const stream = new FrameStream({
 
 // A new connection, whose auth carries the personal key or not (calibrate.js switches models so). The frames in
 // flight are answered first: a reply landing after the close is a console error, and a lost reading.
-let switching = false; // a reconnect of our own: no "unreachable" or "word lost" message for it
+let switching = false; // a reconnect of our own (a model switch), not an outage
 async function reconnect() {
   await stream.drain();
   switching = true;
@@ -67,8 +67,13 @@ async function refreshServerInfo() {
 let connectedBefore = false; // a reconnect may reach another server (behind a proxy): a fresh session
 socket.on("connect", () => {
   view.showConnection(true);
-  view.setMessage("server", connectedBefore && !switching
-    ? "Reconnected. The server started a fresh session: the word in progress was lost." : null, "info");
+  if (switching) {
+    view.setMessage("server", "Model switched: the text starts afresh.", "info");
+    setTimeout(() => view.setMessage("server", null), 4000);
+  } else {
+    view.setMessage("server", connectedBefore
+      ? "Reconnected. The server started a fresh session: the word in progress was lost." : null, "info");
+  }
   connectedBefore = true;
   switching = false;
   view.showTranscript({ word: "", text: "" }); // a new connection is a new session on the server
