@@ -97,7 +97,8 @@ def correct(model: torch.nn.Module, windows: np.ndarray, labels: np.ndarray) -> 
 
 def changes(labels: np.ndarray, before: np.ndarray, after: np.ndarray) -> dict[str, tuple[float, float]]:
     """{class: (accuracy before, after)} over the classes present in `labels`."""
-    return {CLASSES[c]: (float(before[labels == c].mean()), float(after[labels == c].mean())) for c in np.unique(labels)}
+    return {CLASSES[c]: (float(before[labels == c].mean()), float(after[labels == c].mean()))
+            for c in np.unique(labels)}
 
 
 def fold_model(signer: str, train_options: list[str], folds: str | None):

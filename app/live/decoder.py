@@ -14,11 +14,11 @@ the words it settles on (`learn`). SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED,
 LEARNED_PRIOR are fitted on held-out signers' words and names, never the test words (`python -m bench.words
 --fit`, docs/EXPERIMENTS.md, "Words, not letters").
 
-The candidates are lexicon words one or two edits from the spelling: those the model's doubts and the gaps point
-to, and the likeliest of the 20,000 most frequent words within two edits of any kind (a symmetric-delete index,
-as SymSpell's) of the spelling, or of the letters likeliest meant once the session learned its user's misreadings.
-The lexicon is symspellpy's English frequency dictionary (82,765 words with counts); a user's own
-kept spellings rank as common words for that user.
+The candidates are lexicon words one or two edits from the spelling: those the model's doubts and the gaps point to,
+and the likeliest of the 20,000 most frequent words within two edits of any kind (a symmetric-delete index, as
+SymSpell's) of the spelling, or of the letters likeliest meant once the session learned its user's misreadings. The
+lexicon is symspellpy's English frequency dictionary (82,765 words with counts); a user's own kept spellings rank as
+common words for that user.
 """
 from __future__ import annotations
 
