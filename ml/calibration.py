@@ -101,6 +101,12 @@ def changes(labels: np.ndarray, before: np.ndarray, after: np.ndarray) -> dict[s
             for c in np.unique(labels)}
 
 
+def worst(changed: dict[str, tuple[float, float]]) -> tuple[str, float]:
+    """The class that lost most (or gained least) in `changes`, and by how much."""
+    c = min(changed, key=lambda k: changed[k][1] - changed[k][0])
+    return c, round(changed[c][1] - changed[c][0], 4)
+
+
 def fold_model(signer: str, train_options: list[str], folds: str | None):
     """The model trained without `signer`: DIR/<signer>/best_model.pth when kept there, else trained now."""
     out = Path(folds) / signer if folds else None
@@ -155,22 +161,21 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
                 torch.set_num_threads(threads)
             ok = accuracy(result.model, meta["window"], x_test, y_test)
             per_class = changes(y_test, shared_ok, ok)
-            worst = min(per_class, key=lambda c: per_class[c][1] - per_class[c][0])
+            worst_class, worst_change = worst(per_class)
             row = {"signer": signer, "options": adapt_options or {}, "per_class_frames": size, "samples": len(samples),
                    "test": int(len(y_test)),
                    "classes": len(pool), "before": round(float(shared_ok.mean()), 4),
                    "after": round(float(ok.mean()), 4), "seconds": round(seconds, 2), "steps": result.steps,
                    "page_before": round(result.before, 4), "page_after": round(result.after, 4),
-                   "kept_shared": result.kept_shared, "worst_class": worst,
-                   "worst_class_change": round(per_class[worst][1] - per_class[worst][0], 4),
+                   "kept_shared": result.kept_shared, "worst_class": worst_class,
+                   "worst_class_change": worst_change,
                    "per_class": {c: [round(b, 3), round(a, 3)] for c, (b, a) in per_class.items()}}
             if video is not None:
                 video_ok = correct(result.model, video, y_test)
-                moved = changes(y_test, shared_video_ok, video_ok)
-                worst = min(moved, key=lambda c: moved[c][1] - moved[c][0])
+                video_worst, video_change = worst(changes(y_test, shared_video_ok, video_ok))
                 row |= {"video_before": round(float(shared_video_ok.mean()), 4),
-                        "video_after": round(float(video_ok.mean()), 4), "video_worst_class": worst,
-                        "video_worst_class_change": round(moved[worst][1] - moved[worst][0], 4)}
+                        "video_after": round(float(video_ok.mean()), 4), "video_worst_class": video_worst,
+                        "video_worst_class_change": video_change}
             if skipped:
                 row["skipped"] = {"classes": skipped, "before": round(float(shared_ok[was_skipped].mean()), 4),
                                   "after": round(float(ok[was_skipped].mean()), 4),
