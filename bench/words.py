@@ -80,6 +80,7 @@ def spell_all(model, meta, samples, words: list[str], config: dict, rng) -> list
     import torch
     from app.live.decoder import letter_probs
     from app.live.speller import Speller
+    from ml.inference import fit_window
     feats, labels = samples.features(), samples.y
     by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
     window, sp = meta["window"], config["speller"]
@@ -100,12 +101,10 @@ def spell_all(model, meta, samples, words: list[str], config: dict, rng) -> list
         plans.append((word, frames))
     probs = np.zeros((len(windows), len(meta["classes"])), np.float32)
     with torch.inference_mode():
-        for n in range(1, window + 1):  # one batch per window length (the window fills after a rest)
-            idx = [i for i, w in enumerate(windows) if len(w) == n]
-            for k in range(0, len(idx), 4096):
-                part = idx[k:k + 4096]
-                x = torch.as_tensor(np.stack([windows[i] for i in part]))
-                probs[part] = torch.softmax(model(x).float(), -1).numpy()
+        for k in range(0, len(windows), 4096):
+            # A window still filling (a word's first frames, after a rest) is padded as the live Predictor pads it.
+            x = torch.as_tensor(np.stack([fit_window(w, window) for w in windows[k:k + 4096]]))
+            probs[k:k + 4096] = torch.softmax(model(x).float(), -1).numpy()
     classes = list(meta["classes"])
     out = []
     for word, frames in plans:
@@ -157,7 +156,7 @@ def evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.
         return {name: spell_all(model, meta, samples, words, config, rng) for name, words in lists.items()}
 
     return per_signer_cached("spelled", signers, options, [lists, config["speller"], SEED, FRAMES_PER_LETTER],
-                             ("app/live/speller.py",), spell, log)
+                             ("app/live/speller.py", "ml/inference.py"), spell, log)
 
 
 def calibrated_evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.stderr) -> dict:
@@ -205,7 +204,8 @@ def calibrated_evidence(signers: list[str], options: tuple[str, ...], lists: dic
 
     settings = [lists, config["speller"], SEED, FRAMES_PER_LETTER, "calibrated-20", os.environ["CALIBRATE_FRAMES"]]
     return per_signer_cached("calibrated", signers, options, settings,
-                             ("app/live/speller.py", "ml/personal.py", "ml/calibration.py"), calibrate_and_spell, log)
+                             ("app/live/speller.py", "ml/inference.py", "ml/personal.py", "ml/calibration.py"),
+                             calibrate_and_spell, log)
 
 
 def calibrated_table(ev: dict) -> list[str]:

@@ -51,7 +51,7 @@ MAX_USER_WORDS = 1000            # per session: a visitor's state is bounded
 # choice) settled on. A stranger's misreadings are systematic (one signer's T is read as S 64 times in 1,000
 # words), so a misreading seen before is likelier again. Fitted after the constants above (bench.words --fit).
 LEARNED = 2.0                    # weight of the learned misreading rate in the channel
-LEARNED_PRIOR = 5.0              # letters of c seen before its learned rate counts in full (shrinkage)
+LEARNED_PRIOR = 1.0              # letters of c seen before its learned rate counts in full (shrinkage)
 SUGGESTIONS = 3
 DOUBT = math.log(0.02)           # a letter the model gave this much (smoothed) is a candidate substitution
 GAP_FRAMES = 3                   # frames that committed nothing before a gap can show a missed letter
