@@ -286,9 +286,8 @@ def session(decoder, spelled: dict) -> dict:
 def fit(ev: dict, names_kept: float = 0.98) -> dict:
     """SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE and MARGIN that decode the most fit words right while
     the fit names lose at most half a point against their raw spelling and `names_kept` of the names spelled right
-    stay so (pooled over the held-out signers), no letter hidden in a hold counted. Ties: the larger margin. Then,
-    with those, HOLD_MISSED and HOLD_SLOPE (fit_hold), and then LEARNED and LEARNED_PRIOR (fit_learning): each
-    stage's result depends on the fitted constants only, never on the decoder module's."""
+    stay so (pooled over the held-out signers). Ties: the larger margin. Then, with those, LEARNED and
+    LEARNED_PRIOR (fit_learning)."""
     import itertools
     import math
     from app.live.decoder import Decoder, shared_lexicon
@@ -298,7 +297,7 @@ def fit(ev: dict, names_kept: float = 0.98) -> dict:
     for smoothing, name_logprior, missed, gap_missed, gap_slope in itertools.product(
             (0.05, 0.1), (-16.0, -14.0, -12.0), (0.05, 0.1, 0.2), (4.0, 8.0, 16.0, 32.0), (0.0, 0.25, 0.5, 1.0)):
         decoder = Decoder(shared_lexicon(), smoothing, name_logprior, 0.0, math.log(missed), math.log(gap_missed),
-                          gap_slope, hold_missed=-math.inf)  # the hold next (fit_hold), whatever the module's
+                          gap_slope)
         rows = {}  # per set: (the best word's lead over the raw spelling, the best word, the raw spelling, truth)
         for label, spelled in sets.items():
             rows[label] = []
@@ -319,43 +318,7 @@ def fit(ev: dict, names_kept: float = 0.98) -> dict:
                               "fit_names_decoded": round(acc["names"], 4), "fit_names_raw": round(raw_names, 4),
                               "fit_names_right_kept": round(kept, 4),
                               "fit_words": len(sets["words"]), "fit_names": len(sets["names"])})
-    return fit_learning(ev, fit_hold(ev, best[1], names_kept), names_kept)
-
-
-def decoder_constants(c: dict) -> dict:
-    """Decoder keyword arguments from fitted constants (probabilities as the fit prints them)."""
-    import math
-    out = dict(smoothing=c["smoothing"], name_logprior=c["name_logprior"], margin=c["margin"],
-               missed=math.log(c["missed"]), gap_missed=math.log(c["gap_missed"]), gap_slope=c["gap_slope"])
-    if "hold_missed" in c:
-        out.update(hold_missed=math.log(c["hold_missed"]) if c["hold_missed"] else -math.inf,
-                   hold_slope=c["hold_slope"])
-    return out
-
-
-def fit_hold(ev: dict, constants: dict, names_kept: float = 0.98) -> dict:
-    """`constants` (fit's) with HOLD_MISSED and HOLD_SLOPE (a letter hidden in a long hold of the letter before;
-    0: none): the most fit words decoded right under fit's guard on the fit names. Ties: the smaller odds."""
-    import itertools
-    from app.live.decoder import Decoder, shared_lexicon
-    sets = {label: [x for s in ev.values() for x in s[f"fit {label}"]] for label in ("words", "names")}
-    raw_names = sum("".join(x.label for x in letters) == w for w, letters, _ in sets["names"]) / len(sets["names"])
-    best = None
-    for odds, slope in [(0.0, 0.0)] + list(itertools.product((0.25, 1.0, 4.0, 16.0, 64.0), (0.25, 0.5, 1.0))):
-        decoder = Decoder(shared_lexicon(), **decoder_constants(constants | {"hold_missed": odds, "hold_slope": slope}))
-        acc, kept = {}, []
-        for label, spelled in sets.items():
-            values = [(decoder.decode(letters, tail).value, "".join(x.label for x in letters), w)
-                      for w, letters, tail in spelled]
-            acc[label] = sum(v == w for v, _, w in values) / len(values)
-            if label == "names":
-                kept = [v == w for v, raw, w in values if raw == w]
-        kept = sum(kept) / len(kept) if kept else 1.0
-        key = (acc["names"] >= raw_names - 0.005 and kept >= names_kept, acc["words"], acc["names"], -odds, -slope)
-        if best is None or key > best[0]:
-            best = (key, {"hold_missed": odds, "hold_slope": slope, "fit_words_decoded_hold": round(acc["words"], 4),
-                          "fit_names_decoded_hold": round(acc["names"], 4), "fit_names_right_kept_hold": round(kept, 4)})
-    return constants | best[1]
+    return fit_learning(ev, best[1], names_kept)
 
 
 def fit_learning(ev: dict, constants: dict, names_kept: float = 0.98) -> dict:
@@ -364,8 +327,11 @@ def fit_learning(ev: dict, constants: dict, names_kept: float = 0.98) -> dict:
     spelling and the share of right names kept is `names_kept`, or, if not learning keeps fewer, no fewer than
     not learning keeps. Ties: the least learning."""
     import itertools
+    import math
     from app.live.decoder import Decoder, shared_lexicon
-    fitted = decoder_constants(constants)
+    c = constants
+    fitted = dict(smoothing=c["smoothing"], name_logprior=c["name_logprior"], margin=c["margin"],
+                  missed=math.log(c["missed"]), gap_missed=math.log(c["gap_missed"]), gap_slope=c["gap_slope"])
     sessions = [{"words": lists["fit words"], "names": lists["fit names"]} for lists in ev.values()]
     raw_names = sum(sum("".join(x.label for x in letters) == w for w, letters, _ in x["names"]) / len(x["names"])
                     for x in sessions) / len(sessions)

@@ -5,16 +5,14 @@ committed letters to w: each letter read as w's letter with the model's (smoothe
 committed letter extra, or up to two letters of w missed. A missed letter is scored by the gap where it would
 sit: the frames between two commits where a hand showed but nothing was committed (the speller keeps the model's
 probabilities there), so a letter the user signed too briefly or too unsurely still counts, and the longer the
-gap the likelier a missed letter (two missed in one gap share its frames). A letter the model read as the one
-before it (QUESTIONS with the S read as N) leaves no gap, only that letter held on longer than usual: it counts by
-how long, and only as far as the model saw it in those frames. A missed letter of a double (HELO for
+gap the likelier a missed letter (two missed in one gap share its frames). A missed letter of a double (HELO for
 HELLO: the user did not rest) and an extra repeat or a weakly held letter are likelier than others. The raw
 spelling scores log P(letters | raw) + max(log P(raw), NAME_LOGPRIOR): a name is as likely as a rare word. The
 decoder keeps the raw spelling unless the best word beats it by MARGIN: fingerspelling is mostly names, which must
 stay as spelled. A session's decoder also learns which of its user's letters the model misreads, and as what, from
-the words it settles on (`learn`). SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE, MARGIN, HOLD_MISSED,
-HOLD_SLOPE, LEARNED and LEARNED_PRIOR are fitted on held-out signers' words and names, never the test words
-(`python -m bench.words --fit`, docs/EXPERIMENTS.md, "Words, not letters").
+the words it settles on (`learn`). SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE, MARGIN, LEARNED and
+LEARNED_PRIOR are fitted on held-out signers' words and names, never the test words (`python -m bench.words
+--fit`, docs/EXPERIMENTS.md, "Words, not letters").
 
 The candidates are lexicon words one or two edits from the spelling: those the model's doubts and the gaps point to,
 and the likeliest of the 20,000 most frequent words within two edits of any kind (a symmetric-delete index, as
@@ -42,8 +40,6 @@ MARGIN = 3.0
 MISSED = math.log(0.05)          # a letter of the word never committed, nothing shown for it
 GAP_MISSED = math.log(16.0)      # ... shown in a gap: odds against the gap showing no letter (times its probability)
 GAP_SLOPE = 1.0                  # ... plus this (log odds) for each frame of the gap beyond GAP_FRAMES
-HOLD_MISSED = math.log(16.0)     # ... hidden in a long hold of the letter before: log odds at HOLD_USUAL frames
-HOLD_SLOPE = 0.5                 # ... plus this for each frame held beyond HOLD_USUAL
 
 # Edit probabilities (log): a committed letter the word lacks is rare (the hold rule), a double's second likely.
 EXTRA = math.log(0.005)          # a committed letter the word lacks (13 of 1,820 words, kaggle fold)
@@ -60,7 +56,6 @@ SUGGESTIONS = 3
 DOUBT = math.log(0.02)           # a letter the model gave this much (smoothed) is a candidate substitution
 GAP_FRAMES = 3                   # frames that committed nothing before a gap can show a missed letter
 GAP_LONG = 15                    # frames (1 s at 15 fps) beyond which a longer gap says no more
-HOLD_USUAL = 8                   # frames a letter is read on after its commit, usually (0.5 s)
 GAP_TOP = 3                      # a gap's likeliest letters tried as missed letters
 NEAR_WORDS = 20000               # the most frequent words, indexed for any two edits of a spelling (~60 MB)
 NEAR_PREFIX = 7                  # ... by the deletes of their first letters only (SymSpell's prefix, its memory)
@@ -84,15 +79,12 @@ def mean(vectors: list) -> list[float] | None:
 @dataclass(frozen=True)
 class Gap:
     """Frames with a hand between two committed letters that committed nothing: where a missed letter shows."""
-    probs: list[float] | None  # the model's mean probabilities of A-Z (LETTERS order) over those frames
+    probs: list[float]        # the model's mean probabilities of A-Z (LETTERS order) over those frames
     frames: int
-    held: "Gap | None" = None  # the frames the letter before was still read after its commit: a letter the model
-    #                            read as that one (S as N in QUESTIONS) hides there, and makes the hold long
 
     @classmethod
-    def of(cls, vectors: list, held: list = ()) -> "Gap | None":
-        held = cls(mean(held), len(held)) if held else None
-        return cls(mean(vectors), len(vectors), held) if vectors or held else None
+    def of(cls, vectors: list) -> "Gap | None":
+        return cls(mean(vectors), len(vectors)) if vectors else None
 
 
 @dataclass(frozen=True)
@@ -191,13 +183,11 @@ class Decoder:
 
     def __init__(self, lexicon: Lexicon, smoothing: float = SMOOTHING, name_logprior: float = NAME_LOGPRIOR,
                  margin: float = MARGIN, missed: float = MISSED, gap_missed: float = GAP_MISSED,
-                 gap_slope: float = GAP_SLOPE, learned: float = LEARNED, learned_prior: float = LEARNED_PRIOR,
-                 hold_missed: float = HOLD_MISSED, hold_slope: float = HOLD_SLOPE):
+                 gap_slope: float = GAP_SLOPE, learned: float = LEARNED, learned_prior: float = LEARNED_PRIOR):
         self.lexicon = lexicon
         self.letters = LETTERS
         self.smoothing, self.name_logprior, self.margin, self.missed = smoothing, name_logprior, margin, missed
         self.gap_missed, self.gap_slope = gap_missed, gap_slope
-        self.hold_missed, self.hold_slope = hold_missed, hold_slope
         self.learned, self.learned_prior = learned, learned_prior
         self.user_words: dict[str, None] = {}  # insertion order: the oldest is dropped first
         # This user's letters: how many times c was meant, and read as r (r != c); 26 x 26 at most.
@@ -263,44 +253,24 @@ class Decoder:
 
     def _gaps(self, letters: list[Letter], tail: Gap | None) -> list[tuple[dict, dict] | None]:
         """Per gap (before each committed letter, then after the last): log P(a missed letter c shows there) for
-        every letter, alone and when two missed letters share the gap's frames; None where neither the frames
-        that committed nothing nor the letter before's long hold can show one."""
+        every letter, alone and when two missed letters share the gap's frames; None where too few frames
+        committed nothing to show one."""
         out = []
-        for j, g in enumerate([x.gap for x in letters] + [tail]):
-            # (mean probabilities, their smoothing, log odds alone and shared, the letter it cannot show)
-            shows = []
-            if g is not None and g.frames >= GAP_FRAMES:  # a hand shown that committed nothing: some letter
-                shows.append((g.probs, self.smoothing, self._odds(g.frames), self._odds(g.frames / 2), None))
-            if g is not None and g.held is not None and j and self.hold_missed > -math.inf:
-                # The letter before, held on: a slow signer's hold too, so only a letter the model saw there counts
-                # (no smoothing), and it is not the held letter again.
-                h = g.held
-                shows.append((h.probs, 0.0, self._held_odds(h.frames), self._held_odds(h.frames / 2),
-                              letters[j - 1].label))
-            if not shows:
+        for g in [x.gap for x in letters] + [tail]:
+            if g is None or g.frames < GAP_FRAMES:
                 out.append(None)
                 continue
             # Not normalised over the letters: frames the model gave to `nothing` show no letter.
-            alone, shared = {c: -math.inf for c in self.letters}, {c: -math.inf for c in self.letters}
-            for probs, eps, odds, odds_shared, not_this in shows:
-                for c, v in zip(self.letters, probs):
-                    lp = math.log(max((1 - eps) * v + eps / len(probs), 1e-12))
-                    # A hold's letter no likelier than a letter missed anywhere is no candidate (time: every
-                    # letter is held on a little).
-                    if c != not_this and (eps or odds + lp > self.missed):
-                        alone[c], shared[c] = max(alone[c], odds + lp), max(shared[c], odds_shared + lp)
-            out.append((alone, shared) if max(alone.values()) > -math.inf else None)
+            eps = self.smoothing
+            shown = {c: math.log((1 - eps) * v + eps / len(g.probs)) for c, v in zip(self.letters, g.probs)}
+            out.append(tuple({c: odds + lp for c, lp in shown.items()}
+                             for odds in (self._odds(g.frames), self._odds(g.frames / 2))))
         return out
 
     def _odds(self, frames: float) -> float:
         """log odds that a gap of `frames` shows a missed letter: the longer a hand showed without a commit,
         the likelier a letter was missed there."""
         return self.gap_missed + self.gap_slope * (min(frames, GAP_LONG) - GAP_FRAMES)
-
-    def _held_odds(self, frames: float) -> float:
-        """log odds that a letter held on for `frames` after its commit hides another: a hold longer than a
-        letter's usual one."""
-        return self.hold_missed + self.hold_slope * (min(frames, HOLD_USUAL + GAP_LONG) - HOLD_USUAL)
 
     def _missed(self, gaps: list, j: int, word: str, k: int, shared: bool = False) -> float:
         """log P(the word's letter k was never committed), in gap j (j committed letters before it), whose
@@ -364,8 +334,7 @@ class Decoder:
         # Missed letters: per gap, its GAP_TOP likeliest letters and the letter before (a double).
         inserts = []
         for j, g in enumerate(gaps or []):
-            options = [c for c in sorted(g[0], key=g[0].get, reverse=True)[:GAP_TOP] if g[0][c] > -math.inf] \
-                if g is not None else []
+            options = sorted(g[0], key=g[0].get, reverse=True)[:GAP_TOP] if g is not None else []
             if j and raw[j - 1] not in options:
                 options.append(raw[j - 1])
             inserts += [(j, c) for c in options]

@@ -10,10 +10,9 @@ or the space that finished the last word, which makes that word the current one 
 For the word decoder each committed letter keeps its evidence (app.live.decoder.Letter): the model's probabilities
 averaged over the frames that held it, and what the speller saw (a weak hold, a repeat after a rest, a letter
 signed right after a delete). It also keeps the "gap" before each letter: the model's mean probabilities over the
-frames with a hand that committed nothing (a hold too short or too unsure), where a letter the user signed but the
-speller missed shows; and, apart (`Gap.held`), the frames the previous letter was still read after its commit, where
-a letter the model read as that one hides. `letters` is the current word's; `finished` the last finished word's, and
-`finished_tail` the gap after its last letter.
+frames with a hand that committed nothing (a hold too short or too unsure, not the previous letter still held),
+where a letter the user signed but the speller missed shows. `letters` is the current word's; `finished` the last
+finished word's, and `finished_tail` the gap after its last letter.
 """
 from __future__ import annotations
 
@@ -42,7 +41,6 @@ class Speller:
         self._held_probs: list = []  # the model's probabilities for each frame of the current hold
         self._corrected = False  # a delete came last: the next letter is the user's correction
         self._gap = deque(maxlen=GAP_KEEP)  # probabilities of the latest frames that committed nothing
-        self._held_on = deque(maxlen=GAP_KEEP)  # ... of the frames the last letter was still read after its commit
         self.letters: list[Letter] = []  # evidence for each letter of the current word
         self.finished: list[Letter] = []  # evidence for the last finished word
         self.finished_tail: Gap | None = None  # the gap after the last finished word's last letter
@@ -62,8 +60,8 @@ class Speller:
                 self._last = None
             return []
         self._rested = 0
-        if probs is not None and label not in (SPACE, DELETE):
-            (self._held_on if label == self._last else self._gap).append(probs)
+        if probs is not None and label != self._last and label not in (SPACE, DELETE):
+            self._gap.append(probs)
         if confidence < self.min_confidence:
             self._candidate, self._held = None, 0
             return []
@@ -100,7 +98,6 @@ class Speller:
         self._candidate, self._held = None, 0
         self.letters, self.finished, self._corrected, self.finished_tail = [], [], False, None
         self._gap.clear()
-        self._held_on.clear()
         return [{"type": "clear"}] if had_text else []
 
     def _commit(self, label: str, repeat: bool = False) -> list[dict]:
@@ -112,27 +109,23 @@ class Speller:
                 return []
             self.text += " "
             self.finished, self.letters = self.letters, []
-            self.finished_tail = Gap.of(list(self._gap), list(self._held_on))
+            self.finished_tail = Gap.of(list(self._gap))
             self._gap.clear()
-            self._held_on.clear()
             return [{"type": "space"}, {"type": "word", "value": word}]
         self.text += label
         held = self._held_probs
         vectors = [p for _, p in held if p is not None]
         gap = list(self._gap)[:len(self._gap) - len(vectors)]  # the hold's own frames end the gap
-        held_on = list(self._held_on)
         self._gap.clear()
-        self._held_on.clear()
         self.letters.append(Letter(
             label, probs=mean(vectors),
             weak=sum(c for c, _ in held) / len(held) < (1 + self.min_confidence) / 2 if held else False,
-            repeat=repeat, corrected=self._corrected, gap=Gap.of(gap, held_on)))
+            repeat=repeat, corrected=self._corrected, gap=Gap.of(gap)))
         self._corrected = False
         return [{"type": "letter", "value": label}]
 
     def _delete(self) -> list[dict]:
         self._gap.clear()  # what was shown before a delete is not a letter of the word
-        self._held_on.clear()
         if not self.text:
             return []
         if self.text.endswith(" "):  # the last word becomes the current one again
