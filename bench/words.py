@@ -3,6 +3,7 @@ word decoder (docs/EXPERIMENTS.md, "Words, not letters").
 
     python -m bench.words [--signers kaggle asl_ai ...] [--fit [--names-kept 0.98]] [--train ML.TRAIN OPTIONS]
     python -m bench.words --calibrated     # the signer calibrates first (the page's amount), then spells
+    python -m bench.words --pace 20 40     # a slow signer: each letter shown 20-39 frames (the default 8-14)
 
 Trains (once) and caches one leave-one-signer-out model per signer under instance/bench-words/, keyed by the
 training options and the code that shapes the model's input (ml/features.py, model.py, augment.py,
@@ -49,7 +50,7 @@ NAMES = Path(__file__).resolve().parent / "names.txt"
 DICTIONARY_WORDS = 1000   # the most frequent English words of three letters or more: the test words
 FIT_WORDS = 500           # the next ones: for fitting the decoder's thresholds
 FIRST_WORDS = 100         # a session's first words: how soon the decoder has learned a user's misreadings
-FRAMES_PER_LETTER = (8, 15)  # frames a letter is shown (0.5-1 s at the page's 15 fps), drawn uniformly
+FRAMES_PER_LETTER = (8, 15)  # frames a letter is shown, drawn from [low, high) (0.5-1 s at the page's 15 fps)
 SEED = 0
 
 
@@ -72,7 +73,8 @@ def signer_samples(signer: str):
     return data.subset(data.group == signer)
 
 
-def spell_all(model, meta, samples, words: list[str], config: dict, rng) -> list[tuple[str, list]]:
+def spell_all(model, meta, samples, words: list[str], config: dict, rng,
+              pace: tuple[int, int] = FRAMES_PER_LETTER) -> list[tuple[str, list]]:
     """Each word shown letter by letter (a held photo of that letter of the held-out signer, a rest before a
     double letter) at frame rate through the rolling window, the model and the real speller; returns
     (word, the speller's committed letters, the gap after the last) for each word the signer has every letter of."""
@@ -94,7 +96,7 @@ def spell_all(model, meta, samples, words: list[str], config: dict, rng) -> list
                 frames += [None] * sp["rest_frames"]
                 history = []
             pose = feats[rng.choice(by_class[c])]
-            for _ in range(rng.integers(*FRAMES_PER_LETTER)):
+            for _ in range(rng.integers(*pace)):
                 history = (history + [pose])[-window:]
                 frames.append(len(windows))
                 windows.append(np.stack(history))
@@ -140,8 +142,10 @@ def per_signer_cached(kind: str, signers: list[str], options: tuple[str, ...], s
     return out
 
 
-def evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.stderr) -> dict:
-    """{signer: {list name: [(word, letters, tail)]}}: every word spelled with the signer's samples."""
+def evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.stderr,
+             pace: tuple[int, int] = FRAMES_PER_LETTER) -> dict:
+    """{signer: {list name: [(word, letters, tail)]}}: every word spelled with the signer's samples, each letter
+    shown for `pace` frames (low, high)."""
     import numpy as np
     import torch
     from ml.checkpoint import load_checkpoint
@@ -153,9 +157,9 @@ def evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.
         model, meta = load_checkpoint(path)
         samples = signer_samples(signer)
         rng = np.random.default_rng(SEED)
-        return {name: spell_all(model, meta, samples, words, config, rng) for name, words in lists.items()}
+        return {name: spell_all(model, meta, samples, words, config, rng, pace) for name, words in lists.items()}
 
-    return per_signer_cached("spelled", signers, options, [lists, config["speller"], SEED, FRAMES_PER_LETTER],
+    return per_signer_cached("spelled", signers, options, [lists, config["speller"], SEED, list(pace)],
                              ("app/live/speller.py", "ml/inference.py"), spell, log)
 
 
@@ -417,6 +421,9 @@ def parse_args(argv):
     p.add_argument("--fit", action="store_true", help="fit the decoder's thresholds on the fit words and names")
     p.add_argument("--calibrated", action="store_true",
                    help="each held-out signer calibrates first: words from their test part, shared and personal model")
+    p.add_argument("--pace", nargs=2, type=int, default=list(FRAMES_PER_LETTER), metavar=("LOW", "HIGH"),
+                   help="frames each letter is shown, drawn from [LOW, HIGH) (default: %(default)s; a slow signer: "
+                        "20 40). Another pace prints its table and leaves docs/PERFORMANCE.md as it is")
     p.add_argument("--names-kept", type=float, default=0.98,
                    help="--fit: the share of the fit names spelled right that must stay as spelled")
     p.add_argument("--train", nargs=argparse.REMAINDER, default=list(TRAIN_OPTIONS),
@@ -436,7 +443,8 @@ def main(argv=None) -> int:
         print("\n".join(calibrated_table(calibrated_evidence(signers, tuple(args.train), word_lists()))), flush=True)
         return 0
     lexicon = lexicon_cost()
-    ev = evidence(signers, tuple(args.train), word_lists())
+    pace = tuple(args.pace)
+    ev = evidence(signers, tuple(args.train), word_lists(), pace=pace)
     if args.fit:
         print(json.dumps(fit(ev, args.names_kept)), flush=True)
         return 0
@@ -444,6 +452,8 @@ def main(argv=None) -> int:
     gc.freeze()  # the cached words are the bench's, not the server's: the collector's pauses should not walk them
     rows = table(ev)
     print("\n".join(rows), flush=True)
+    if pace != FRAMES_PER_LETTER:
+        return 0
     from bench.report import machine_label, write_section
     times = [r for r in rows if r.startswith(("decoder time", "suggestions"))]
     command = " ".join(["python -m bench.words", *(["--signers", *args.signers] if args.signers else []),
