@@ -249,6 +249,16 @@ def test_the_speller_keeps_what_was_shown_between_letters():
     assert gap.frames == 3
     assert [round(v, 3) for v in gap.probs if v] == [0.667, 0.333]  # M on two frames, N on one
     assert s.finished_tail.frames == 2 and s.finished_tail.probs == p("S")
+    assert [x.period for x in s.finished] == [3, 8]  # frames with a hand from one commit to the next: the pace
+
+
+def test_a_slow_signers_long_gap_holds_one_missed_letter(decoder):
+    # CONTAC and then 30 frames showing T. At the pace the decoder was fitted at (a letter every 12 frames) that is
+    # long enough for two letters (CONTACTS); for a signer who takes 30 frames a letter it holds one (CONTACT).
+    def paced(period):
+        return [Letter(x.label, x.probs, period=period) for x in read("CONTAC")]
+    assert decoder.decode(paced(12), tail=shown("T", frames=30)).value == "CONTACTS"
+    assert decoder.decode(paced(30), tail=shown("T", frames=30)).value == "CONTACT"
 
 
 def test_a_gap_is_bounded():

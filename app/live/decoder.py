@@ -5,8 +5,10 @@ committed letters to w: each letter read as w's letter with the model's (smoothe
 committed letter extra, or up to two letters of w missed. A missed letter is scored by the gap where it would
 sit: the frames between two commits where a hand showed but nothing was committed (the speller keeps the model's
 probabilities there), so a letter the user signed too briefly or too unsurely still counts, and the longer the
-gap the likelier a missed letter (two missed in one gap share its frames). A missed letter of a double (HELO for
-HELLO: the user did not rest) and an extra repeat or a weakly held letter are likelier than others. The raw
+gap the likelier a missed letter (two missed in one gap share its frames). A gap's frames count at the user's pace
+(each letter's period, commit to commit): a slow signer's long gap holds no more letters than a quick one's. A
+missed letter of a double (HELO for HELLO: the user did not rest) and an extra repeat or a weakly held letter are
+likelier than others. The raw
 spelling scores log P(letters | raw) + max(log P(raw), NAME_LOGPRIOR): a name is as likely as a rare word. The
 decoder keeps the raw spelling unless the best word beats it by MARGIN: fingerspelling is mostly names, which must
 stay as spelled. A session's decoder also learns which of its user's letters the model misreads, and as what, from
@@ -56,6 +58,7 @@ SUGGESTIONS = 3
 DOUBT = math.log(0.02)           # a letter the model gave this much (smoothed) is a candidate substitution
 GAP_FRAMES = 3                   # frames that committed nothing before a gap can show a missed letter
 GAP_LONG = 15                    # frames (1 s at 15 fps) beyond which a longer gap says no more
+PACE = 14                        # frames from one commit to the next: the slower bench words' (90th percentile)
 GAP_TOP = 3                      # a gap's likeliest letters tried as missed letters
 NEAR_WORDS = 20000               # the most frequent words, indexed for any two edits of a spelling (~60 MB)
 NEAR_PREFIX = 7                  # ... by the deletes of their first letters only (SymSpell's prefix, its memory)
@@ -96,6 +99,7 @@ class Letter:
     repeat: bool = False      # the same letter again after a rest (a double letter)
     corrected: bool = False   # signed right after a delete: the user chose it
     gap: Gap | None = None    # what was shown between the letter before and this one
+    period: int = 0           # frames with a hand from the letter before's commit to this one's (0: unknown)
 
 
 @dataclass
@@ -256,7 +260,12 @@ class Decoder:
         every letter, alone and when two missed letters share the gap's frames; None where too few frames
         committed nothing to show one."""
         out = []
+        # A slow signer's gaps are long without a letter more in them: frames count at the pace fitted at.
+        periods = sorted(x.period for x in letters if x.period)
+        pace = min(1.0, PACE / periods[len(periods) // 2]) if periods else 1.0
         for g in [x.gap for x in letters] + [tail]:
+            if g is not None:
+                g = Gap(g.probs, g.frames * pace)
             if g is None or g.frames < GAP_FRAMES:
                 out.append(None)
                 continue

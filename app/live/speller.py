@@ -11,7 +11,8 @@ For the word decoder each committed letter keeps its evidence (app.live.decoder.
 averaged over the frames that held it, and what the speller saw (a weak hold, a repeat after a rest, a letter
 signed right after a delete). It also keeps the "gap" before each letter: the model's mean probabilities over the
 frames with a hand that committed nothing (a hold too short or too unsure, not the previous letter still held),
-where a letter the user signed but the speller missed shows. `letters` is the current word's; `finished` the last
+where a letter the user signed but the speller missed shows, and its period: the frames with a hand since the
+letter before was committed (the user's pace). `letters` is the current word's; `finished` the last
 finished word's, and `finished_tail` the gap after its last letter.
 """
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Speller:
         self._held_probs: list = []  # the model's probabilities for each frame of the current hold
         self._corrected = False  # a delete came last: the next letter is the user's correction
         self._gap = deque(maxlen=GAP_KEEP)  # probabilities of the latest frames that committed nothing
+        self._since_commit = 0  # frames with a hand since the last letter was committed: this user's pace
         self.letters: list[Letter] = []  # evidence for each letter of the current word
         self.finished: list[Letter] = []  # evidence for the last finished word
         self.finished_tail: Gap | None = None  # the gap after the last finished word's last letter
@@ -60,6 +62,7 @@ class Speller:
                 self._last = None
             return []
         self._rested = 0
+        self._since_commit += 1
         if probs is not None and label != self._last and label not in (SPACE, DELETE):
             self._gap.append(probs)
         if confidence < self.min_confidence:
@@ -98,6 +101,7 @@ class Speller:
         self._candidate, self._held = None, 0
         self.letters, self.finished, self._corrected, self.finished_tail = [], [], False, None
         self._gap.clear()
+        self._since_commit = 0
         return [{"type": "clear"}] if had_text else []
 
     def _commit(self, label: str, repeat: bool = False) -> list[dict]:
@@ -111,6 +115,7 @@ class Speller:
             self.finished, self.letters = self.letters, []
             self.finished_tail = Gap.of(list(self._gap))
             self._gap.clear()
+            self._since_commit = 0
             return [{"type": "space"}, {"type": "word", "value": word}]
         self.text += label
         held = self._held_probs
@@ -120,7 +125,8 @@ class Speller:
         self.letters.append(Letter(
             label, probs=mean(vectors),
             weak=sum(c for c, _ in held) / len(held) < (1 + self.min_confidence) / 2 if held else False,
-            repeat=repeat, corrected=self._corrected, gap=Gap.of(gap)))
+            repeat=repeat, corrected=self._corrected, gap=Gap.of(gap), period=self._since_commit))
+        self._since_commit = 0
         self._corrected = False
         return [{"type": "letter", "value": label}]
 
