@@ -8,13 +8,12 @@ probabilities there), so a letter the user signed too briefly or too unsurely st
 gap the likelier a missed letter (two missed in one gap share its frames). A gap's frames count at the user's pace
 (each letter's period, commit to commit): a slow signer's long gap holds no more letters than a quick one's. A
 missed letter of a double (HELO for HELLO: the user did not rest) and an extra repeat or a weakly held letter are
-likelier than others. The raw
-spelling scores log P(letters | raw) + max(log P(raw), NAME_LOGPRIOR): a name is as likely as a rare word. The
-decoder keeps the raw spelling unless the best word beats it by MARGIN: fingerspelling is mostly names, which must
-stay as spelled. A session's decoder also learns which of its user's letters the model misreads, and as what, from
-the words it settles on (`learn`). SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE, MARGIN, LEARNED and
-LEARNED_PRIOR are fitted on held-out signers' words and names, never the test words (`python -m bench.words
---fit`, docs/EXPERIMENTS.md, "Words, not letters").
+likelier than others. The raw spelling scores log P(letters | raw) + max(log P(raw), NAME_LOGPRIOR): a name is as
+likely as a rare word. The decoder keeps the raw spelling unless the best word beats it by MARGIN: fingerspelling
+is mostly names, which must stay as spelled. A session's decoder also learns which of its user's letters the model
+misreads, and as what, from the words it settles on (`learn`). SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED,
+GAP_SLOPE, MARGIN, LEARNED and LEARNED_PRIOR are fitted on held-out signers' words and names, never the test words
+(`python -m bench.words --fit`, docs/EXPERIMENTS.md, "Words, not letters").
 
 The candidates are lexicon words one or two edits from the spelling: those the model's doubts and the gaps point to,
 and the likeliest of the 20,000 most frequent words within two edits of any kind (a symmetric-delete index, as
@@ -264,16 +263,15 @@ class Decoder:
         periods = sorted(x.period for x in letters if x.period)
         pace = min(1.0, PACE / periods[len(periods) // 2]) if periods else 1.0
         for g in [x.gap for x in letters] + [tail]:
-            if g is not None:
-                g = Gap(g.probs, g.frames * pace)
-            if g is None or g.frames < GAP_FRAMES:
+            frames = g.frames * pace if g is not None else 0
+            if frames < GAP_FRAMES:
                 out.append(None)
                 continue
             # Not normalised over the letters: frames the model gave to `nothing` show no letter.
             eps = self.smoothing
             shown = {c: math.log((1 - eps) * v + eps / len(g.probs)) for c, v in zip(self.letters, g.probs)}
             out.append(tuple({c: odds + lp for c, lp in shown.items()}
-                             for odds in (self._odds(g.frames), self._odds(g.frames / 2))))
+                             for odds in (self._odds(frames), self._odds(frames / 2))))
         return out
 
     def _odds(self, frames: float) -> float:

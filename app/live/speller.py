@@ -12,8 +12,8 @@ averaged over the frames that held it, and what the speller saw (a weak hold, a 
 signed right after a delete). It also keeps the "gap" before each letter: the model's mean probabilities over the
 frames with a hand that committed nothing (a hold too short or too unsure, not the previous letter still held),
 where a letter the user signed but the speller missed shows, and its period: the frames with a hand since the
-letter before was committed (the user's pace). `letters` is the current word's; `finished` the last
-finished word's, and `finished_tail` the gap after its last letter.
+letter before was committed (the user's pace). `letters` is the current word's; `finished` the last finished
+word's, and `finished_tail` the gap after its last letter.
 """
 from __future__ import annotations
 
