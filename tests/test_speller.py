@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from app.live.speller import Speller
+from app.live.speller import MAX_TEXT, MAX_WORD, Speller
 
 HOLD = 3
 
@@ -89,6 +89,25 @@ def test_space_finishes_the_word():
     assert s.text == "HI YO "
 
 
+def test_a_word_as_long_as_no_word_is_finished_as_if_space_were_signed():
+    s = Speller(hold_frames=HOLD)
+    events = feed(s, [x for i in range(MAX_WORD + 1) for x in sign("AB"[i % 2])])
+    word = "AB" * (MAX_WORD // 2)
+    assert events[-3:] == [{"type": "space"}, {"type": "word", "value": word}, {"type": "letter", "value": "A"}]
+    assert s.word == "A" and len(s.finished) == MAX_WORD
+
+
+def test_the_transcript_keeps_its_latest_words_whole():
+    s = Speller(hold_frames=HOLD)
+    spelled = []
+    for i in range(MAX_TEXT // 2):  # words of 1-3 letters, each with its space: past MAX_TEXT characters
+        word = "ABL"[:1 + i % 3] if i % 2 else "LBA"[:1 + i % 3]
+        feed(s, [x for c in word for x in sign(c)] + sign("space"))
+        spelled.append(word)
+    kept = s.text.split()
+    assert len(s.text) <= MAX_TEXT < len(" ".join(spelled)) and s.text == " ".join(spelled[-len(kept):]) + " "
+
+
 def test_space_twice_adds_one_space_and_one_word():
     s = Speller(hold_frames=HOLD)
     feed(s, sign("A") + sign("space"))
@@ -165,7 +184,8 @@ LABELS = st.sampled_from(["A", "B", "L", "del", "space", "nothing", None])
 
 @given(st.lists(st.tuples(LABELS, st.floats(0, 1)), max_size=200))
 def test_the_text_is_always_what_the_events_say(frames):
-    """Replaying the events rebuilds the text exactly; the text never has a leading or double space."""
+    """Replaying the events rebuilds the text exactly (short of MAX_TEXT, where the oldest words go); the text never
+    has a leading or double space."""
     s = Speller(hold_frames=2)
     rebuilt = ""
     for label, confidence in frames:

@@ -87,3 +87,11 @@ def test_a_new_model_relearns_the_misreadings_and_forget_me_forgets_the_words(se
     assert session.decoder.meant["Q"] == 1
     session.forget_words()
     assert session.decoder.user_words == {} and session.decoder.meant == {}
+
+
+def test_a_word_signed_on_past_any_words_length_is_finished_and_kept_as_spelled(session):
+    from app.live.speller import MAX_WORD
+    spelled = ("ABC" * MAX_WORD)[:MAX_WORD + 1]  # one letter past MAX_WORD
+    words = [e for e in sign(session, spelled) if e["type"] == "word"]
+    assert [(e["value"], e["raw"]) for e in words] == [(spelled[:-1], spelled[:-1])]
+    assert session.speller.text == spelled[:-1] + " " + spelled[-1]

@@ -8,7 +8,8 @@ server -> `result` (one per accepted frame, with "suggestions" for the current w
           "audio": WAV bytes, "mime"} when a word is finished or replaced, or speech is asked for.
 `reset`, `undo`, `space` and `choose` also answer their ack with {"word", "text", "events"}. A finished word is
 the event {"type": "word", "value": decoded, "raw": as signed, "alternatives": [...]}; `choose` (and `undo` of a
-decoded word) replaces it: {"type": "replace", "value", "raw", "alternatives"}.
+decoded word) replaces it: {"type": "replace", "value", "raw", "alternatives"}. "text" is the transcript's latest
+1,000 characters, and a word of 40 letters ends as if `space` were signed (app.live.speller's MAX_TEXT, MAX_WORD).
 
 Every frame gets exactly one reply, `result` or `error`, so a client's in-flight count always comes down.
 Replies go to a client of this server straight, never through a message queue (`ignore_queue`): in cluster

@@ -25,6 +25,11 @@ REST = "nothing"
 SPACE = "space"
 DELETE = "del"
 GAP_KEEP = 64  # frames of a gap kept (4 s at 15 fps): a hand shown for minutes without a commit stays bounded
+# A visitor's state stays bounded however long they sign without a `space`: a word this long is finished as if
+# `space` were signed (no word is; the decoder takes up to ~8 ms for 40 letters, 0.2 s for 300, 7 s for 1,000), and
+# the transcript, sent with every frame, keeps its latest characters (the oldest words go first).
+MAX_WORD = 40
+MAX_TEXT = 1000
 
 
 class Speller:
@@ -78,7 +83,8 @@ class Speller:
             return []
         repeat = self._last is None and bool(self.letters) and self.letters[-1].label == label
         self._last = label
-        return self._commit(label, repeat)
+        events = self._commit(label, repeat)
+        return events + self._commit(SPACE) if len(self.letters) >= MAX_WORD else events
 
     def finish_word(self) -> list[dict]:
         """End the current word as the `space` sign does (the keyboard's Space)."""
@@ -112,6 +118,8 @@ class Speller:
             if not word:  # a space at the start or a second space adds nothing
                 return []
             self.text += " "
+            if len(self.text) > MAX_TEXT:
+                self.text = self.text[self.text.index(" ", len(self.text) - MAX_TEXT) + 1:]
             self.finished, self.letters = self.letters, []
             self.finished_tail = Gap.of(list(self._gap))
             self._gap.clear()
