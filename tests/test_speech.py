@@ -10,7 +10,7 @@ import wave
 import numpy as np
 import pytest
 
-from app.live.speech import Speech, SpeechUnavailable
+from app.live.speech import Speech, SpeechQueue, SpeechUnavailable
 
 
 def read_wav(audio: bytes) -> tuple[float, float]:
@@ -98,3 +98,12 @@ def test_without_server_speech_the_app_runs_and_says_tts_false(make_server):
     assert status["tts"] is False
     page = urllib.request.urlopen(server.url + "/").read().decode()
     assert 'id="status-tts"' in page
+
+
+def test_a_clients_speech_waits_in_a_bounded_queue_for_its_one_speaker():
+    texts = SpeechQueue(waiting=3)
+    assert texts.put("ONE") is True  # no speaker yet: the caller starts one
+    assert texts.next() == "ONE"  # ... which is speaking it while the client asks for more, faster than speech
+    assert [texts.put(t) for t in ("TWO", "THREE", "FOUR", "FIVE")] == [False] * 4  # no second speaker
+    assert [texts.next() for _ in range(4)] == ["THREE", "FOUR", "FIVE", None]  # the oldest waiting one dropped
+    assert texts.put("SIX") is True  # the speaker stopped at None: the next text starts one again

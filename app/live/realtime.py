@@ -31,7 +31,7 @@ from app import socketio
 from app.live.frames import FrameError, parse_payload
 from app.live.decoder import shared_lexicon
 from app.live.session import Session, Sessions
-from app.live.speech import Speech
+from app.live.speech import Speech, SpeechQueue
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +187,19 @@ def _speak_words(events: list[dict]) -> None:
 
 
 def _speak_later(text: str) -> None:
-    """Render `text` in the background and send it to this client as `speech` (the result goes first)."""
-    socketio.start_background_task(_speak, current_app.extensions["speech"], request.sid, text)
+    """Render `text` in the background and send it to this client as `speech` (the result goes first): queued
+    behind what this client is already hearing, one speaker per client (app.live.speech.SpeechQueue)."""
+    session = _session()
+    if session is not None and session.to_speak.put(text):
+        socketio.start_background_task(_speaker, current_app.extensions["speech"], request.sid, session.to_speak)
+
+
+def _speaker(speech: Speech, sid: str, texts: SpeechQueue) -> None:
+    while (text := texts.next()) is not None:
+        try:
+            _speak(speech, sid, text)
+        except Exception:  # the speaker must go on, or this client's speech would stop for good
+            log.exception("speaking to %s failed", sid)
 
 
 def _speak(speech: Speech, sid: str, text: str) -> None:

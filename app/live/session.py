@@ -15,6 +15,7 @@ import numpy as np
 
 from app.live.decoder import Decoded, Decoder, letter_probs, shared_lexicon
 from app.live.frames import FrameError, decode_frame
+from app.live.speech import SpeechQueue
 from app.live.speller import REST, Speller
 from ml.features import hand_features
 from ml.inference import PersonalModel, Predictor
@@ -112,6 +113,7 @@ class Session:
         self._decoder: Decoder | None = None  # made on first use: it waits for the shared lexicon
         self.suggestions: list[str] = []  # for the current word
         self.finished: Decoded | None = None  # the last finished word, while `choose` may replace it
+        self.to_speak = SpeechQueue()  # words and text waiting for server speech (app.live.realtime)
 
     def use_personal(self, key: str | None, personal: PersonalModel | None) -> None:
         """Read with `personal` (None: the shared model) from the next frame on; the window starts afresh, and the

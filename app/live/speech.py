@@ -16,12 +16,13 @@ import shutil
 import subprocess
 import threading
 import wave
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 500  # characters; a sentence, not a book
 SYNTH_TIMEOUT_S = 10
+WAITING = 3  # texts one client may have waiting to be spoken; a newer one drops the oldest
 
 
 class SpeechUnavailable(RuntimeError):
@@ -86,3 +87,29 @@ def _fix_wav_header(streamed: bytes) -> bytes:
         w.setframerate(params.framerate)
         w.writeframes(pcm)
     return out.getvalue()
+
+
+class SpeechQueue:
+    """One client's texts waiting to be spoken, spoken one at a time by one speaker. At most WAITING wait: a client
+    asking faster than speech renders (~30 ms for 500 characters, one synthesis at a time for the whole server)
+    holds one speaker and three texts, not a thread per request, and cannot keep everyone else's speech waiting."""
+
+    def __init__(self, waiting: int = WAITING):
+        self._texts: deque[str] = deque(maxlen=waiting)
+        self._speaking = False
+        self._lock = threading.Lock()
+
+    def put(self, text: str) -> bool:
+        """Queue `text`; True when no speaker is running and the caller must start one."""
+        with self._lock:
+            self._texts.append(text)
+            start, self._speaking = not self._speaking, True
+            return start
+
+    def next(self) -> str | None:
+        """The speaker's next text, or None: the queue is empty and the speaker stops."""
+        with self._lock:
+            if self._texts:
+                return self._texts.popleft()
+            self._speaking = False
+            return None
