@@ -336,3 +336,18 @@ def test_bad_choices_get_errors(client, frames):
     kind, error = client.unmatched.get(timeout=REPLY_TIMEOUT)
     assert (kind, error["code"]) == ("error", "bad_choice") and error["message"]
     assert client.hold(frames["F"][0], 1)[0]["word"] == "F"  # nothing lost
+
+
+def test_a_server_reads_at_most_max_trackers_people_and_the_next_one_when_a_place_frees(make_server, frames):
+    # Each person read holds a MediaPipe graph (~80 MB, never given back): visitors, however many, stay bounded.
+    server = make_server(env={"SIGN2SOUND_LANDMARKS_MAX_TRACKERS": "1"})
+    first, second = LiveClient(server.url), LiveClient(server.url)
+    try:
+        assert first.send(frames["F"][0])[0] == "result"
+        kind, reply = second.send(frames["F"][0])
+        assert (kind, reply["code"]) == ("error", "server_full")
+        assert first.send(frames["L"][0])[0] == "result"  # the one being read goes on
+        first.close()
+        assert wait_until(lambda: second.send(frames["F"][0])[0] == "result")
+    finally:
+        second.close()

@@ -28,18 +28,31 @@ MODEL_TIMEOUT_S = 10  # a stuck model fails the frame with an error instead of h
 class TrackerPool:
     """Idle tracking-mode trackers, reset and handed to the next client. Closing a MediaPipe graph did not
     give its memory back in the server (RSS grew ~40 MB with every connection, measured), so a graph is made
-    only when every idle one is in use: the pool grows to the most clients seen at once, no further."""
+    only when every idle one is in use: the pool grows to the most clients seen at once, and no further than
+    `max_trackers` (`landmarks.max_trackers`): past that a client's frames are refused with server_full until
+    another leaves, so visitors, however many connect, cannot run the server out of memory."""
 
     def __init__(self, landmarks_config: dict):
         self.landmarks_config = landmarks_config
+        self.max_trackers = int(landmarks_config["max_trackers"])
         self._idle: list[HandTracker] = []
+        self._made = 0
         self._lock = threading.Lock()
 
     def acquire(self) -> HandTracker:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return HandTracker(static=False, **tracker_settings(self.landmarks_config))
+            if self._made >= self.max_trackers:
+                raise FrameError("server_full", f"this server already reads {self.max_trackers} people at once; "
+                                                "your frames are read as soon as one of them leaves")
+            self._made += 1
+        try:
+            return HandTracker(static=False, **tracker_settings(self.landmarks_config))
+        except BaseException:
+            with self._lock:
+                self._made -= 1
+            raise
 
     def release(self, tracker: HandTracker) -> None:
         tracker.reset()
