@@ -162,15 +162,18 @@ def test_a_double_letter_without_a_rest_is_one_letter(client, frames):
 
 
 def test_undo_reset_and_speak(client, frames):
-    for letter in "FLY":
-        client.hold(frames[letter][0], 10)  # no rest: the window needs a few frames to turn over
+    results = [r for letter in "FLY" for r in client.hold(frames[letter][0], 10)]  # no rest: the window turns over
+    # Every state is numbered in the order it was made, acks and results alike: the page shows no older one.
+    version = results[-1]["version"]
+    assert [r["version"] for r in results] == list(range(version - len(results) + 1, version + 1))
     assert client.sio.call("undo", timeout=REPLY_TIMEOUT) == {"word": "FL", "text": "FL",
-                                                            "events": [{"type": "del"}]}
+                                                            "events": [{"type": "del"}], "version": version + 1}
     assert client.sio.call("speak", timeout=REPLY_TIMEOUT) == {"text": "FL"}
     speech = client.speech.get(timeout=REPLY_TIMEOUT)
     assert speech["text"] == "FL"
     check_wav(speech["audio"], "FL")
-    assert client.sio.call("reset", timeout=REPLY_TIMEOUT) == {"word": "", "text": "", "events": [{"type": "clear"}]}
+    assert client.sio.call("reset", timeout=REPLY_TIMEOUT) == {"word": "", "text": "", "events": [{"type": "clear"}],
+                                                             "version": version + 2}
     client.sio.emit("speak")
     kind, error = client.unmatched.get(timeout=REPLY_TIMEOUT)
     assert (kind, error["code"]) == ("error", "nothing_to_speak")

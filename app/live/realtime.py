@@ -6,7 +6,9 @@ client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`
 server -> `result` (one per accepted frame, with "suggestions" for the current word; "model": "personal" or
           the shared model's id), `error` {"code", "message", "seq"} (one per refused frame), `speech` {"text",
           "audio": WAV bytes, "mime"} when a word is finished or replaced, or speech is asked for.
-`reset`, `undo`, `space` and `choose` also answer their ack with {"word", "text", "events"}. A finished word is
+`reset`, `undo`, `space` and `choose` also answer their ack with {"word", "text", "events", "version"}; a `result`
+carries "version" too, counting the session's states in the order they were made: one older than a state already
+shown is stale (a frame read before a word action, sent after its ack). A finished word is
 the event {"type": "word", "value": decoded, "raw": as signed, "alternatives": [...]}; `choose` (and `undo` of a
 decoded word) replaces it: {"type": "replace", "value", "raw", "alternatives"}. "text" is the transcript's latest
 1,000 characters, and a word of 40 letters ends as if `space` were signed (app.live.speller's MAX_TEXT, MAX_WORD).

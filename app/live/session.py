@@ -127,6 +127,7 @@ class Session:
         self.suggestions: list[str] = []  # for the current word
         self.finished: Decoded | None = None  # the last finished word, while `choose` may replace it
         self.to_speak = SpeechQueue()  # words and text waiting for server speech (app.live.realtime)
+        self.version = 0  # of the state last answered (`state`)
 
     def use_personal(self, key: str | None, personal: PersonalModel | None) -> None:
         """Read with `personal` (None: the shared model) from the next frame on; the window starts afresh, and the
@@ -143,7 +144,11 @@ class Session:
             self._decoder = None
 
     def state(self, events: list[dict] | None = None) -> dict:
-        return {"word": self.speller.word, "text": self.speller.text, "events": events or []}
+        """The transcript now (the caller holds the lock), numbered: frames and word actions are answered on their
+        own threads, so a frame read before a `choose` may be sent after its ack; the page shows no older one."""
+        self.version += 1
+        return {"word": self.speller.word, "text": self.speller.text, "events": events or [],
+                "version": self.version}
 
     def process(self, data: bytes, predictor: Predictor, seq: int | None = None) -> dict:
         """One frame's bytes -> the `result` payload (the caller has checked `rate`). FrameError for a bad frame."""

@@ -42,7 +42,17 @@ async function reconnect() {
   stream.resume();
 }
 
+// Frames and word actions are answered on their own server threads: a frame read before a `choose` can arrive
+// after the choice's ack. Each state carries the session's version; one older than what is shown is stale.
+let shownVersion = 0;
+function fresh(state) {
+  if (!state || state.version <= shownVersion) return false;
+  shownVersion = state.version;
+  return true;
+}
+
 const words = new Words(socket, {
+  fresh,
   showState: (state) => view.showTranscript(state),
   speakWord: (word) => { if (!serverTts) voice.speakInBrowser(word); }, // the server speaks it otherwise
 });
@@ -77,6 +87,7 @@ socket.on("connect", () => {
   connectedBefore = true;
   switching = false;
   view.showTranscript({ word: "", text: "" }); // a new connection is a new session on the server
+  shownVersion = 0; // ... whose states count from 1 again
   refreshServerInfo();
 });
 
@@ -95,8 +106,10 @@ socket.on("connect_error", () => {
 socket.on("result", (result) => {
   stream.answered(result.seq);
   view.showReading(result);
-  view.showTranscript(result);
-  words.showResult(result);
+  if (fresh(result)) {
+    view.showTranscript(result);
+    words.showResult(result);
+  }
   view.flashEvent(result.events);
   drawHand(overlay, result.landmarks);
   const word = result.events.find((e) => e.type === "word");
@@ -122,7 +135,7 @@ socket.on("speech", (speech) => {
 const actions = {
   speak: () => speak(document.getElementById("text").textContent),
   undo: () => socket.emit("undo", (state) => words.apply(state)),
-  clear: () => socket.emit("reset", (state) => state && view.showTranscript(state)),
+  clear: () => socket.emit("reset", (state) => fresh(state) && view.showTranscript(state)),
 };
 const KEYS = { Enter: "speak", Backspace: "undo", Escape: "clear" };
 

@@ -5,9 +5,11 @@
 const $ = (id) => document.getElementById(id);
 
 export class Words {
-  // showState(state): show {word, text}; speakWord(word): the browser's voice when the server has none.
-  constructor(socket, { showState, speakWord }) {
+  // fresh(state): false for a state older than one shown; showState(state): show {word, text};
+  // speakWord(word): the browser's voice when the server has none.
+  constructor(socket, { fresh, showState, speakWord }) {
     this.socket = socket;
+    this.fresh = fresh;
     this.showState = showState;
     this.speakWord = speakWord;
     this.choices = [];
@@ -26,14 +28,16 @@ export class Words {
   }
 
   // An ack of `space`, `choose` or `undo`: the transcript, the word it finished or replaced (spoken).
+  // A newer state shown already (a frame's) keeps its transcript; the word this ack finished is shown all the same.
   apply(state) {
     if (!state) return;
-    this.showState(state);
+    const current = this.fresh(state);
+    if (current) this.showState(state);
     const word = state.events.findLast((e) => e.type === "word" || e.type === "replace");
     if (word) {
       this.show(word.alternatives, word);
       this.speakWord(word.value);
-    } else if (!state.word) {
+    } else if (current && !state.word) {
       this.show([], null);
     }
   }
