@@ -35,5 +35,7 @@ def calibration_seconds(config: dict, classes: list[str]) -> int:
 @bp.get("/api/status")
 def status():
     info = current_app.extensions["predictor"].info()
+    sessions = current_app.extensions["sessions"]
     return jsonify(model=info["model"], classes=info["classes"], device=info["device"],
-                   tts=current_app.extensions["speech"].available, clients=len(current_app.extensions["sessions"]))
+                   tts=current_app.extensions["speech"].available, clients=len(sessions),
+                   reading=sessions.trackers.in_use, max_reading=sessions.trackers.max_trackers)

@@ -349,6 +349,8 @@ def test_a_server_reads_at_most_max_trackers_people_and_the_next_one_when_a_plac
         assert first.send(frames["F"][0])[0] == "result"
         kind, reply = second.send(frames["F"][0])
         assert (kind, reply["code"]) == ("error", "server_full")
+        status = json.loads(urllib.request.urlopen(server.url + "/api/status").read())
+        assert (status["clients"], status["reading"], status["max_reading"]) == (2, 1, 1)
         assert first.send(frames["L"][0])[0] == "result"  # the one being read goes on
         first.close()
         assert wait_until(lambda: second.send(frames["F"][0])[0] == "result")

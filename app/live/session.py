@@ -54,6 +54,12 @@ class TrackerPool:
                 self._made -= 1
             raise
 
+    @property
+    def in_use(self) -> int:
+        """Trackers held by clients now: the people being read."""
+        with self._lock:
+            return self._made - len(self._idle)
+
     def release(self, tracker: HandTracker) -> None:
         tracker.reset()
         with self._lock:
