@@ -4,6 +4,7 @@ word decoder (docs/EXPERIMENTS.md, "Words, not letters").
     python -m bench.words [--signers kaggle asl_ai ...] [--fit [--names-kept 0.98]] [--train ML.TRAIN OPTIONS]
     python -m bench.words --calibrated     # the signer calibrates first (the page's amount), then spells
     python -m bench.words --pace 20 40     # a slow signer: each letter shown 20-39 frames (the default 8-14)
+    python -m bench.words --returning      # a returning user whose names the decoder knows (kept before)
 
 Trains (once) and caches one leave-one-signer-out model per signer under instance/bench-words/, keyed by the
 training options and the code that shapes the model's input (ml/features.py, model.py, augment.py,
@@ -399,6 +400,38 @@ def table(ev: dict) -> list[str]:
     return rows
 
 
+def returning_table(ev: dict) -> list[str]:
+    """A returning user: every name of the list kept on an earlier visit (the page sends them on connect, as the
+    user's own words), against a user new to the decoder; the same spelled words and names, decoded alone and as
+    one session. An upper bound: a user keeps only the names the decoder once changed."""
+    import numpy as np
+    from app.live.decoder import Decoder, shared_lexicon
+
+    def decoder(names):
+        d = Decoder(shared_lexicon())
+        for name in names:
+            d.remember(name)
+        return d
+
+    rows = ["| held-out signer | names kept before | words decoded | names decoded | words, learning "
+            "| names, learning | right words kept, learning | right names kept, learning |",
+            "|---|---|---|---|---|---|---|---|"]
+    cols = {}
+    for signer, lists in ev.items():
+        known = sorted({word for word, _, _ in lists["names"]})
+        for kept in ([], known):
+            spelled = {name: lists[name] for name in ("words", "names")}
+            learning = session(decoder(kept), spelled)
+            values = [score(decoder(kept), lists["words"])["decoded"], score(decoder(kept), lists["names"])["decoded"],
+                      learning["words"], learning["names"], learning["words kept"], learning["names kept"]]
+            cols.setdefault(bool(kept), []).append(values)
+            rows.append(f"| {signer} | {len(kept)} | " + " | ".join(f"{v:.1%}" for v in values) + " |")
+    for kept, values in cols.items():
+        rows.append(f"| mean of signers | {'all' if kept else 'none'} | "
+                    + " | ".join(f"{v:.1%}" for v in np.mean(values, axis=0)) + " |")
+    return rows
+
+
 def lexicon_cost() -> str:
     """The shared lexicon's load time and memory (its near-word index included), measured in this process."""
     import os
@@ -421,6 +454,8 @@ def parse_args(argv):
     p.add_argument("--fit", action="store_true", help="fit the decoder's thresholds on the fit words and names")
     p.add_argument("--calibrated", action="store_true",
                    help="each held-out signer calibrates first: words from their test part, shared and personal model")
+    p.add_argument("--returning", action="store_true",
+                   help="a returning user: every name kept on an earlier visit, against a user new to the decoder")
     p.add_argument("--pace", nargs=2, type=int, default=list(FRAMES_PER_LETTER), metavar=("LOW", "HIGH"),
                    help="frames each letter is shown, drawn from [LOW, HIGH) (default: %(default)s; a slow signer: "
                         "20 40). Another pace prints its table and leaves docs/PERFORMANCE.md as it is")
@@ -447,6 +482,9 @@ def main(argv=None) -> int:
     ev = evidence(signers, tuple(args.train), word_lists(), pace=pace)
     if args.fit:
         print(json.dumps(fit(ev, args.names_kept)), flush=True)
+        return 0
+    if args.returning:
+        print("\n".join(returning_table(ev)), flush=True)
         return 0
     import gc
     gc.freeze()  # the cached words are the bench's, not the server's: the collector's pauses should not walk them

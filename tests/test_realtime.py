@@ -28,7 +28,8 @@ REPLY_TIMEOUT = 30
 class LiveClient:
     """A python-socketio client that sends frames one at a time and collects every reply by seq."""
 
-    def __init__(self, url: str, transports: tuple[str, ...] = ("websocket",), reconnection: bool = False):
+    def __init__(self, url: str, transports: tuple[str, ...] = ("websocket",), reconnection: bool = False,
+                 auth: dict | None = None):
         self.sio = socketio.Client(reconnection=reconnection, reconnection_delay=0.2, reconnection_delay_max=1)
         self.replies: dict[int | None, queue.Queue] = {}
         self.unmatched: queue.Queue = queue.Queue()
@@ -38,7 +39,7 @@ class LiveClient:
         self.sio.on("result", lambda r: self._reply("result", r))
         self.sio.on("error", lambda e: self._reply("error", e))
         self.sio.on("speech", self.speech.put)
-        self.sio.connect(url, transports=list(transports), wait_timeout=10)
+        self.sio.connect(url, transports=list(transports), wait_timeout=10, auth=auth)
 
     def _reply(self, kind: str, payload: dict) -> None:
         with self.lock:
@@ -274,15 +275,20 @@ def word_events(results: list[dict]) -> list[dict]:
     return [e for e in events_of(results) if e["type"] == "word"]
 
 
-def test_a_misread_letter_is_fixed_and_the_spelling_is_one_choice_away(client, frames):
-    """HELP signed with a real P photo the shipped model reads as Q (Q 68 %, P 22 % through the live path):
-    the word event carries the fixed word and the raw spelling, `choose` {"raw": true} restores the spelling,
-    and both the automatic speech and `speak` say the form chosen."""
+def sign_help_read_as_helq(client: LiveClient, frames: dict) -> list[dict]:
+    """HELP signed with a real P photo the shipped model reads as Q (Q 68 %, P 22 % through the live path)."""
     photo = {c: webcam_jpeg(kaggle_photos(c, 9)[i]) for c, i in (("H", 0), ("E", 0), ("P", 8))}
     results = []
     for letter in "HELP":
         results += client.hold(photo[letter] if letter in photo else frames[letter][0], 10)
         results += client.hold(frames["nothing"][0], 2)
+    return results
+
+
+def test_a_misread_letter_is_fixed_and_the_spelling_is_one_choice_away(client, frames):
+    """HELP read as HELQ: the word event carries the fixed word and the raw spelling, `choose` {"raw": true}
+    restores the spelling, and both the automatic speech and `speak` say the form chosen."""
+    results = sign_help_read_as_helq(client, frames)
     assert results[-3]["letter"] == "Q" and results[-3]["top"][1][0] == "P", results[-3]["top"]
     growing = [r for r in results if r["word"] == "HEL"]
     assert growing and growing[-1]["suggestions"] and all(w.startswith("HEL") for w in growing[-1]["suggestions"])
@@ -306,6 +312,28 @@ def test_a_misread_letter_is_fixed_and_the_spelling_is_one_choice_away(client, f
     assert client.sio.call("choose", {"index": index}, timeout=REPLY_TIMEOUT)["text"] == "HELP "
     assert client.sio.call("undo", timeout=REPLY_TIMEOUT)["text"] == "HELQ "
     assert client.sio.call("undo", timeout=REPLY_TIMEOUT)["text"] == "HELQ"  # then undo deletes as before
+
+
+def test_a_returning_users_kept_spelling_stays_as_spelled(server, frames):
+    """The page sends the spellings its user kept on earlier visits (connect auth {"words"}): HELQ, kept before,
+    now stays HELQ where a new user's is fixed to HELP (the test above); a malformed list is refused with an error
+    and the connection reads on without it."""
+    returning = LiveClient(server.url, auth={"words": ["BJORN", "HELQ"]})
+    try:
+        results = sign_help_read_as_helq(returning, frames) + returning.hold(frames["space"][0], 6)
+        [word] = word_events(results)
+        assert (word["value"], word["raw"]) == ("HELQ", "HELQ"), word
+        assert "HELP" in word["alternatives"]
+    finally:
+        returning.close()
+    for words in ("HELQ", ["helq"], ["HEL Q"], [""], ["A" * 41], [7], ["A"] * 201):
+        bad = LiveClient(server.url, auth={"words": words})
+        try:
+            kind, error = bad.unmatched.get(timeout=REPLY_TIMEOUT)
+            assert (kind, error["code"]) == ("error", "bad_words") and "200" in error["message"], (words, error)
+            assert bad.hold(frames["F"][0], 1)[0]["letter"] == "F"
+        finally:
+            bad.close()
 
 
 def test_the_keyboard_space_ends_the_word_and_choose_takes_a_suggestion(client, frames):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.live.decoder import LETTERS
-from app.live.session import Session, TrackerPool
+from app.live.frames import FrameError
+from app.live.session import MAX_KEPT_WORDS, Session, TrackerPool
 
 
 @pytest.fixture
@@ -95,3 +96,26 @@ def test_a_word_signed_on_past_any_words_length_is_finished_and_kept_as_spelled(
     words = [e for e in sign(session, spelled) if e["type"] == "word"]
     assert [(e["value"], e["raw"]) for e in words] == [(spelled[:-1], spelled[:-1])]
     assert session.speller.text == spelled[:-1] + " " + spelled[-1]
+
+
+def test_spellings_kept_on_an_earlier_visit_are_ranked_up_and_a_bad_list_is_refused_whole(config, session):
+    # Before the decoder is made (it waits for the lexicon) and after: either way the words are the user's.
+    session.restore_words(["BJORN"])
+    assert list(session.decoder.user_words) == ["BJORN"]
+    session.restore_words(["HELQ"])
+    sign(session, "HELQ", {3: ("P", 0.3)})  # a new user's HELQ becomes HELP (the test above)
+    assert [(e["value"], e["raw"]) for e in end_word(session) if e["type"] == "word"] == [("HELQ", "HELQ")]
+
+    fresh = Session(config, TrackerPool(config["landmarks"]))
+    for bad in (None, "HELQ", ["helq"], ["HÉLQ"], ["HEL Q"], ["A" * 41], [""], [1], ["A"] * (MAX_KEPT_WORDS + 1)):
+        with pytest.raises(FrameError) as err:
+            fresh.restore_words(["BJORN"] + bad if isinstance(bad, list) else bad)
+        assert err.value.code == "bad_words"
+    assert fresh.decoder.user_words == {}
+    fresh.restore_words(["A" * 40] + ["B"] * (MAX_KEPT_WORDS - 1))  # at the bounds
+    assert len(fresh.decoder.user_words) == 2
+
+    session.forget_words()  # "forget me"
+    session.restore_words(["BJORN"])
+    session.forget_words()  # ... also before the decoder is made
+    assert session.decoder.user_words == {}

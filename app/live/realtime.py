@@ -2,7 +2,8 @@
 
 client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload),
           `space` (ends the word as the `space` sign does), `choose` {"index": i} or {"raw": true};
-          `calibrate`, `adapt`, `forget` and connect's auth {"personal_key"}: app.live.calibration
+          `calibrate`, `adapt`, `forget` and connect's auth {"personal_key"}: app.live.calibration;
+          connect's auth {"words": [spellings the user kept before]}: ranked up again (Session.restore_words)
 server -> `result` (one per accepted frame, with "suggestions" for the current word; "model": "personal" or
           the shared model's id), `error` {"code", "message", "seq"} (one per refused frame), `speech` {"text",
           "audio": WAV bytes, "mime"} when a word is finished or replaced, or speech is asked for.
@@ -92,6 +93,12 @@ def _session() -> Session | None:
 @socketio.on("connect")
 def on_connect(auth=None):
     session = run_blocking(current_app.extensions["sessions"].open, request.sid)
+    words = auth.get("words") if isinstance(auth, dict) else None
+    if words is not None:
+        try:
+            session.restore_words(words)
+        except FrameError as exc:  # the connection goes on, without them
+            socketio.emit("error", exc.as_dict(), to=request.sid, ignore_queue=True)
     from app.live import calibration  # it builds on this module
 
     calibration.on_connect(session, auth)  # auth {"personal_key"}: read with that user's model

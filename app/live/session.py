@@ -16,12 +16,13 @@ import numpy as np
 from app.live.decoder import Decoded, Decoder, letter_probs, shared_lexicon
 from app.live.frames import FrameError, decode_frame
 from app.live.speech import SpeechQueue
-from app.live.speller import REST, Speller
+from app.live.speller import MAX_WORD, REST, Speller
 from ml.features import hand_features
 from ml.inference import PersonalModel, Predictor
 from ml.landmarks import HandTracker, tracker_settings
 
 TOP_K = 3
+MAX_KEPT_WORDS = 200  # a returning user's kept spellings taken on connect (static/js/words.js keeps as many)
 MODEL_TIMEOUT_S = 10  # a stuck model fails the frame with an error instead of holding the client forever
 
 
@@ -130,6 +131,7 @@ class Session:
         self.calibration = None  # app.live.calibration.Recorder while this client calibrates
         # Words (app.live.decoder): the finished word's decoding and the growing word's suggestions.
         self._decoder: Decoder | None = None  # made on first use: it waits for the shared lexicon
+        self._kept_before: list[str] = []  # spellings kept on an earlier visit, for the decoder when it is made
         self.suggestions: list[str] = []  # for the current word
         self.finished: Decoded | None = None  # the last finished word, while `choose` may replace it
         self.to_speak = SpeechQueue()  # words and text waiting for server speech (app.live.realtime)
@@ -148,6 +150,22 @@ class Session:
         """"Forget me": what the decoder learned of this user (kept spellings, misreadings) goes too."""
         with self.lock:
             self._decoder = None
+            self._kept_before = []
+
+    def restore_words(self, words: object) -> None:
+        """Connect's auth {"words"}: the spellings this user kept on earlier visits (the page keeps them in its
+        browser; the server stores none), ranked up again. FrameError, and none taken, for a malformed list."""
+        if not (isinstance(words, list) and len(words) <= MAX_KEPT_WORDS and all(
+                isinstance(w, str) and 0 < len(w) <= MAX_WORD and w.isascii() and w.isalpha() and w.isupper()
+                for w in words)):
+            raise FrameError("bad_words", f"words takes a list of at most {MAX_KEPT_WORDS} spellings, "
+                                          f"each 1 to {MAX_WORD} letters A-Z")
+        with self.lock:
+            if self._decoder is None:
+                self._kept_before = list(words)
+            else:
+                for word in words:
+                    self._decoder.remember(word)
 
     def state(self, events: list[dict] | None = None) -> dict:
         """The transcript now (the caller holds the lock), numbered: frames and word actions are answered on their
@@ -225,6 +243,9 @@ class Session:
     def decoder(self) -> Decoder:
         if self._decoder is None:
             self._decoder = Decoder(shared_lexicon())
+            for word in self._kept_before:
+                self._decoder.remember(word)
+            self._kept_before = []
         return self._decoder
 
     def decode_words(self, events: list[dict]) -> list[dict]:

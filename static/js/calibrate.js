@@ -4,6 +4,7 @@
 // {personal_key}. The key is a capability: it stays in this browser's localStorage and goes only to this server.
 
 import { errorText } from "./errors.js";
+import { forgetKeptWords, keptWords } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
 const STORE = { key: "sign2sound.personalKey", shared: "sign2sound.useShared", offered: "sign2sound.calibrationOffered" };
@@ -78,10 +79,11 @@ export function initCalibration(liveSocket, { setMessage, reconnect: reconnectLi
   loadPoses();
 }
 
-function showControls() {
+// "Forget me" shows while this browser keeps anything of the user: a personal key or kept spellings.
+export function showControls() {
   const hasKey = Boolean(localStorage.getItem(STORE.key));
   $("use-shared").hidden = !hasKey;
-  $("forget-me").hidden = !hasKey;
+  $("forget-me").hidden = !hasKey && !keptWords().length;
   $("use-shared").textContent = localStorage.getItem(STORE.shared) ? "Use my model" : "Use the shared model";
 }
 
@@ -213,6 +215,7 @@ function forget() {
   socket.emit("forget", (ack) => {
     localStorage.removeItem(STORE.key);
     localStorage.removeItem(STORE.shared);
+    forgetKeptWords();
     if (ack) $("status-model").textContent = ack.model;
     $("calibration-panel").hidden = true;
     showControls();

@@ -20,6 +20,7 @@ export const ERROR_MESSAGES = {
   not_saved: "The server could not keep your recording (it may hold too many data sets: try an existing name).",
   bad_choice: "That choice is not among the word's suggestions.",
   nothing_to_choose: "There is no word to choose for yet.",
+  bad_words: "The words this browser kept for you could not be read, so the server left them out.",
   bad_label: "That sign cannot be calibrated: choose A to Z, space or del.",
   class_full: "Enough pictures of this sign are recorded.",
   too_few_samples: "Not enough of your signs were recorded yet: calibrate some signs first.",

@@ -1,19 +1,26 @@
 // The live page: camera -> frames over Socket.IO -> results on screen -> speech.
-import { initCalibration, isCalibrationError, personalAuth } from "./calibrate.js";
+import { initCalibration, isCalibrationError, personalAuth, showControls } from "./calibrate.js";
 import { CameraError, captureFrame, startCamera } from "./camera.js";
 import { errorText } from "./errors.js";
 import { drawHand } from "./overlay.js";
 import { FrameStream } from "./stream.js";
 import * as view from "./view.js";
 import { Voice } from "./voice.js";
-import { Words } from "./words.js";
+import { keptWords, Words } from "./words.js";
 
 const settings = document.body.dataset;
 const video = document.getElementById("video");
 const overlay = document.getElementById("overlay");
 const captureCanvas = document.createElement("canvas");
 
-const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true, auth: personalAuth });
+// Socket.IO asks for the auth again on every (re)connect: the personal key, and the spellings kept before.
+function auth(callback) {
+  personalAuth((personal) => {
+    const words = keptWords();
+    callback(words.length ? { ...personal, words } : personal);
+  });
+}
+const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true, auth });
 initCalibration(socket, { setMessage: view.setMessage, reconnect });
 let serverTts = false;
 let cameraReady = false;
@@ -55,6 +62,7 @@ const words = new Words(socket, {
   fresh,
   showState: (state) => view.showTranscript(state),
   speakWord: (word) => { if (!serverTts) voice.speakInBrowser(word); }, // the server speaks it otherwise
+  onKept: showControls, // "Forget me" forgets the kept spellings too
 });
 
 function speak(text) {

@@ -1,17 +1,41 @@
 // Words on the page: up to three suggestions under the growing word (click, or keys 1-3), the decoded word with
 // its raw spelling one click or key away ("you spelled XYZ: keep it", key K), the keyboard's Space ending the
 // word. Protocol: result.suggestions, the `word` and `replace` events, client `space` and `choose`.
+// The spellings the user keeps (a choice, or undo restoring a spelling) stay in this browser and go to the server
+// on connect (auth {"words"}), so a returning user's names stay as they spell them; the server stores none.
 
 const $ = (id) => document.getElementById(id);
+const KEPT = "sign2sound.words"; // localStorage: the kept spellings, the latest last
+const MAX_KEPT = 200; // the most the server takes on connect (app.live.session.MAX_KEPT_WORDS)
+
+export function keptWords() {
+  try {
+    const words = JSON.parse(localStorage.getItem(KEPT) || "[]");
+    return Array.isArray(words) ? words.filter((w) => /^[A-Z]{1,40}$/.test(w)).slice(-MAX_KEPT) : [];
+  } catch (err) {
+    return []; // unreadable: start afresh rather than send the server something it refuses
+  }
+}
+
+export function forgetKeptWords() {
+  localStorage.removeItem(KEPT);
+}
+
+function keepWord(word) {
+  const words = keptWords().filter((w) => w !== word);
+  words.push(word);
+  localStorage.setItem(KEPT, JSON.stringify(words.slice(-MAX_KEPT)));
+}
 
 export class Words {
   // fresh(state): false for a state older than one shown; showState(state): show {word, text};
-  // speakWord(word): the browser's voice when the server has none.
-  constructor(socket, { fresh, showState, speakWord }) {
+  // speakWord(word): the browser's voice when the server has none; onKept(): a spelling was kept.
+  constructor(socket, { fresh, showState, speakWord, onKept }) {
     this.socket = socket;
     this.fresh = fresh;
     this.showState = showState;
     this.speakWord = speakWord;
+    this.onKept = onKept;
     this.choices = [];
     $("keep").addEventListener("click", () => this.keep());
     $("suggestions").addEventListener("click", (event) => {
@@ -29,11 +53,16 @@ export class Words {
 
   // An ack of `space`, `choose` or `undo`: the transcript, the word it finished or replaced (spoken).
   // A newer state shown already (a frame's) keeps its transcript; the word this ack finished is shown all the same.
-  apply(state) {
+  // The server keeps what the user chose (chosen) and a spelling undo restored: so does this browser.
+  apply(state, chosen = false) {
     if (!state) return;
     const current = this.fresh(state);
     if (current) this.showState(state);
     const word = state.events.findLast((e) => e.type === "word" || e.type === "replace");
+    if (word && (chosen || (word.type === "replace" && word.value === word.raw))) {
+      keepWord(word.value);
+      this.onKept();
+    }
     if (word) {
       this.show(word.alternatives, word);
       this.speakWord(word.value);
@@ -64,11 +93,11 @@ export class Words {
   }
 
   choose(index) {
-    if (index < this.choices.length) this.socket.emit("choose", { index }, (state) => this.apply(state));
+    if (index < this.choices.length) this.socket.emit("choose", { index }, (state) => this.apply(state, true));
   }
 
   keep() {
-    if (!$("spelled").hidden) this.socket.emit("choose", { raw: true }, (state) => this.apply(state));
+    if (!$("spelled").hidden) this.socket.emit("choose", { raw: true }, (state) => this.apply(state, true));
   }
 
   space() {
