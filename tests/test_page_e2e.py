@@ -131,6 +131,7 @@ def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
     assert chosen.startswith("FL") and chosen != "FL", chosen
     page.keyboard.press("1")
     expect(page.locator("#spelled-raw")).to_have_text("FL")
+    expect(page.locator("#suggestions")).to_contain_text(f"instead of {chosen}:")  # the other suggestions
     expect(page.locator("#text")).to_contain_text(chosen + " ")
     # Collect every utterance from here on (one already on its way may still be spoken first).
     page.evaluate("""() => { window.spoken = []; new MutationObserver(() => window.spoken.push(

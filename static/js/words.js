@@ -77,7 +77,10 @@ export class Words {
     if (key === this.shown) return;
     this.shown = key;
     this.choices = choices || [];
-    $("suggestions").replaceChildren(...this.choices.map((word, i) => {
+    // A finished word's alternatives replace it: say so, or they read as suggestions for the next word.
+    const caption = finished && this.choices.length ? [Object.assign(document.createElement("li"), {
+      className: "instead", textContent: `instead of ${finished.value}:` })] : [];
+    $("suggestions").replaceChildren(...caption, ...this.choices.map((word, i) => {
       const item = document.createElement("li");
       const button = document.createElement("button");
       button.type = "button";
