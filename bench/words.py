@@ -4,7 +4,7 @@ word decoder (docs/EXPERIMENTS.md, "Words, not letters").
     python -m bench.words [--signers kaggle asl_ai ...] [--fit [--names-kept 0.98]] [--train ML.TRAIN OPTIONS]
     python -m bench.words --calibrated     # the signer calibrates first (the page's amount), then spells
     python -m bench.words --pace 20 40     # a slow signer: each letter shown 20-39 frames (the default 8-14)
-    python -m bench.words --returning      # a returning user whose names the decoder knows (kept before)
+    python -m bench.words --returning      # a returning user: short visits, names kept before
 
 Trains (once) and caches one leave-one-signer-out model per signer under instance/bench-words/, keyed by the
 training options and the code that shapes the model's input (ml/features.py, model.py, augment.py,
@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+VISIT = 10  # words in a short visit (--returning): a lesson, a conversation
 CACHE = ROOT / "instance" / "bench-words"
 TRAIN_OPTIONS = ("--epochs", "30", "--mirror", "0.2")
 # The code whose change makes a cached model stale.
@@ -259,12 +260,13 @@ def score(decoder, spelled: list) -> dict:
     return {"n": n, "raw": raw / n if n else None, "decoded": decoded / n if n else None, "times": times}
 
 
-def session(decoder, spelled: dict) -> dict:
+def session(decoder, spelled: dict, visit: int = 0) -> dict:
     """One user's session: the words and names of `spelled` ({kind: [(word, letters, tail)]}) in a shuffled
     order (seeded), the decoder learning this user's misreadings from each word it settles on (the user never
     corrects one: the decoder's own choices only). Per kind: decoded accuracy, the share of words spelled right
     that stay so ("KIND kept"), the accuracy over the session's first FIRST_WORDS of that kind ("KIND first"); and
-    the time of each word end ("times")."""
+    the time of each word end ("times"). `visit`: the words come in visits of that many, and each visit's decoder
+    starts with nothing learned (as before a page kept what was learned between visits)."""
     import random
     import time
     items = [(kind, x) for kind, xs in spelled.items() for x in xs]
@@ -272,7 +274,10 @@ def session(decoder, spelled: dict) -> dict:
     right: dict[str, list[bool]] = {kind: [] for kind in spelled}
     kept: dict[str, list[bool]] = {kind: [] for kind in spelled}  # of the words spelled right
     times = []
-    for kind, (word, letters, tail) in items:
+    for i, (kind, (word, letters, tail)) in enumerate(items):
+        if visit and i % visit == 0:
+            decoder.forget_misreadings()
+            decoder.user_words.clear()
         t0, c0 = time.perf_counter(), time.thread_time()
         result = decoder.decode(letters, tail)
         decoder.learn(result.value, result.raw)
@@ -401,35 +406,48 @@ def table(ev: dict) -> list[str]:
 
 
 def returning_table(ev: dict) -> list[str]:
-    """A returning user: every name of the list kept on an earlier visit (the page sends them on connect, as the
-    user's own words), against a user new to the decoder; the same spelled words and names, decoded alone and as
-    one session. An upper bound: a user keeps only the names the decoder once changed."""
+    """A returning user: the page brings back what the decoder learned on earlier visits. Short visits: each
+    signer's words and names (one session's order) in visits of VISIT words, each starting from nothing learned
+    (as before) or from the misreadings learned so far (the same as one long session). Names kept before: every
+    name of the list kept on an earlier visit, against a user new to the decoder, decoded alone and in a session
+    (an upper bound: a user keeps only the names the decoder once changed)."""
     import numpy as np
     from app.live.decoder import Decoder, shared_lexicon
 
-    def decoder(names):
+    def decoder(names=()):
         d = Decoder(shared_lexicon())
         for name in names:
             d.remember(name)
         return d
 
-    rows = ["| held-out signer | names kept before | words decoded | names decoded | words, learning "
+    def mean_row(label, values):
+        return f"| mean of signers | {label} | " + " | ".join(f"{v:.1%}" for v in np.mean(values, axis=0)) + " |"
+
+    visits = [f"Visits of {VISIT} words:", "",
+              "| held-out signer | each visit starts from | words | names | right words kept | right names kept |",
+              "|---|---|---|---|---|---|"]
+    kept = ["Names kept before:", "",
+            "| held-out signer | names kept before | words decoded | names decoded | words, learning "
             "| names, learning | right words kept, learning | right names kept, learning |",
             "|---|---|---|---|---|---|---|---|"]
-    cols = {}
+    visit_cols, kept_cols = {}, {}
     for signer, lists in ev.items():
+        spelled = {name: lists[name] for name in ("words", "names")}
+        for carried, visit in (("nothing", VISIT), ("what was learned", 0)):
+            r = session(decoder(), spelled, visit)
+            values = [r["words"], r["names"], r["words kept"], r["names kept"]]
+            visit_cols.setdefault(carried, []).append(values)
+            visits.append(f"| {signer} | {carried} | " + " | ".join(f"{v:.1%}" for v in values) + " |")
         known = sorted({word for word, _, _ in lists["names"]})
-        for kept in ([], known):
-            spelled = {name: lists[name] for name in ("words", "names")}
-            learning = session(decoder(kept), spelled)
-            values = [score(decoder(kept), lists["words"])["decoded"], score(decoder(kept), lists["names"])["decoded"],
+        for names in ([], known):
+            learning = session(decoder(names), spelled)
+            values = [score(decoder(names), lists["words"])["decoded"], score(decoder(names), lists["names"])["decoded"],
                       learning["words"], learning["names"], learning["words kept"], learning["names kept"]]
-            cols.setdefault(bool(kept), []).append(values)
-            rows.append(f"| {signer} | {len(kept)} | " + " | ".join(f"{v:.1%}" for v in values) + " |")
-    for kept, values in cols.items():
-        rows.append(f"| mean of signers | {'all' if kept else 'none'} | "
-                    + " | ".join(f"{v:.1%}" for v in np.mean(values, axis=0)) + " |")
-    return rows
+            kept_cols.setdefault(bool(names), []).append(values)
+            kept.append(f"| {signer} | {len(names)} | " + " | ".join(f"{v:.1%}" for v in values) + " |")
+    visits += [mean_row(carried, values) for carried, values in visit_cols.items()]
+    kept += [mean_row("all" if names else "none", values) for names, values in kept_cols.items()]
+    return visits + [""] + kept
 
 
 def lexicon_cost() -> str:
@@ -455,7 +473,7 @@ def parse_args(argv):
     p.add_argument("--calibrated", action="store_true",
                    help="each held-out signer calibrates first: words from their test part, shared and personal model")
     p.add_argument("--returning", action="store_true",
-                   help="a returning user: every name kept on an earlier visit, against a user new to the decoder")
+                   help="a returning user: short visits that bring back what was learned, names kept before")
     p.add_argument("--pace", nargs=2, type=int, default=list(FRAMES_PER_LETTER), metavar=("LOW", "HIGH"),
                    help="frames each letter is shown, drawn from [LOW, HIGH) (default: %(default)s; a slow signer: "
                         "20 40). Another pace prints its table and leaves docs/PERFORMANCE.md as it is")

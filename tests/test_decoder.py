@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.live.decoder import LETTERS, Decoder, Gap, Letter, shared_lexicon
+from app.live.decoder import LETTERS, MAX_COUNT, Decoder, Gap, Letter, parse_misreadings, shared_lexicon
 from app.live.speller import GAP_KEEP, Speller
 
 
@@ -103,6 +103,30 @@ def test_a_misreading_seen_in_earlier_words_is_fixed_later():
     for meant, seen in (("THE", "SHE"), ("TEXT", "SEXS"), ("THAT", "SHAS")):
         learner.learn(meant, seen, weight=-1)  # the user chose the spelling: it was not a misreading
     assert learner.decode(besser).value == "BESSER"
+
+
+def test_what_was_learned_goes_to_the_page_and_comes_back_whole_or_not_at_all():
+    learner = Decoder(shared_lexicon())
+    for meant, seen in (("THE", "SHE"), ("TEXT", "SEXS"), ("THAT", "SHAS")):
+        learner.learn(meant, seen)
+    learned = learner.misreadings()
+    assert learned["misread"] == {"TS": 5} and learned["meant"]["T"] == 5  # every T read as S
+    returning = Decoder(shared_lexicon())
+    returning.restore_misreadings(*parse_misreadings(learned))
+    assert returning.decode(read("BESSER", sure=0.95)).value == "BETTER"  # as the learner reads it
+    for bad in (None, [], {"meant": {}}, {"meant": {"T": 1}, "misread": {"TS": 2}}, {"meant": {"t": 1}, "misread": {}},
+                {"meant": {"T": -1}, "misread": {}}, {"meant": {"T": 1.0}, "misread": {}},
+                {"meant": {"T": True}, "misread": {}}, {"meant": {"T": MAX_COUNT + 1}, "misread": {}},
+                {"meant": {"T": 2}, "misread": {"TT": 1}}, {"meant": {"T": 2}, "misread": {"TSX": 1}}):
+        with pytest.raises(ValueError):
+            parse_misreadings(bad)
+    assert parse_misreadings({"meant": {c: MAX_COUNT for c in LETTERS}, "misread": {}})[0]["Z"] == MAX_COUNT
+    # A lesson taken back after the counts were cleared can leave a pair above its letter: sent clipped, still valid.
+    learner.forget_misreadings()
+    learner.learn("TO", "SO")
+    learner.learn("TO", "TO", weight=-1)  # learned before the clear
+    assert learner.misread[("T", "S")] == 1 and learner.meant["T"] == 0
+    assert parse_misreadings(learner.misreadings()) == ({}, {})
 
 
 def test_words_two_edits_from_the_letters_a_user_meant_are_found():

@@ -3,11 +3,12 @@
 The camera is a .y4m video the test writes from Kaggle photos (F, L, Y held, rests between, then `space`);
 Chromium plays it in a loop as its webcam. The page must spell FLY on screen and receive its speech, with
 no console error (the CSP forbids inline script, so a stray one would show here), and offer suggestions under
-the growing word that end it (key 1) with the raw spelling one click away; what the user chose stays in the
-browser until "Forget me".
+the growing word that end it (key 1) with the raw spelling one click away; what the decoder learned stays in
+the browser until "Forget me".
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -145,11 +146,16 @@ def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
         page.wait_for_timeout(100)
     assert spoken, page.evaluate("() => window.spoken")
 
-    # What the user chose stays in this browser for the next visit (sent on connect); "Forget me" drops it.
-    assert page.evaluate("() => JSON.parse(localStorage.getItem('sign2sound.words'))") == [chosen, "FL"]
+    # What the decoder learned stays in this browser for the next visit (sent on connect): the spellings the user
+    # chose, and what it learned of their letters from the words (for the model reading them); "Forget me" drops it.
+    stored = "() => [localStorage.getItem('sign2sound.words'), localStorage.getItem('sign2sound.misreadings')]"
+    words, misreadings = (json.loads(x) if x else x for x in page.evaluate(stored))
+    assert words == [chosen, "FL"]
+    assert misreadings["model"] == page.text_content("#status-model") and {"F", "L"} <= set(misreadings["meant"]), \
+        misreadings
     page.click("#forget-me")
     expect(page.locator("#forget-me")).to_be_hidden()
-    assert page.evaluate("() => localStorage.getItem('sign2sound.words')") is None
+    assert page.evaluate(stored) == [None, None]
     assert problems == []
 
 

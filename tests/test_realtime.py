@@ -39,6 +39,8 @@ class LiveClient:
         self.sio.on("result", lambda r: self._reply("result", r))
         self.sio.on("error", lambda e: self._reply("error", e))
         self.sio.on("speech", self.speech.put)
+        self.misreadings: queue.Queue = queue.Queue()  # what the decoder learned, after each word
+        self.sio.on("misreadings", self.misreadings.put)
         self.sio.connect(url, transports=list(transports), wait_timeout=10, auth=auth)
 
     def _reply(self, kind: str, payload: dict) -> None:
@@ -298,6 +300,8 @@ def test_a_misread_letter_is_fixed_and_the_spelling_is_one_choice_away(client, f
     assert (word["value"], word["raw"]) == ("HELP", "HELQ"), word
     assert results[-1]["text"] == "HELP " and results[-1]["suggestions"] == []
     assert client.speech.get(timeout=REPLY_TIMEOUT)["text"] == "HELP"
+    learned = client.misreadings.get(timeout=REPLY_TIMEOUT)  # for the page to keep: the P read as Q
+    assert (learned["model"], learned["misread"], learned["meant"]["P"]) == (results[-1]["model"], {"PQ": 1}, 1)
 
     state = client.sio.call("choose", {"raw": True}, timeout=REPLY_TIMEOUT)
     assert (state["word"], state["text"]) == ("", "HELQ ")
@@ -314,23 +318,32 @@ def test_a_misread_letter_is_fixed_and_the_spelling_is_one_choice_away(client, f
     assert client.sio.call("undo", timeout=REPLY_TIMEOUT)["text"] == "HELQ"  # then undo deletes as before
 
 
-def test_a_returning_users_kept_spelling_stays_as_spelled(server, frames):
-    """The page sends the spellings its user kept on earlier visits (connect auth {"words"}): HELQ, kept before,
-    now stays HELQ where a new user's is fixed to HELP (the test above); a malformed list is refused with an error
+def test_a_returning_user_brings_back_what_the_decoder_learned(server, frames):
+    """The page sends what the decoder learned on earlier visits (connect auth): the spellings its user kept (HELQ,
+    kept before, now stays HELQ where a new user's is fixed to HELP, the test above) and the last `misreadings`
+    event, taken up when it was learned of the model reading them now. A malformed one is refused with an error
     and the connection reads on without it."""
-    returning = LiveClient(server.url, auth={"words": ["BJORN", "HELQ"]})
-    try:
-        results = sign_help_read_as_helq(returning, frames) + returning.hold(frames["space"][0], 6)
-        [word] = word_events(results)
-        assert (word["value"], word["raw"]) == ("HELQ", "HELQ"), word
-        assert "HELP" in word["alternatives"]
-    finally:
-        returning.close()
-    for words in ("HELQ", ["helq"], ["HEL Q"], [""], ["A" * 41], [7], ["A"] * 201):
-        bad = LiveClient(server.url, auth={"words": words})
+    model = json.load(urllib.request.urlopen(server.url + "/api/status", timeout=10))["model"]
+    learned = {"model": model, "meant": {"P": 5}, "misread": {"PQ": 5}}  # this user's P is read as Q
+    for misreadings, expected in ((learned, {"PQ": 5}), ({**learned, "model": "another"}, {})):
+        returning = LiveClient(server.url, auth={"words": ["BJORN", "HELQ"], "misreadings": misreadings})
+        try:
+            results = sign_help_read_as_helq(returning, frames) + returning.hold(frames["space"][0], 6)
+            [word] = word_events(results)
+            assert (word["value"], word["raw"]) == ("HELQ", "HELQ"), word
+            assert "HELP" in word["alternatives"]
+            now = returning.misreadings.get(timeout=REPLY_TIMEOUT)  # HELQ taught the restored counts more
+            assert (now["misread"], now["meant"]["Q"]) == (expected, 1), now
+        finally:
+            returning.close()
+    for auth, code in [({"words": words}, "bad_words")
+                       for words in ("HELQ", ["helq"], ["HEL Q"], [""], ["A" * 41], [7], ["A"] * 201)] + \
+                      [({"misreadings": m}, "bad_misreadings")
+                       for m in ("x", {"model": model}, {**learned, "misread": {"PQ": 6}}, {**learned, "model": None})]:
+        bad = LiveClient(server.url, auth=auth)
         try:
             kind, error = bad.unmatched.get(timeout=REPLY_TIMEOUT)
-            assert (kind, error["code"]) == ("error", "bad_words") and "200" in error["message"], (words, error)
+            assert (kind, error["code"]) == ("error", code) and error["message"], (auth, error)
             assert bad.hold(frames["F"][0], 1)[0]["letter"] == "F"
         finally:
             bad.close()

@@ -99,10 +99,8 @@ def test_a_word_signed_on_past_any_words_length_is_finished_and_kept_as_spelled(
 
 
 def test_spellings_kept_on_an_earlier_visit_are_ranked_up_and_a_bad_list_is_refused_whole(config, session):
-    # Before the decoder is made (it waits for the lexicon) and after: either way the words are the user's.
-    session.restore_words(["BJORN"])
-    assert list(session.decoder.user_words) == ["BJORN"]
-    session.restore_words(["HELQ"])
+    session.restore_words(["BJORN", "HELQ"])
+    assert list(session.decoder.user_words) == ["BJORN", "HELQ"]
     sign(session, "HELQ", {3: ("P", 0.3)})  # a new user's HELQ becomes HELP (the test above)
     assert [(e["value"], e["raw"]) for e in end_word(session) if e["type"] == "word"] == [("HELQ", "HELQ")]
 
@@ -115,7 +113,32 @@ def test_spellings_kept_on_an_earlier_visit_are_ranked_up_and_a_bad_list_is_refu
     fresh.restore_words(["A" * 40] + ["B"] * (MAX_KEPT_WORDS - 1))  # at the bounds
     assert len(fresh.decoder.user_words) == 2
 
-    session.forget_words()  # "forget me"
+
+def test_misreadings_learned_on_an_earlier_visit_are_taken_up_for_the_same_model_only(config, session):
+    for word in ("SHIS", "SHAS"):  # this user's T read as S (the first test)
+        sign(session, word, {0: ("T", 0.35), 3: ("T", 0.35)})
+        end_word(session)
+    learned = session.misreadings("shipped")
+    assert learned["model"] == "shipped" and learned["misread"] == {"TS": 3}
+
+    def returning(model: str, learned: dict) -> str:
+        s = Session(config, TrackerPool(config["landmarks"]))
+        s.restore_misreadings(learned, model)
+        sign(s, "BESSER")
+        return [e["value"] for e in end_word(s) if e["type"] == "word"][0]
+
+    assert returning("shipped", learned) == "BETTER"  # as the first visit's decoder reads it by now
+    assert returning("another-model", learned) == "BESSER"  # another model's misreadings are not this one's
+    for bad in (None, {**learned, "model": 7}, {"meant": learned["meant"], "misread": {}},
+                {**learned, "misread": {"TS": 99}}):
+        with pytest.raises(FrameError) as err:
+            Session(config, TrackerPool(config["landmarks"])).restore_misreadings(bad, "shipped")
+        assert err.value.code == "bad_misreadings"
+    assert Session(config, TrackerPool(config["landmarks"])).misreadings("shipped") is None  # nothing learned yet
+
+
+def test_forget_me_forgets_what_an_earlier_visit_brought(session):
     session.restore_words(["BJORN"])
-    session.forget_words()  # ... also before the decoder is made
-    assert session.decoder.user_words == {}
+    session.restore_misreadings({"model": "shipped", "meant": {"T": 3}, "misread": {"TS": 3}}, "shipped")
+    session.forget_words()
+    assert session.decoder.user_words == {} and session.decoder.misreadings() == {"meant": {}, "misread": {}}

@@ -19,7 +19,8 @@ The candidates are lexicon words one or two edits from the spelling: those the m
 and the likeliest of the 20,000 most frequent words within two edits of any kind (a symmetric-delete index, as
 SymSpell's) of the spelling, or of the letters likeliest meant once the session learned its user's misreadings. The
 lexicon is symspellpy's English frequency dictionary (82,765 words with counts); a user's own kept spellings rank as
-common words for that user.
+common words for that user. What a decoder learned goes out and comes back whole (`misreadings`, `parse_misreadings`,
+`restore_misreadings`): the page keeps it between visits.
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ MAX_USER_WORDS = 1000            # per session: a visitor's state is bounded
 # words), so a misreading seen before is likelier again. Fitted after the constants above (bench.words --fit).
 LEARNED = 2.0                    # weight of the learned misreading rate in the channel
 LEARNED_PRIOR = 1.0              # letters of c seen before its learned rate counts in full (shrinkage)
+MAX_COUNT = 1_000_000            # a count taken from an earlier visit (the page sends them back): bounded
 SUGGESTIONS = 3
 DOUBT = math.log(0.02)           # a letter the model gave this much (smoothed) is a candidate substitution
 GAP_FRAMES = 3                   # frames that committed nothing before a gap can show a missed letter
@@ -71,6 +73,23 @@ def deletes(text: str, n: int = 2) -> set[str]:
         frontier = {x[:i] + x[i + 1:] for x in frontier for i in range(len(x))}
         out = out | frontier
     return out
+
+
+def parse_misreadings(learned: object) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """`Decoder.misreadings`' form, as a page sends it back -> (meant, misread); ValueError for anything else: at
+    most 26 letters and 650 pairs, each count 0..MAX_COUNT, a letter read as another no more often than meant."""
+    def counts(value, keys):
+        ok = isinstance(value, dict) and len(value) <= len(keys) and all(
+            k in keys and type(n) is int and 0 <= n <= MAX_COUNT for k, n in value.items())
+        return value if ok else None
+
+    pairs = {c + r for c in LETTERS for r in LETTERS if c != r}
+    meant = counts(learned.get("meant"), set(LETTERS)) if isinstance(learned, dict) else None
+    misread = counts(learned.get("misread"), pairs) if isinstance(learned, dict) else None
+    if meant is None or misread is None or any(n > meant.get(k[0], 0) for k, n in misread.items()):
+        raise ValueError('misreadings take {"meant": {letter: count}, "misread": {letter pair: count}}: A-Z, '
+                         f"counts 0 to {MAX_COUNT}, a pair's no more than its first letter's")
+    return dict(meant), {(k[0], k[1]): n for k, n in misread.items()}
 
 
 def mean(vectors: list) -> list[float] | None:
@@ -222,6 +241,18 @@ class Decoder:
             self.meant[c] = max(0, self.meant.get(c, 0) + weight)
             if c != r:
                 self.misread[(c, r)] = max(0, self.misread.get((c, r), 0) + weight)
+
+    def misreadings(self) -> dict:
+        """What was learned of this user's letters, as the page keeps it between visits (`restore_misreadings`):
+        {"meant": {letter: count}, "misread": {meant + read: count}}, zero counts left out. A pair is given no
+        more than its letter: a lesson taken back after forget_misreadings can leave it above (both stop at 0)."""
+        return {"meant": {c: n for c, n in sorted(self.meant.items()) if n},
+                "misread": {c + r: min(n, self.meant.get(c, 0)) for (c, r), n in sorted(self.misread.items())
+                            if min(n, self.meant.get(c, 0))}}
+
+    def restore_misreadings(self, meant: dict[str, int], misread: dict[tuple[str, str], int]) -> None:
+        """Take up what an earlier visit learned (`parse_misreadings`) in place of what this one has."""
+        self.meant, self.misread = dict(meant), dict(misread)
 
     def forget_misreadings(self) -> None:
         """The model reading this user changed (a personal model, or the shared one again): what was learned of

@@ -3,10 +3,12 @@
 client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload),
           `space` (ends the word as the `space` sign does), `choose` {"index": i} or {"raw": true};
           `calibrate`, `adapt`, `forget` and connect's auth {"personal_key"}: app.live.calibration;
-          connect's auth {"words": [spellings the user kept before]}: ranked up again (Session.restore_words)
+          connect's auth {"words": [spellings the user kept before], "misreadings": the last `misreadings`}:
+          a returning user's decoder (Session.restore_words, restore_misreadings)
 server -> `result` (one per accepted frame, with "suggestions" for the current word; "model": "personal" or
           the shared model's id), `error` {"code", "message", "seq"} (one per refused frame), `speech` {"text",
-          "audio": WAV bytes, "mime"} when a word is finished or replaced, or speech is asked for.
+          "audio": WAV bytes, "mime"} when a word is finished or replaced, or speech is asked for;
+          `misreadings` {"model", "meant", "misread"} when the decoder learned from a word (the page keeps it).
 `reset`, `undo`, `space` and `choose` also answer their ack with {"word", "text", "events", "version"}; a `result`
 carries "version" too, counting the session's states in the order they were made: one older than a state already
 shown is stale (a frame read before a word action, sent after its ack). A finished word is
@@ -93,15 +95,18 @@ def _session() -> Session | None:
 @socketio.on("connect")
 def on_connect(auth=None):
     session = run_blocking(current_app.extensions["sessions"].open, request.sid)
-    words = auth.get("words") if isinstance(auth, dict) else None
-    if words is not None:
-        try:
-            session.restore_words(words)
-        except FrameError as exc:  # the connection goes on, without them
-            socketio.emit("error", exc.as_dict(), to=request.sid, ignore_queue=True)
     from app.live import calibration  # it builds on this module
 
     calibration.on_connect(session, auth)  # auth {"personal_key"}: read with that user's model
+    auth = auth if isinstance(auth, dict) else {}
+    shared_model = current_app.extensions["predictor"].model_id
+    for restore, value in ((session.restore_words, auth.get("words")),
+                           (lambda learned: session.restore_misreadings(learned, shared_model), auth.get("misreadings"))):
+        if value is not None:
+            try:
+                run_blocking(restore, value)
+            except FrameError as exc:  # the connection goes on, without it
+                socketio.emit("error", exc.as_dict(), to=request.sid, ignore_queue=True)
 
 
 @socketio.on("disconnect")
@@ -189,10 +194,15 @@ def on_speak(*_):
 
 
 def _speak_words(events: list[dict]) -> None:
-    """Speak each finished or replaced word."""
+    """Speak each finished or replaced word; send what the decoder learned from it (`misreadings`)."""
     for event in events:
         if event["type"] in ("word", "replace"):
             _speak_later(event["value"])
+    if any(event["type"] in ("word", "replace", "del") for event in events):  # the decoder learned, or took back
+        session = _session()
+        learned = session and session.misreadings(current_app.extensions["predictor"].model_id)
+        if learned:
+            socketio.emit("misreadings", learned, to=request.sid, ignore_queue=True)
 
 
 def _speak_later(text: str) -> None:

@@ -13,7 +13,7 @@ from collections import deque
 
 import numpy as np
 
-from app.live.decoder import Decoded, Decoder, letter_probs, shared_lexicon
+from app.live.decoder import Decoded, Decoder, letter_probs, parse_misreadings, shared_lexicon
 from app.live.frames import FrameError, decode_frame
 from app.live.speech import SpeechQueue
 from app.live.speller import MAX_WORD, REST, Speller
@@ -131,7 +131,6 @@ class Session:
         self.calibration = None  # app.live.calibration.Recorder while this client calibrates
         # Words (app.live.decoder): the finished word's decoding and the growing word's suggestions.
         self._decoder: Decoder | None = None  # made on first use: it waits for the shared lexicon
-        self._kept_before: list[str] = []  # spellings kept on an earlier visit, for the decoder when it is made
         self.suggestions: list[str] = []  # for the current word
         self.finished: Decoded | None = None  # the last finished word, while `choose` may replace it
         self.to_speak = SpeechQueue()  # words and text waiting for server speech (app.live.realtime)
@@ -150,22 +149,47 @@ class Session:
         """"Forget me": what the decoder learned of this user (kept spellings, misreadings) goes too."""
         with self.lock:
             self._decoder = None
-            self._kept_before = []
 
+    # A returning user: the page keeps what the decoder learned of them (their kept spellings, their letters'
+    # misreadings) in its browser and sends it on connect; the server stores none of it. Both make the decoder
+    # (waiting for the shared lexicon while the server starts): call them off the event loop.
     def restore_words(self, words: object) -> None:
-        """Connect's auth {"words"}: the spellings this user kept on earlier visits (the page keeps them in its
-        browser; the server stores none), ranked up again. FrameError, and none taken, for a malformed list."""
+        """Connect's auth {"words"}: the spellings this user kept on earlier visits, ranked up again. FrameError,
+        and none taken, for a malformed list."""
         if not (isinstance(words, list) and len(words) <= MAX_KEPT_WORDS and all(
                 isinstance(w, str) and 0 < len(w) <= MAX_WORD and w.isascii() and w.isalpha() and w.isupper()
                 for w in words)):
             raise FrameError("bad_words", f"words takes a list of at most {MAX_KEPT_WORDS} spellings, "
                                           f"each 1 to {MAX_WORD} letters A-Z")
         with self.lock:
+            for word in words:
+                self.decoder.remember(word)
+
+    def restore_misreadings(self, learned: object, shared_model: str) -> None:
+        """Connect's auth {"misreadings"}: the last `misreadings` event of an earlier visit, taken up when it was
+        learned of the model reading this user now (one model's misreadings are not another's; this call comes
+        after the personal key's). FrameError, and nothing taken, for a malformed one."""
+        try:
+            if not (isinstance(learned, dict) and isinstance(learned.get("model"), str)):
+                raise ValueError('misreadings take {"model", "meant", "misread"}')
+            meant, misread = parse_misreadings(learned)
+        except ValueError as exc:
+            raise FrameError("bad_misreadings", str(exc)) from None
+        with self.lock:
+            if learned["model"] == self.model_name(shared_model):
+                self.decoder.restore_misreadings(meant, misread)
+
+    def misreadings(self, shared_model: str) -> dict | None:
+        """What the decoder learned of this user's letters, for the page to keep ({"model", "meant", "misread"});
+        None before it learned anything."""
+        with self.lock:
             if self._decoder is None:
-                self._kept_before = list(words)
-            else:
-                for word in words:
-                    self._decoder.remember(word)
+                return None
+            return {"model": self.model_name(shared_model), **self._decoder.misreadings()}
+
+    def model_name(self, shared_model: str) -> str:
+        """What reads this user, as a `result` names it: "personal", or the shared model's id."""
+        return "personal" if self.personal else shared_model
 
     def state(self, events: list[dict] | None = None) -> dict:
         """The transcript now (the caller holds the lock), numbered: frames and word actions are answered on their
@@ -217,7 +241,7 @@ class Session:
             result = {"seq": seq, "hand": hand is not None, "letter": letter, "confidence": confidence,
                       "top": top, "landmarks": None if hand is None else np.round(hand.landmarks, 4).tolist(),
                       **self.state(events), "suggestions": self.suggestions,
-                      "model": "personal" if self.personal else predictor.model_id}
+                      "model": self.model_name(predictor.model_id)}
             if self.calibration is not None:
                 result["calibration"] = self.calibration.status()
         timings["total"] = time.perf_counter() - t0
@@ -243,9 +267,6 @@ class Session:
     def decoder(self) -> Decoder:
         if self._decoder is None:
             self._decoder = Decoder(shared_lexicon())
-            for word in self._kept_before:
-                self._decoder.remember(word)
-            self._kept_before = []
         return self._decoder
 
     def decode_words(self, events: list[dict]) -> list[dict]:

@@ -4,7 +4,7 @@
 // {personal_key}. The key is a capability: it stays in this browser's localStorage and goes only to this server.
 
 import { errorText } from "./errors.js";
-import { forgetKeptWords, keptWords } from "./words.js";
+import { forgetLearned, keptMisreadings, keptWords } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
 const STORE = { key: "sign2sound.personalKey", shared: "sign2sound.useShared", offered: "sign2sound.calibrationOffered" };
@@ -79,11 +79,11 @@ export function initCalibration(liveSocket, { setMessage, reconnect: reconnectLi
   loadPoses();
 }
 
-// "Forget me" shows while this browser keeps anything of the user: a personal key or kept spellings.
+// "Forget me" shows while this browser keeps anything of the user: a personal key, or what the decoder learned.
 export function showControls() {
   const hasKey = Boolean(localStorage.getItem(STORE.key));
   $("use-shared").hidden = !hasKey;
-  $("forget-me").hidden = !hasKey && !keptWords().length;
+  $("forget-me").hidden = !hasKey && !keptWords().length && !keptMisreadings();
   $("use-shared").textContent = localStorage.getItem(STORE.shared) ? "Use my model" : "Use the shared model";
 }
 
@@ -186,6 +186,7 @@ function adapt() {
 }
 
 function onAdapted(result) {
+  forgetLearned({ words: false }); // the new model's misreadings are learned afresh (the server's are cleared)
   localStorage.setItem(STORE.key, result.key);
   localStorage.removeItem(STORE.shared);
   const pct = (x) => `${Math.round(x * 100)}%`;
@@ -215,7 +216,7 @@ function forget() {
   socket.emit("forget", (ack) => {
     localStorage.removeItem(STORE.key);
     localStorage.removeItem(STORE.shared);
-    forgetKeptWords();
+    forgetLearned();
     if (ack) $("status-model").textContent = ack.model;
     $("calibration-panel").hidden = true;
     showControls();

@@ -21,6 +21,7 @@ export const ERROR_MESSAGES = {
   bad_choice: "That choice is not among the word's suggestions.",
   nothing_to_choose: "There is no word to choose for yet.",
   bad_words: "The words this browser kept for you could not be read, so the server left them out.",
+  bad_misreadings: "What this browser kept of how your letters are read could not be read, so the server left it out.",
   bad_label: "That sign cannot be calibrated: choose A to Z, space or del.",
   class_full: "Enough pictures of this sign are recorded.",
   too_few_samples: "Not enough of your signs were recorded yet: calibrate some signs first.",

@@ -6,18 +6,19 @@ import { drawHand } from "./overlay.js";
 import { FrameStream } from "./stream.js";
 import * as view from "./view.js";
 import { Voice } from "./voice.js";
-import { keptWords, Words } from "./words.js";
+import { keptMisreadings, keptWords, Words } from "./words.js";
 
 const settings = document.body.dataset;
 const video = document.getElementById("video");
 const overlay = document.getElementById("overlay");
 const captureCanvas = document.createElement("canvas");
 
-// Socket.IO asks for the auth again on every (re)connect: the personal key, and the spellings kept before.
+// Socket.IO asks for the auth again on every (re)connect: the personal key, and what the decoder learned before.
 function auth(callback) {
   personalAuth((personal) => {
     const words = keptWords();
-    callback(words.length ? { ...personal, words } : personal);
+    const misreadings = keptMisreadings();
+    callback({ ...personal, ...(words.length && { words }), ...(misreadings && { misreadings }) });
   });
 }
 const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true, auth });
@@ -62,7 +63,7 @@ const words = new Words(socket, {
   fresh,
   showState: (state) => view.showTranscript(state),
   speakWord: (word) => { if (!serverTts) voice.speakInBrowser(word); }, // the server speaks it otherwise
-  onKept: showControls, // "Forget me" forgets the kept spellings too
+  onLearned: showControls, // "Forget me" forgets what the browser keeps of the user too
 });
 
 function speak(text) {

@@ -1,12 +1,15 @@
 // Words on the page: up to three suggestions under the growing word (click, or keys 1-3), the decoded word with
 // its raw spelling one click or key away ("you spelled XYZ: keep it", key K), the keyboard's Space ending the
 // word. Protocol: result.suggestions, the `word` and `replace` events, client `space` and `choose`.
-// The spellings the user keeps (a choice, or undo restoring a spelling) stay in this browser and go to the server
-// on connect (auth {"words"}), so a returning user's names stay as they spell them; the server stores none.
+// What the decoder learned of the user stays in this browser and goes to the server on connect (auth {"words",
+// "misreadings"}), so a returning user's names stay as they spell them and their misread letters are fixed from
+// the first word: the spellings they kept (a choice, or undo restoring a spelling) and the server's last
+// `misreadings` event. The server stores none of it.
 
 const $ = (id) => document.getElementById(id);
 const KEPT = "sign2sound.words"; // localStorage: the kept spellings, the latest last
 const MAX_KEPT = 200; // the most the server takes on connect (app.live.session.MAX_KEPT_WORDS)
+const MISREADINGS = "sign2sound.misreadings"; // localStorage: the last `misreadings` event, as it came
 
 export function keptWords() {
   try {
@@ -17,8 +20,19 @@ export function keptWords() {
   }
 }
 
-export function forgetKeptWords() {
-  localStorage.removeItem(KEPT);
+export function keptMisreadings() {
+  try {
+    const learned = JSON.parse(localStorage.getItem(MISREADINGS));
+    return learned && typeof learned === "object" && !Array.isArray(learned) ? learned : null;
+  } catch (err) {
+    return null;
+  }
+}
+
+// "Forget me" (everything), or a new personal model (its misreadings are not the old one's).
+export function forgetLearned({ words = true } = {}) {
+  if (words) localStorage.removeItem(KEPT);
+  localStorage.removeItem(MISREADINGS);
 }
 
 function keepWord(word) {
@@ -29,14 +43,18 @@ function keepWord(word) {
 
 export class Words {
   // fresh(state): false for a state older than one shown; showState(state): show {word, text};
-  // speakWord(word): the browser's voice when the server has none; onKept(): a spelling was kept.
-  constructor(socket, { fresh, showState, speakWord, onKept }) {
+  // speakWord(word): the browser's voice when the server has none; onLearned(): this browser keeps more of the user.
+  constructor(socket, { fresh, showState, speakWord, onLearned }) {
     this.socket = socket;
     this.fresh = fresh;
     this.showState = showState;
     this.speakWord = speakWord;
-    this.onKept = onKept;
+    this.onLearned = onLearned;
     this.choices = [];
+    socket.on("misreadings", (learned) => {
+      localStorage.setItem(MISREADINGS, JSON.stringify(learned));
+      this.onLearned();
+    });
     $("keep").addEventListener("click", () => this.keep());
     $("suggestions").addEventListener("click", (event) => {
       const button = event.target.closest("button[data-index]");
@@ -61,7 +79,7 @@ export class Words {
     const word = state.events.findLast((e) => e.type === "word" || e.type === "replace");
     if (word && (chosen || (word.type === "replace" && word.value === word.raw))) {
       keepWord(word.value);
-      this.onKept();
+      this.onLearned();
     }
     if (word) {
       this.show(word.alternatives, word);
