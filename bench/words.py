@@ -260,13 +260,14 @@ def score(decoder, spelled: list) -> dict:
     return {"n": n, "raw": raw / n if n else None, "decoded": decoded / n if n else None, "times": times}
 
 
-def session(decoder, spelled: dict, visit: int = 0) -> dict:
+def session(decoder, spelled: dict, visit: int = 0, carry: bool = False) -> dict:
     """One user's session: the words and names of `spelled` ({kind: [(word, letters, tail)]}) in a shuffled
     order (seeded), the decoder learning this user's misreadings from each word it settles on (the user never
     corrects one: the decoder's own choices only). Per kind: decoded accuracy, the share of words spelled right
     that stay so ("KIND kept"), the accuracy over the session's first FIRST_WORDS of that kind ("KIND first"); and
-    the time of each word end ("times"). `visit`: the words come in visits of that many, and each visit's decoder
-    starts with nothing learned (as before a page kept what was learned between visits)."""
+    the time of each word end ("times"). `visit`: the words come in visits of that many; each visit's decoder
+    starts with nothing learned, or (`carry`) with what the visits before learned, as the page brings it back."""
+    from app.live.decoder import parse_misreadings
     import random
     import time
     items = [(kind, x) for kind, xs in spelled.items() for x in xs]
@@ -275,7 +276,9 @@ def session(decoder, spelled: dict, visit: int = 0) -> dict:
     kept: dict[str, list[bool]] = {kind: [] for kind in spelled}  # of the words spelled right
     times = []
     for i, (kind, (word, letters, tail)) in enumerate(items):
-        if visit and i % visit == 0:
+        if visit and i % visit == 0 and carry:
+            decoder.restore_misreadings(*parse_misreadings(decoder.misreadings()))
+        elif visit and i % visit == 0:
             decoder.forget_misreadings()
             decoder.user_words.clear()
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -355,7 +358,57 @@ def fit_learning(ev: dict, constants: dict, names_kept: float = 0.98) -> dict:
         if best is None or key > best[0]:
             best = (key, {"learned": learned, "learned_prior": learned_prior, "fit_session_words": round(words, 4),
                           "fit_session_names": round(names, 4), "fit_session_names_right_kept": round(kept, 4)})
-    return constants | best[1]
+    constants = constants | best[1]
+    return constants | fit_restored(ev, constants)
+
+
+def fit_restored(ev: dict, constants: dict, caps=(None, 50, 20, 10, 5, 2)) -> dict:
+    """RESTORED, how many letters of each an earlier visit counts as when the page brings it back: the most fit words
+    right for a returning user (the second half of each signer's fit session in visits of VISIT, starting from what
+    the first half taught) while the next user of the same browser (one signer's second half as one session,
+    starting from what another signer's first half taught; every pair) loses at most half a point against a fresh
+    start. Ties: the smaller."""
+    import math
+    import random
+    from app.live import decoder as decoding
+    c = constants
+    fitted = dict(smoothing=c["smoothing"], name_logprior=c["name_logprior"], margin=c["margin"],
+                  missed=math.log(c["missed"]), gap_missed=math.log(c["gap_missed"]), gap_slope=c["gap_slope"],
+                  learned=c["learned"], learned_prior=c["learned_prior"])
+
+    def halves(lists):
+        items = [(kind, x) for kind in ("words", "names") for x in lists[f"fit {kind}"]]
+        random.Random(SEED).shuffle(items)
+        return [{kind: [x for k, x in part if k == kind] for kind in ("words", "names")}
+                for part in (items[:len(items) // 2], items[len(items) // 2:])]
+
+    parts = {signer: halves(lists) for signer, lists in ev.items()}
+    taught = {}
+    for signer, (first, _) in parts.items():
+        d = decoding.Decoder(decoding.shared_lexicon(), **fitted)
+        session(d, first)
+        taught[signer] = decoding.parse_misreadings(d.misreadings())
+
+    def words(start, second, cap, visit=0):
+        d = decoding.Decoder(decoding.shared_lexicon(), **fitted, restored=math.inf if cap is None else cap)
+        if start:
+            d.restore_misreadings(*start)
+        return session(d, second, visit, carry=True)["words"]
+
+    fresh = sum(words(None, second, None) for _, second in parts.values()) / len(parts)
+    fresh_visits = sum(session(decoding.Decoder(decoding.shared_lexicon(), **fitted), second, VISIT)["words"]
+                       for _, second in parts.values()) / len(parts)
+    best, table = None, {}
+    for cap in caps:
+        returning = sum(words(taught[s], second, cap, VISIT) for s, (_, second) in parts.items()) / len(parts)
+        pairs = [(a, b) for a in parts for b in parts if a != b]
+        next_user = sum(words(taught[a], parts[b][1], cap) for a, b in pairs) / len(pairs)
+        table[str(cap)] = {"returning_visits": round(returning, 4), "next_user_session": round(next_user, 4)}
+        key = (next_user >= fresh - 0.005, returning, -(cap or math.inf))
+        if cap is not None and (best is None or key > best[0]):
+            best = (key, cap)
+    return {"restored": best[1], "fit_restored": {"nothing": {"returning_visits": round(fresh_visits, 4),
+                                                                "next_user_session": round(fresh, 4)}, **table}}
 
 
 def table(ev: dict) -> list[str]:
@@ -408,11 +461,13 @@ def table(ev: dict) -> list[str]:
 def returning_table(ev: dict) -> list[str]:
     """A returning user: the page brings back what the decoder learned on earlier visits. Short visits: each
     signer's words and names (one session's order) in visits of VISIT words, each starting from nothing learned
-    (as before) or from the misreadings learned so far (the same as one long session). Names kept before: every
-    name of the list kept on an earlier visit, against a user new to the decoder, decoded alone and in a session
-    (an upper bound: a user keeps only the names the decoder once changed)."""
+    (as before) or from what the visits before learned (as the page brings it back). The next user of the same
+    browser: a session that starts from what another signer's whole session taught (every pair of signers),
+    against a fresh start. Names kept before: every name of the list kept on an earlier visit, against a user new
+    to the decoder, decoded alone and in a session (an upper bound: a user keeps only the names the decoder once
+    changed)."""
     import numpy as np
-    from app.live.decoder import Decoder, shared_lexicon
+    from app.live.decoder import Decoder, parse_misreadings, shared_lexicon
 
     def decoder(names=()):
         d = Decoder(shared_lexicon())
@@ -420,34 +475,54 @@ def returning_table(ev: dict) -> list[str]:
             d.remember(name)
         return d
 
-    def mean_row(label, values):
-        return f"| mean of signers | {label} | " + " | ".join(f"{v:.1%}" for v in np.mean(values, axis=0)) + " |"
+    def row(signer, label, values):
+        return f"| {signer} | {label} | " + " | ".join(f"{v:.1%}" for v in values) + " |"
 
     visits = [f"Visits of {VISIT} words:", "",
               "| held-out signer | each visit starts from | words | names | right words kept | right names kept |",
               "|---|---|---|---|---|---|"]
+    after = ["The next user of the same browser (one session):", "",
+             "| held-out signer | the session starts from | words | names | right words kept | right names kept |",
+             "|---|---|---|---|---|---|"]
     kept = ["Names kept before:", "",
             "| held-out signer | names kept before | words decoded | names decoded | words, learning "
             "| names, learning | right words kept, learning | right names kept, learning |",
             "|---|---|---|---|---|---|---|---|"]
-    visit_cols, kept_cols = {}, {}
+    spelled = {signer: {name: lists[name] for name in ("words", "names")} for signer, lists in ev.items()}
+    taught = {}  # what each signer's whole session taught, as the page keeps it
+    for signer in ev:
+        d = decoder()
+        session(d, spelled[signer])
+        taught[signer] = parse_misreadings(d.misreadings())
+    visit_cols, after_cols, kept_cols = {}, {}, {}
     for signer, lists in ev.items():
-        spelled = {name: lists[name] for name in ("words", "names")}
-        for carried, visit in (("nothing", VISIT), ("what was learned", 0)):
-            r = session(decoder(), spelled, visit)
-            values = [r["words"], r["names"], r["words kept"], r["names kept"]]
-            visit_cols.setdefault(carried, []).append(values)
-            visits.append(f"| {signer} | {carried} | " + " | ".join(f"{v:.1%}" for v in values) + " |")
+        for carried, carry in (("nothing", False), ("what was learned", True)):
+            r = session(decoder(), spelled[signer], VISIT, carry)
+            visit_cols.setdefault(carried, []).append([r[k] for k in ("words", "names", "words kept", "names kept")])
+            visits.append(row(signer, carried, visit_cols[carried][-1]))
+        others = []
+        for other in ev:
+            if other != signer:
+                d = decoder()
+                d.restore_misreadings(*taught[other])
+                r = session(d, spelled[signer])
+                others.append([r[k] for k in ("words", "names", "words kept", "names kept")])
+        r = session(decoder(), spelled[signer])
+        for label, values in (("nothing", [r[k] for k in ("words", "names", "words kept", "names kept")]),
+                              ("another signer's (mean of four)", list(np.mean(others, axis=0)))):
+            after_cols.setdefault(label, []).append(values)
+            after.append(row(signer, label, values))
         known = sorted({word for word, _, _ in lists["names"]})
         for names in ([], known):
-            learning = session(decoder(names), spelled)
+            learning = session(decoder(names), spelled[signer])
             values = [score(decoder(names), lists["words"])["decoded"], score(decoder(names), lists["names"])["decoded"],
                       learning["words"], learning["names"], learning["words kept"], learning["names kept"]]
-            kept_cols.setdefault(bool(names), []).append(values)
+            kept_cols.setdefault(len(names) > 0, []).append(values)
             kept.append(f"| {signer} | {len(names)} | " + " | ".join(f"{v:.1%}" for v in values) + " |")
-    visits += [mean_row(carried, values) for carried, values in visit_cols.items()]
-    kept += [mean_row("all" if names else "none", values) for names, values in kept_cols.items()]
-    return visits + [""] + kept
+    visits += [row("mean of signers", label, np.mean(v, axis=0)) for label, v in visit_cols.items()]
+    after += [row("mean of signers", label, np.mean(v, axis=0)) for label, v in after_cols.items()]
+    kept += [row("mean of signers", "all" if names else "none", np.mean(v, axis=0)) for names, v in kept_cols.items()]
+    return visits + [""] + after + [""] + kept
 
 
 def lexicon_cost() -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.live.decoder import LETTERS, MAX_COUNT, Decoder, Gap, Letter, parse_misreadings, shared_lexicon
+from app.live.decoder import LETTERS, MAX_COUNT, RESTORED, Decoder, Gap, Letter, parse_misreadings, shared_lexicon
 from app.live.speller import GAP_KEEP, Speller
 
 
@@ -121,6 +121,11 @@ def test_what_was_learned_goes_to_the_page_and_comes_back_whole_or_not_at_all():
         with pytest.raises(ValueError):
             parse_misreadings(bad)
     assert parse_misreadings({"meant": {c: MAX_COUNT for c in LETTERS}, "misread": {}})[0]["Z"] == MAX_COUNT
+    # Every visit's letters do not come back with their full weight: each letter counts as at most RESTORED.
+    heavy = Decoder(shared_lexicon())
+    heavy.restore_misreadings({"T": 1000, "E": 3}, {("T", "S"): 640, ("E", "F"): 3})
+    assert (heavy.meant, heavy.misread) == ({"T": RESTORED, "E": min(3, RESTORED)},
+                                           {("T", "S"): round(0.64 * RESTORED), ("E", "F"): min(3, RESTORED)})
     # A lesson taken back after the counts were cleared can leave a pair above its letter: sent clipped, still valid.
     learner.forget_misreadings()
     learner.learn("TO", "SO")

@@ -12,8 +12,8 @@ likelier than others. The raw spelling scores log P(letters | raw) + max(log P(r
 likely as a rare word. The decoder keeps the raw spelling unless the best word beats it by MARGIN: fingerspelling
 is mostly names, which must stay as spelled. A session's decoder also learns which of its user's letters the model
 misreads, and as what, from the words it settles on (`learn`). SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED,
-GAP_SLOPE, MARGIN, LEARNED and LEARNED_PRIOR are fitted on held-out signers' words and names, never the test words
-(`python -m bench.words --fit`, docs/EXPERIMENTS.md, "Words, not letters").
+GAP_SLOPE, MARGIN, LEARNED, LEARNED_PRIOR and RESTORED are fitted on held-out signers' words and names, never the
+test words (`python -m bench.words --fit`, docs/EXPERIMENTS.md, "Words, not letters").
 
 The candidates are lexicon words one or two edits from the spelling: those the model's doubts and the gaps point to,
 and the likeliest of the 20,000 most frequent words within two edits of any kind (a symmetric-delete index, as
@@ -55,6 +55,9 @@ MAX_USER_WORDS = 1000            # per session: a visitor's state is bounded
 LEARNED = 2.0                    # weight of the learned misreading rate in the channel
 LEARNED_PRIOR = 1.0              # letters of c seen before its learned rate counts in full (shrinkage)
 MAX_COUNT = 1_000_000            # a count taken from an earlier visit (the page sends them back): bounded
+# Fitted (docs/EXPERIMENTS.md, "A returning user"): the most a returning user keeps while the next user of the same
+# browser loses at most half a point against a fresh start.
+RESTORED = 5                     # an earlier visit's letters count as at most this many of each
 SUGGESTIONS = 3
 DOUBT = math.log(0.02)           # a letter the model gave this much (smoothed) is a candidate substitution
 GAP_FRAMES = 3                   # frames that committed nothing before a gap can show a missed letter
@@ -205,12 +208,13 @@ class Decoder:
 
     def __init__(self, lexicon: Lexicon, smoothing: float = SMOOTHING, name_logprior: float = NAME_LOGPRIOR,
                  margin: float = MARGIN, missed: float = MISSED, gap_missed: float = GAP_MISSED,
-                 gap_slope: float = GAP_SLOPE, learned: float = LEARNED, learned_prior: float = LEARNED_PRIOR):
+                 gap_slope: float = GAP_SLOPE, learned: float = LEARNED, learned_prior: float = LEARNED_PRIOR,
+                 restored: float = RESTORED):
         self.lexicon = lexicon
         self.letters = LETTERS
         self.smoothing, self.name_logprior, self.margin, self.missed = smoothing, name_logprior, margin, missed
         self.gap_missed, self.gap_slope = gap_missed, gap_slope
-        self.learned, self.learned_prior = learned, learned_prior
+        self.learned, self.learned_prior, self.restored = learned, learned_prior, restored
         self.user_words: dict[str, None] = {}  # insertion order: the oldest is dropped first
         # This user's letters: how many times c was meant, and read as r (r != c); 26 x 26 at most.
         self.meant: dict[str, int] = {}
@@ -251,8 +255,14 @@ class Decoder:
                             if min(n, self.meant.get(c, 0))}}
 
     def restore_misreadings(self, meant: dict[str, int], misread: dict[tuple[str, str], int]) -> None:
-        """Take up what an earlier visit learned (`parse_misreadings`) in place of what this one has."""
-        self.meant, self.misread = dict(meant), dict(misread)
+        """Take up what earlier visits learned (`parse_misreadings`) in place of what this one has, each letter
+        counted as at most `restored` (RESTORED) times meant (its misreadings scaled alike): the rates come back, not the weight
+        of every visit before, so a user whose signing changed, or another user of the same browser, outweighs
+        them within a few words."""
+        scale = {c: min(1.0, self.restored / n) for c, n in meant.items() if n}
+        self.meant = {c: round(n * scale[c]) for c, n in meant.items() if n}
+        self.misread = {(c, r): min(round(n * scale[c]), self.meant[c]) for (c, r), n in misread.items()
+                        if n and c in scale}
 
     def forget_misreadings(self) -> None:
         """The model reading this user changed (a personal model, or the shared one again): what was learned of
