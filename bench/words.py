@@ -4,7 +4,7 @@ word decoder (docs/EXPERIMENTS.md, "Words, not letters").
     python -m bench.words [--signers kaggle asl_ai ...] [--fit [--names-kept 0.98]] [--train ML.TRAIN OPTIONS]
     python -m bench.words --calibrated     # the signer calibrates first (the page's amount), then spells
     python -m bench.words --pace 20 40     # a slow signer: each letter shown 20-39 frames (the default 8-14)
-    python -m bench.words --returning      # a returning user: short visits, names kept before
+    python -m bench.words --users          # users' ways: short visits, a shared browser, names kept, fixing words
 
 Trains (once) and caches one leave-one-signer-out model per signer under instance/bench-words/, keyed by the
 training options and the code that shapes the model's input (ml/features.py, model.py, augment.py,
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VISIT = 10  # words in a short visit (--returning): a lesson, a conversation
+VISIT = 10  # words in a short visit (--users): a lesson, a conversation
 CACHE = ROOT / "instance" / "bench-words"
 TRAIN_OPTIONS = ("--epochs", "30", "--mirror", "0.2")
 # The code whose change makes a cached model stale.
@@ -260,13 +260,16 @@ def score(decoder, spelled: list) -> dict:
     return {"n": n, "raw": raw / n if n else None, "decoded": decoded / n if n else None, "times": times}
 
 
-def session(decoder, spelled: dict, visit: int = 0, carry: bool = False) -> dict:
+def session(decoder, spelled: dict, visit: int = 0, carry: bool = False, fixes: bool = False) -> dict:
     """One user's session: the words and names of `spelled` ({kind: [(word, letters, tail)]}) in a shuffled
     order (seeded), the decoder learning this user's misreadings from each word it settles on (the user never
     corrects one: the decoder's own choices only). Per kind: decoded accuracy, the share of words spelled right
     that stay so ("KIND kept"), the accuracy over the session's first FIRST_WORDS of that kind ("KIND first"); and
     the time of each word end ("times"). `visit`: the words come in visits of that many; each visit's decoder
-    starts with nothing learned, or (`carry`) with what the visits before learned, as the page brings it back."""
+    starts with nothing learned, or (`carry`) with what the visits before learned, as the page brings it back.
+    `fixes`: the user fixes a wrong word with one click when the page offers the right one ("keep it", or an
+    alternative), as `choose` does (the decoder's lesson taken back, the choice taught and remembered): "KIND
+    fixed" is the share right after the clicks, "clicks" the clicks per word."""
     from app.live.decoder import parse_misreadings
     import random
     import time
@@ -274,7 +277,8 @@ def session(decoder, spelled: dict, visit: int = 0, carry: bool = False) -> dict
     random.Random(SEED).shuffle(items)
     right: dict[str, list[bool]] = {kind: [] for kind in spelled}
     kept: dict[str, list[bool]] = {kind: [] for kind in spelled}  # of the words spelled right
-    times = []
+    fixed: dict[str, list[bool]] = {kind: [] for kind in spelled}
+    times, clicks = [], 0
     for i, (kind, (word, letters, tail)) in enumerate(items):
         if visit and i % visit == 0 and carry:
             decoder.restore_misreadings(*parse_misreadings(decoder.misreadings()))
@@ -288,8 +292,16 @@ def session(decoder, spelled: dict, visit: int = 0, carry: bool = False) -> dict
         right[kind].append(result.value == word)
         if result.raw == word:
             kept[kind].append(result.value == word)
-    out = {"times": times}  # per word end, (wall, CPU) seconds: decoding and learning, as the live path does
+        click = fixes and result.value != word and (word == result.raw or word in result.alternatives)
+        if click:
+            decoder.remember(word)
+            decoder.learn(result.value, result.raw, weight=-1)
+            decoder.learn(word, result.raw)
+        clicks += click
+        fixed[kind].append(result.value == word or click)
+    out = {"times": times, "clicks": clicks / len(items)}  # times: per word end, (wall, CPU) seconds
     for kind in spelled:
+        out[f"{kind} fixed"] = sum(fixed[kind]) / len(fixed[kind])
         out[kind] = sum(right[kind]) / len(right[kind])
         out[f"{kind} kept"] = sum(kept[kind]) / len(kept[kind]) if kept[kind] else 1.0
         out[f"{kind} first"] = sum(right[kind][:FIRST_WORDS]) / len(right[kind][:FIRST_WORDS])
@@ -458,14 +470,15 @@ def table(ev: dict) -> list[str]:
     return rows
 
 
-def returning_table(ev: dict) -> list[str]:
-    """A returning user: the page brings back what the decoder learned on earlier visits. Short visits: each
+def users_table(ev: dict) -> list[str]:
+    """How users fare, beyond one long session of words the user never corrects. Short visits: each
     signer's words and names (one session's order) in visits of VISIT words, each starting from nothing learned
     (as before) or from what the visits before learned (as the page brings it back). The next user of the same
     browser: a session that starts from what another signer's whole session taught (every pair of signers),
     against a fresh start. Names kept before: every name of the list kept on an earlier visit, against a user new
     to the decoder, decoded alone and in a session (an upper bound: a user keeps only the names the decoder once
-    changed)."""
+    changed). A user who fixes: in one session, a wrong word is fixed with one click when the page offers the
+    right one."""
     import numpy as np
     from app.live.decoder import Decoder, parse_misreadings, shared_lexicon
 
@@ -519,10 +532,20 @@ def returning_table(ev: dict) -> list[str]:
                       learning["words"], learning["names"], learning["words kept"], learning["names kept"]]
             kept_cols.setdefault(len(names) > 0, []).append(values)
             kept.append(f"| {signer} | {len(names)} | " + " | ".join(f"{v:.1%}" for v in values) + " |")
+    fixing = ["A user who fixes a wrong word with one click when the page offers the right one (one session):", "",
+              "| held-out signer | words shown | words after the clicks | names shown | names after the clicks "
+              "| clicks per 100 spelled |", "|---|---|---|---|---|---|"]
+    fix_cols = []
+    for signer in ev:
+        r = session(decoder(), spelled[signer], fixes=True)
+        fix_cols.append([r["words"], r["words fixed"], r["names"], r["names fixed"], r["clicks"]])
+        fixing.append(f"| {signer} | " + " | ".join(f"{v:.1%}" for v in fix_cols[-1][:4]) + f" | {100 * r['clicks']:.1f} |")
+    mean = np.mean(fix_cols, axis=0)
+    fixing.append("| mean of signers | " + " | ".join(f"{v:.1%}" for v in mean[:4]) + f" | {100 * mean[4]:.1f} |")
     visits += [row("mean of signers", label, np.mean(v, axis=0)) for label, v in visit_cols.items()]
     after += [row("mean of signers", label, np.mean(v, axis=0)) for label, v in after_cols.items()]
     kept += [row("mean of signers", "all" if names else "none", np.mean(v, axis=0)) for names, v in kept_cols.items()]
-    return visits + [""] + after + [""] + kept
+    return visits + [""] + after + [""] + kept + [""] + fixing
 
 
 def lexicon_cost() -> str:
@@ -547,8 +570,9 @@ def parse_args(argv):
     p.add_argument("--fit", action="store_true", help="fit the decoder's thresholds on the fit words and names")
     p.add_argument("--calibrated", action="store_true",
                    help="each held-out signer calibrates first: words from their test part, shared and personal model")
-    p.add_argument("--returning", action="store_true",
-                   help="a returning user: short visits that bring back what was learned, names kept before")
+    p.add_argument("--users", action="store_true",
+                   help="users' ways: short visits that bring back what was learned, the next user of a browser, "
+                        "names kept before, a user who fixes wrong words with a click")
     p.add_argument("--pace", nargs=2, type=int, default=list(FRAMES_PER_LETTER), metavar=("LOW", "HIGH"),
                    help="frames each letter is shown, drawn from [LOW, HIGH) (default: %(default)s; a slow signer: "
                         "20 40). Another pace prints its table and leaves docs/PERFORMANCE.md as it is")
@@ -576,8 +600,8 @@ def main(argv=None) -> int:
     if args.fit:
         print(json.dumps(fit(ev, args.names_kept)), flush=True)
         return 0
-    if args.returning:
-        print("\n".join(returning_table(ev)), flush=True)
+    if args.users:
+        print("\n".join(users_table(ev)), flush=True)
         return 0
     import gc
     gc.freeze()  # the cached words are the bench's, not the server's: the collector's pauses should not walk them
