@@ -278,7 +278,7 @@ def session(decoder, spelled: dict, visit: int = 0, carry: bool = False, fixes: 
     right: dict[str, list[bool]] = {kind: [] for kind in spelled}
     kept: dict[str, list[bool]] = {kind: [] for kind in spelled}  # of the words spelled right
     fixed: dict[str, list[bool]] = {kind: [] for kind in spelled}
-    times, clicks = [], 0
+    times, sent, clicks = [], [], 0
     for i, (kind, (word, letters, tail)) in enumerate(items):
         if visit and i % visit == 0 and carry:
             decoder.restore_misreadings(*parse_misreadings(decoder.misreadings()))
@@ -289,6 +289,9 @@ def session(decoder, spelled: dict, visit: int = 0, carry: bool = False, fixes: 
         result = decoder.decode(letters, tail)
         decoder.learn(result.value, result.raw)
         times.append((time.perf_counter() - t0, time.thread_time() - c0))
+        c0 = time.thread_time()
+        decoder.misreadings()  # the live path then sends the page what was learned (after the word's result)
+        sent.append(time.thread_time() - c0)
         right[kind].append(result.value == word)
         if result.raw == word:
             kept[kind].append(result.value == word)
@@ -299,7 +302,7 @@ def session(decoder, spelled: dict, visit: int = 0, carry: bool = False, fixes: 
             decoder.learn(word, result.raw)
         clicks += click
         fixed[kind].append(result.value == word or click)
-    out = {"times": times, "clicks": clicks / len(items)}  # times: per word end, (wall, CPU) seconds
+    out = {"times": times, "sent": sent, "clicks": clicks / len(items)}  # per word end, seconds
     for kind in spelled:
         out[f"{kind} fixed"] = sum(fixed[kind]) / len(fixed[kind])
         out[kind] = sum(right[kind]) / len(right[kind])
@@ -430,12 +433,13 @@ def table(ev: dict) -> list[str]:
     rows = ["| held-out signer | words (n) | raw | decoded | decoded, learning | names (n) | raw | decoded "
             "| decoded, learning | the session's first 100 words: decoded | learning |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    times, cols = [], {}
+    times, sent, cols = [], [], {}
     for signer, lists in ev.items():
         spelled = {name: lists[name] for name in ("words", "names")}
         learning = session(Decoder(shared_lexicon()), spelled)
         first = session(Decoder(shared_lexicon(), learned=0.0), spelled)["words first"]  # the same words
         times += learning["times"]
+        sent += learning["sent"]
         cells = [signer]
         for name in ("words", "names"):
             r = score(decoder, lists[name])
@@ -463,6 +467,9 @@ def table(ev: dict) -> list[str]:
     s = np.array(suggest) * 1000
     rows.append(f"suggestions per letter (CPU): mean {s.mean():.3f} ms, p99 {np.percentile(s, 99):.3f} ms, "
                 f"max {s.max():.3f} ms over {len(s)} letters")
+    t = np.array(sent) * 1000
+    rows.append(f"what was learned, for the page to keep, after each word end (CPU): mean {t.mean():.3f} ms, "
+                f"p99 {np.percentile(t, 99):.3f} ms, max {t.max():.3f} ms over {len(t)} words")
     for i, kind in enumerate(("wall", "CPU")):
         t = np.array([x[i] for x in times]) * 1000
         rows.append(f"decoder time per word end ({kind}): mean {t.mean():.3f} ms, median {np.median(t):.3f} ms, "
@@ -610,7 +617,7 @@ def main(argv=None) -> int:
     if pace != FRAMES_PER_LETTER:
         return 0
     from bench.report import machine_label, write_section
-    times = [r for r in rows if r.startswith(("decoder time", "suggestions"))]
+    times = [r for r in rows if r.startswith(("decoder time", "suggestions", "what was learned"))]
     command = " ".join(["python -m bench.words", *(["--signers", *args.signers] if args.signers else []),
                         "--train", *args.train])
     write_section("words", "\n".join([
