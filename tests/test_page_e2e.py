@@ -175,6 +175,22 @@ def hold_still_at(page, word: str, tries: int = 3) -> None:
     pytest.fail(f"the video moved past {word!r} before it could be paused, {tries} times")
 
 
+def test_what_the_server_refuses_to_bring_back_is_dropped_and_said(server, browser):
+    # The page sends what it kept of the user on connect; a record the server refuses (here a tampered count) is
+    # said once and dropped, not sent again at every visit. The valid kept spellings stay.
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    expect(page.locator("#status-connection")).to_have_text("connected")
+    page.evaluate("""() => {
+        localStorage.setItem('sign2sound.misreadings', JSON.stringify({model: 'x', meant: {T: -1}, misread: {}}));
+        localStorage.setItem('sign2sound.words', JSON.stringify(['BJORN'])); }""")
+    page.reload()
+    expect(page.locator("#messages")).to_contain_text("how your letters are read")
+    stored = "() => [localStorage.getItem('sign2sound.words'), localStorage.getItem('sign2sound.misreadings')]"
+    assert page.evaluate(stored) == ['["BJORN"]', None]
+    expect(page.locator("#forget-me")).to_be_visible()  # the browser still keeps something of the user
+
+
 def test_the_page_says_when_the_server_is_unreachable_and_reconnects(make_server, browser):
     server = make_server()
     page = browser.new_page()

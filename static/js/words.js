@@ -55,6 +55,10 @@ export class Words {
       localStorage.setItem(MISREADINGS, JSON.stringify(learned));
       this.onLearned();
     });
+    socket.on("error", (error) => { // refused on connect: sent again it would be refused again, at every visit
+      if (error.code === "bad_words") localStorage.removeItem(KEPT);
+      if (error.code === "bad_misreadings") localStorage.removeItem(MISREADINGS);
+    });
     $("keep").addEventListener("click", () => this.keep());
     $("suggestions").addEventListener("click", (event) => {
       const button = event.target.closest("button[data-index]");
