@@ -93,6 +93,9 @@ def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
     page.goto(server.url + "/")
 
     expect(page.locator("#status-connection")).to_have_text("connected")
+    for hidden in ("#calibration-panel", "#spelled", "#forget-me"):  # nothing to calibrate, keep or forget yet
+        expect(page.locator(hidden)).to_be_hidden()
+    expect(page.locator("#calibration-offer")).to_be_visible()  # a first visit
     expect(page.locator("#text")).to_contain_text(WORD, timeout=60_000)
     expect(page.locator("body")).to_have_attribute("data-last-speech", WORD, timeout=30_000)
 
