@@ -9,13 +9,15 @@ word decoder (docs/EXPERIMENTS.md, "Words, not letters").
 Trains (once) and caches one leave-one-signer-out model per signer under instance/bench-words/, keyed by the
 training options and the code that shapes the model's input (ml/features.py, model.py, augment.py,
 datasets.py), so a changed feature vector retrains; the spelled words are cached beside each model. Prints the
-accuracy table (docs/EXPERIMENTS.md) and writes the decoder's time to docs/PERFORMANCE.md; --fit prints the
+accuracy tables (docs/EXPERIMENTS.md: the words and names, then the two-letter words and bench/short.txt's
+initials, abbreviations and short names) and writes the decoder's time to docs/PERFORMANCE.md; --fit prints the
 decoder constants fitted on the fit words and names instead.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +51,7 @@ def model_path(signer: str, options: tuple[str, ...] = TRAIN_OPTIONS, log=sys.st
 
 
 NAMES = Path(__file__).resolve().parent / "names.txt"
+SHORT = Path(__file__).resolve().parent / "short.txt"
 DICTIONARY_WORDS = 1000   # the most frequent English words of three letters or more: the test words
 FIT_WORDS = 500           # the next ones: for fitting the decoder's thresholds
 FIRST_WORDS = 100         # a session's first words: how soon the decoder has learned a user's misreadings
@@ -65,6 +68,19 @@ def word_lists() -> dict[str, list[str]]:
     return {"words": common[:DICTIONARY_WORDS], "names": [n for i, n in enumerate(names) if i % 3 != 2],
             "fit words": common[DICTIONARY_WORDS:DICTIONARY_WORDS + FIT_WORDS],
             "fit names": [n for i, n in enumerate(names) if i % 3 == 2]}
+
+
+def short_lists() -> dict[str, list[str]]:
+    """Short spellings, test and fit sets: the lexicon's two-letter words ("short words", to be fixed when misread)
+    and initials, abbreviations and short names ("short", bench/short.txt: meant as spelled)."""
+    from app.live.decoder import shared_lexicon
+    lexicon = shared_lexicon().logprior
+    two = [w for w in sorted(lexicon, key=lexicon.get, reverse=True) if len(w) == 2]
+    short = [n.strip().upper() for n in SHORT.read_text().splitlines() if n.strip() and not n.startswith("#")]
+    return {"short words": [w for i, w in enumerate(two) if i % 3 != 2],
+            "fit short words": [w for i, w in enumerate(two) if i % 3 == 2],
+            "short": [n for i, n in enumerate(short) if i % 3 != 2],
+            "fit short": [n for i, n in enumerate(short) if i % 3 == 2]}
 
 
 def signer_samples(signer: str):
@@ -311,11 +327,11 @@ def session(decoder, spelled: dict, visit: int = 0, carry: bool = False, fixes: 
     return out
 
 
-def fit(ev: dict, names_kept: float = 0.98) -> dict:
+def fit(ev: dict, short_ev: dict, names_kept: float = 0.98) -> dict:
     """SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE and MARGIN that decode the most fit words right while
     the fit names lose at most half a point against their raw spelling and `names_kept` of the names spelled right
-    stay so (pooled over the held-out signers). Ties: the larger margin. Then, with those, LEARNED and
-    LEARNED_PRIOR (fit_learning)."""
+    stay so (pooled over the held-out signers). Ties: the larger margin. Then, with those, SHORT_LOGPRIOR
+    (fit_short), LEARNED and LEARNED_PRIOR (fit_learning) and RESTORED (fit_restored)."""
     import itertools
     import math
     from app.live.decoder import Decoder, shared_lexicon
@@ -325,7 +341,7 @@ def fit(ev: dict, names_kept: float = 0.98) -> dict:
     for smoothing, name_logprior, missed, gap_missed, gap_slope in itertools.product(
             (0.05, 0.1), (-16.0, -14.0, -12.0), (0.05, 0.1, 0.2), (4.0, 8.0, 16.0, 32.0), (0.0, 0.25, 0.5, 1.0)):
         decoder = Decoder(shared_lexicon(), smoothing, name_logprior, 0.0, math.log(missed), math.log(gap_missed),
-                          gap_slope)
+                          gap_slope, short_logprior=-math.inf)  # the short spellings' prior is the next stage
         rows = {}  # per set: (the best word's lead over the raw spelling, the best word, the raw spelling, truth)
         for label, spelled in sets.items():
             rows[label] = []
@@ -346,7 +362,43 @@ def fit(ev: dict, names_kept: float = 0.98) -> dict:
                               "fit_names_decoded": round(acc["names"], 4), "fit_names_raw": round(raw_names, 4),
                               "fit_names_right_kept": round(kept, 4),
                               "fit_words": len(sets["words"]), "fit_names": len(sets["names"])})
-    return fit_learning(ev, best[1], names_kept)
+    constants = best[1] | fit_short(ev, short_ev, best[1], names_kept)
+    return fit_learning(ev, constants, names_kept)
+
+
+def decoder_options(c: dict) -> dict:
+    """Decoder keyword arguments from fitted constants (`fit`'s form: probabilities, not their logs)."""
+    import math
+    logs = {"missed", "gap_missed"}
+    names = ("smoothing", "name_logprior", "margin", "missed", "gap_missed", "gap_slope", "short_logprior",
+             "short_slope", "learned", "learned_prior")
+    return {k: math.log(c[k]) if k in logs else c[k] for k in names if k in c}
+
+
+def fit_short(ev: dict, short_ev: dict, constants: dict, names_kept: float = 0.98,
+              priors=(-math.inf, -6.0, -4.0, -2.0, -1.0, 0.0, 2.0, 4.0, 6.0),
+              slopes=(math.log(26), 4.5, 6.0)) -> dict:
+    """SHORT_LOGPRIOR and SHORT_SLOPE, with `fit`'s constants: the most fit words right (the fit words and the fit two-letter words,
+    pooled) while the fit names and fit short spellings (pooled) lose at most half a point against their raw
+    spelling and `names_kept` of those spelled right stay so (if no value keeps that many, as many as the most
+    protective value keeps). Decoded alone, as `fit`. Ties: the larger."""
+    from app.live.decoder import Decoder, shared_lexicon
+    words = [x for s in ev.values() for x in s["fit words"]] + [x for s in short_ev.values() for x in s["fit short words"]]
+    names = [x for s in ev.values() for x in s["fit names"]] + [x for s in short_ev.values() for x in s["fit short"]]
+    raw_names = sum("".join(x.label for x in letters) == w for w, letters, _ in names) / len(names)
+    rows = []
+    for prior, slope in [(-math.inf, math.log(26))] + [(p, c) for p in priors[1:] for c in slopes]:
+        decoder = Decoder(shared_lexicon(), **decoder_options(constants | {"short_logprior": prior,
+                                                                           "short_slope": slope}))
+        w, n = score(decoder, words)["decoded"], score(decoder, names)["decoded"]
+        right = [decoder.decode(letters, tail).value == word for word, letters, tail in names
+                 if "".join(x.label for x in letters) == word]
+        rows.append((prior, slope, w, n, sum(right) / len(right)))
+    floor = min(names_kept, max(kept for *_, kept in rows))
+    best = max(rows, key=lambda r: (r[3] >= raw_names - 0.005 and r[4] >= floor, r[2], r[3], r[0], -r[1]))
+    return {"short_logprior": best[0], "short_slope": round(best[1], 4), "fit_short_names_raw": round(raw_names, 4),
+            "fit_short": {f"{r[0]} {r[1]:.2f}": {"words": round(r[2], 4), "names": round(r[3], 4),
+                                                 "names_right_kept": round(r[4], 4)} for r in rows}}
 
 
 def fit_learning(ev: dict, constants: dict, names_kept: float = 0.98) -> dict:
@@ -355,11 +407,8 @@ def fit_learning(ev: dict, constants: dict, names_kept: float = 0.98) -> dict:
     spelling and the share of right names kept is `names_kept`, or, if not learning keeps fewer, no fewer than
     not learning keeps. Ties: the least learning."""
     import itertools
-    import math
     from app.live.decoder import Decoder, shared_lexicon
-    c = constants
-    fitted = dict(smoothing=c["smoothing"], name_logprior=c["name_logprior"], margin=c["margin"],
-                  missed=math.log(c["missed"]), gap_missed=math.log(c["gap_missed"]), gap_slope=c["gap_slope"])
+    fitted = decoder_options({k: v for k, v in constants.items() if k not in ("learned", "learned_prior")})
     sessions = [{"words": lists["fit words"], "names": lists["fit names"]} for lists in ev.values()]
     raw_names = sum(sum("".join(x.label for x in letters) == w for w, letters, _ in x["names"]) / len(x["names"])
                     for x in sessions) / len(sessions)
@@ -386,10 +435,7 @@ def fit_restored(ev: dict, constants: dict, caps=(None, 50, 20, 10, 5, 2)) -> di
     import math
     import random
     from app.live import decoder as decoding
-    c = constants
-    fitted = dict(smoothing=c["smoothing"], name_logprior=c["name_logprior"], margin=c["margin"],
-                  missed=math.log(c["missed"]), gap_missed=math.log(c["gap_missed"]), gap_slope=c["gap_slope"],
-                  learned=c["learned"], learned_prior=c["learned_prior"])
+    fitted = decoder_options(constants)
 
     def halves(lists):
         items = [(kind, x) for kind in ("words", "names") for x in lists[f"fit {kind}"]]
@@ -555,6 +601,30 @@ def users_table(ev: dict) -> list[str]:
     return visits + [""] + after + [""] + kept + [""] + fixing
 
 
+def short_table(ev: dict, short_ev: dict) -> list[str]:
+    """Short spellings per held-out signer: the lexicon's two-letter words and the initials, abbreviations and
+    short names of bench/short.txt, decoded alone and in a session with the signer's words and names."""
+    import numpy as np
+    from app.live.decoder import Decoder, shared_lexicon
+    rows = ["| held-out signer | two-letter words (n) | raw | decoded | decoded, learning | initials, abbreviations, "
+            "short names (n) | raw | decoded | decoded, learning | right ones kept |", "|---|---|---|---|---|---|---|---|---|---|"]
+    cols = []
+    for signer, lists in short_ev.items():
+        spelled = {k: ev[signer][k] for k in ("words", "names")} | {k: lists[k] for k in ("short words", "short")}
+        learning = session(Decoder(shared_lexicon()), spelled)
+        values = []
+        for kind in ("short words", "short"):
+            r = score(Decoder(shared_lexicon()), lists[kind])
+            values += [r["n"], r["raw"], r["decoded"], learning[kind]]
+        values.append(learning["short kept"])
+        cols.append(values)
+        rows.append(f"| {signer} | " + " | ".join(str(v) if isinstance(v, int) else f"{v:.1%}" for v in values) + " |")
+    mean = np.mean(cols, axis=0)
+    rows.append("| mean of signers | " + " | ".join(str(int(v * len(cols))) if i in (0, 4) else f"{v:.1%}"
+                                                    for i, v in enumerate(mean)) + " |")
+    return rows
+
+
 def lexicon_cost() -> str:
     """The shared lexicon's load time and memory (its near-word index included), measured in this process."""
     import os
@@ -605,7 +675,8 @@ def main(argv=None) -> int:
     pace = tuple(args.pace)
     ev = evidence(signers, tuple(args.train), word_lists(), pace=pace)
     if args.fit:
-        print(json.dumps(fit(ev, args.names_kept)), flush=True)
+        print(json.dumps(fit(ev, evidence(signers, tuple(args.train), short_lists(), pace=pace), args.names_kept)),
+              flush=True)
         return 0
     if args.users:
         print("\n".join(users_table(ev)), flush=True)
@@ -613,7 +684,8 @@ def main(argv=None) -> int:
     import gc
     gc.freeze()  # the cached words are the bench's, not the server's: the collector's pauses should not walk them
     rows = table(ev)
-    print("\n".join(rows), flush=True)
+    print("\n".join(rows + [""] + short_table(ev, evidence(signers, tuple(args.train), short_lists(), pace=pace))),
+          flush=True)
     if pace != FRAMES_PER_LETTER:
         return 0
     from bench.report import machine_label, write_section

@@ -45,6 +45,16 @@ def test_a_name_spelled_clearly_is_kept(decoder):
     assert "BORN" in result.alternatives
 
 
+def test_short_spellings_meant_as_spelled_are_kept(decoder):
+    # Initials, abbreviations and short names are what fingerspelling is for, and few are in the lexicon: spelled
+    # clearly they stay (OK was read as OF, HI as HIS, ASL as ALL), while a misread short word the model doubted is
+    # still fixed.
+    for spelled in ("OK", "TV", "DR", "JO", "ED", "LI", "HI", "ASL", "USA", "CNN", "NYC"):
+        assert decoder.decode(read(spelled, sure=0.95)).value == spelled
+    assert decoder.decode(read("THR", doubts={2: ("E", 0.3)})).value == "THE"
+    assert decoder.decode(read("AMD", doubts={1: ("N", 0.3)})).value == "AND"
+
+
 def test_long_names_spelled_clearly_are_kept(decoder):
     # Each one or two edits from a word (ALEXANDRA, FRANCISCO, SHETLAND, MARGARET, HENRIETTA, CHRISTOPHE). A name
     # prior that fell with the spelling's length changed all six (docs/EXPERIMENTS.md).

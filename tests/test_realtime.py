@@ -349,6 +349,18 @@ def test_a_returning_user_brings_back_what_the_decoder_learned(server, frames):
             bad.close()
 
 
+def test_a_short_word_signed_slowly_and_clearly_stays_as_signed(client, frames):
+    """HI, each letter held 1.4 s (real photos the model reads at 96-97 %): it was "corrected" to HIS, a far more
+    frequent word one letter longer, and OK to OF, before short spellings had a prior of their own."""
+    photo = {c: webcam_jpeg(kaggle_photos(c, 1)[0]) for c in "HI"}
+    results = client.hold(frames["nothing"][0], 3)
+    for letter in "HI":
+        results += client.hold(photo[letter], 21) + client.hold(frames["nothing"][0], 9)
+    results += client.hold(frames["space"][0], 21)
+    [word] = word_events(results)
+    assert (word["value"], word["raw"]) == ("HI", "HI"), word
+
+
 def test_the_keyboard_space_ends_the_word_and_choose_takes_a_suggestion(client, frames):
     results = client.hold(frames["F"][0], 6) + client.hold(frames["U"][0], 10)
     assert results[-1]["word"] == "FU" and results[-1]["suggestions"]

@@ -8,12 +8,13 @@ probabilities there), so a letter the user signed too briefly or too unsurely st
 gap the likelier a missed letter (two missed in one gap share its frames). A gap's frames count at the user's pace
 (each letter's period, commit to commit): a slow signer's long gap holds no more letters than a quick one's. A
 missed letter of a double (HELO for HELLO: the user did not rest) and an extra repeat or a weakly held letter are
-likelier than others. The raw spelling scores log P(letters | raw) + max(log P(raw), NAME_LOGPRIOR): a name is as
-likely as a rare word. The decoder keeps the raw spelling unless the best word beats it by MARGIN: fingerspelling
-is mostly names, which must stay as spelled. A session's decoder also learns which of its user's letters the model
-misreads, and as what, from the words it settles on (`learn`). SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED,
-GAP_SLOPE, MARGIN, LEARNED, LEARNED_PRIOR and RESTORED are fitted on held-out signers' words and names, never the
-test words (`python -m bench.words --fit`, docs/EXPERIMENTS.md, "Words, not letters").
+likelier than others. The raw spelling scores log P(letters | raw) + max(log P(raw), NAME_LOGPRIOR, a short
+spelling's prior): a name is as likely as a rare word, and initials or an abbreviation (OK, TV, ASL) likelier still.
+The decoder keeps the raw spelling unless the best word beats it by MARGIN: fingerspelling is mostly names, which
+must stay as spelled. A session's decoder also learns which of its user's letters the model misreads, and as what,
+from the words it settles on (`learn`). SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE, MARGIN,
+SHORT_LOGPRIOR, SHORT_SLOPE, LEARNED, LEARNED_PRIOR and RESTORED are fitted on held-out signers' words and names,
+never the test words (`python -m bench.words --fit`, docs/EXPERIMENTS.md, "Words, not letters").
 
 The candidates are lexicon words one or two edits from the spelling: those the model's doubts and the gaps point to,
 and the likeliest of the 20,000 most frequent words within two edits of any kind (a symmetric-delete index, as
@@ -38,6 +39,11 @@ LEXICON_FILE = "frequency_dictionary_en_82_765.txt"  # inside the symspellpy pac
 # 98 % of the fit names spelled right stay as spelled: fingerspelling is mostly names).
 SMOOTHING = 0.1
 NAME_LOGPRIOR = -16.0
+# A short spelling (initials, abbreviations, codes, short names: OK, TV, JO, ASL) is one of few strings of its
+# length: its log prior is SHORT_LOGPRIOR - SHORT_SLOPE x its length where that is above NAME_LOGPRIOR. Fitted after
+# the constants above on bench/short.txt's fit third and the fit words (bench.words --fit, fit_short).
+SHORT_LOGPRIOR = 2.0
+SHORT_SLOPE = 4.5                # per letter: two letters -7, three -11.5, four and more NAME_LOGPRIOR
 MARGIN = 3.0
 MISSED = math.log(0.05)          # a letter of the word never committed, nothing shown for it
 GAP_MISSED = math.log(16.0)      # ... shown in a gap: odds against the gap showing no letter (times its probability)
@@ -209,12 +215,14 @@ class Decoder:
     def __init__(self, lexicon: Lexicon, smoothing: float = SMOOTHING, name_logprior: float = NAME_LOGPRIOR,
                  margin: float = MARGIN, missed: float = MISSED, gap_missed: float = GAP_MISSED,
                  gap_slope: float = GAP_SLOPE, learned: float = LEARNED, learned_prior: float = LEARNED_PRIOR,
-                 restored: float = RESTORED):
+                 restored: float = RESTORED, short_logprior: float = SHORT_LOGPRIOR,
+                 short_slope: float = SHORT_SLOPE):
         self.lexicon = lexicon
         self.letters = LETTERS
         self.smoothing, self.name_logprior, self.margin, self.missed = smoothing, name_logprior, margin, missed
         self.gap_missed, self.gap_slope = gap_missed, gap_slope
         self.learned, self.learned_prior, self.restored = learned, learned_prior, restored
+        self.short_logprior, self.short_slope = short_logprior, short_slope
         self.user_words: dict[str, None] = {}  # insertion order: the oldest is dropped first
         # This user's letters: how many times c was meant, and read as r (r != c); 26 x 26 at most.
         self.meant: dict[str, int] = {}
@@ -409,7 +417,8 @@ class Decoder:
         table, gaps = self._table(letters), self._gaps(letters, tail)
         scored = sorted(((self.logprior(w) + self.channel(table, letters, w, gaps), w)
                          for w in self.candidates(table, raw, gaps)), reverse=True)
-        raw_prior = max(self.logprior(raw) or -math.inf, self.name_logprior)
+        raw_prior = max(self.logprior(raw) or -math.inf, self.name_logprior,
+                        self.short_logprior - len(raw) * self.short_slope)
         return scored, self.channel(table, letters, raw, gaps) + raw_prior
 
     def decode(self, letters: list[Letter], tail: Gap | None = None) -> Decoded:
