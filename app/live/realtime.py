@@ -100,11 +100,12 @@ def on_connect(auth=None):
     calibration.on_connect(session, auth)  # auth {"personal_key"}: read with that user's model
     auth = auth if isinstance(auth, dict) else {}
     shared_model = current_app.extensions["predictor"].model_id
-    for restore, value in ((session.restore_words, auth.get("words")),
-                           (lambda learned: session.restore_misreadings(learned, shared_model), auth.get("misreadings"))):
-        if value is not None:
+    restores = {"words": session.restore_words,
+                "misreadings": lambda learned: session.restore_misreadings(learned, shared_model)}
+    for name, restore in restores.items():
+        if auth.get(name) is not None:
             try:
-                run_blocking(restore, value)
+                run_blocking(restore, auth[name])
             except FrameError as exc:  # the connection goes on, without it
                 socketio.emit("error", exc.as_dict(), to=request.sid, ignore_queue=True)
 
@@ -198,11 +199,13 @@ def _speak_words(events: list[dict]) -> None:
     for event in events:
         if event["type"] in ("word", "replace"):
             _speak_later(event["value"])
-    if any(event["type"] in ("word", "replace", "del") for event in events):  # the decoder learned, or took back
-        session = _session()
-        learned = session and session.misreadings(current_app.extensions["predictor"].model_id)
-        if learned:
-            socketio.emit("misreadings", learned, to=request.sid, ignore_queue=True)
+    if not any(event["type"] in ("word", "replace", "del") for event in events):  # nothing learned or taken back
+        return
+    session = _session()
+    # Off the event loop: it waits for the session's lock, which a frame being read holds.
+    learned = session and run_blocking(session.misreadings, current_app.extensions["predictor"].model_id)
+    if learned:
+        socketio.emit("misreadings", learned, to=request.sid, ignore_queue=True)
 
 
 def _speak_later(text: str) -> None:
