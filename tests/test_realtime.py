@@ -235,12 +235,14 @@ def test_eventlet_mode_serves_the_same_protocol(make_server, frames):
     """The design card's production worker: CPU work in real threads (tpool), same results."""
     pytest.importorskip("eventlet")
     server = make_server(env={"SIGN2SOUND_ASYNC_MODE": "eventlet"})
-    client = LiveClient(server.url)
+    # A returning user's auth is taken up, and what the decoder learned is sent, off the event loop there too.
+    client = LiveClient(server.url, auth={"words": ["FLY"], "misreadings": {"model": "x", "meant": {}, "misread": {}}})
     try:
         results = spell(client, frames, "FLY")
         assert [(e["value"], e["raw"]) for e in events_of(results) if e["type"] == "word"] == [("FLY", "FLY")]
         speech = client.speech.get(timeout=REPLY_TIMEOUT)
         check_wav(speech["audio"], "FLY")
+        assert client.misreadings.get(timeout=REPLY_TIMEOUT)["meant"] == {"F": 1, "L": 1, "Y": 1}
         kind, reply = client.send(b"not an image")
         assert (kind, reply["code"]) == ("error", "unsupported_format")
     finally:
