@@ -333,7 +333,6 @@ def fit(ev: dict, short_ev: dict, names_kept: float = 0.98) -> dict:
     stay so (pooled over the held-out signers). Ties: the larger margin. Then, with those, SHORT_LOGPRIOR
     (fit_short), LEARNED and LEARNED_PRIOR (fit_learning) and RESTORED (fit_restored)."""
     import itertools
-    import math
     from app.live.decoder import Decoder, shared_lexicon
     sets = {label: [x for s in ev.values() for x in s[f"fit {label}"]] for label in ("words", "names")}
     raw_names = sum("".join(x.label for x in letters) == w for w, letters, _ in sets["names"]) / len(sets["names"])
@@ -368,7 +367,6 @@ def fit(ev: dict, short_ev: dict, names_kept: float = 0.98) -> dict:
 
 def decoder_options(c: dict) -> dict:
     """Decoder keyword arguments from fitted constants (`fit`'s form: probabilities, not their logs)."""
-    import math
     logs = {"missed", "gap_missed"}
     names = ("smoothing", "name_logprior", "margin", "missed", "gap_missed", "gap_slope", "short_logprior",
              "short_slope", "learned", "learned_prior")
@@ -432,7 +430,6 @@ def fit_restored(ev: dict, constants: dict, caps=(None, 50, 20, 10, 5, 2)) -> di
     the first half taught) while the next user of the same browser (one signer's second half as one session,
     starting from what another signer's first half taught; every pair) loses at most half a point against a fresh
     start. Ties: the smaller."""
-    import math
     import random
     from app.live import decoder as decoding
     fitted = decoder_options(constants)
