@@ -5,10 +5,13 @@ word decoder (docs/EXPERIMENTS.md, "Words, not letters").
     python -m bench.words --calibrated     # the signer calibrates first (the page's amount), then spells
     python -m bench.words --pace 20 40     # a slow signer: each letter shown 20-39 frames (the default 8-14)
     python -m bench.words --users          # users' ways: short visits, a shared browser, names kept, fixing words
+    python -m bench.words --letters        # letters lost and inserted at three paces, before and after, and clips
 
 Trains (once) and caches one leave-one-signer-out model per signer under instance/bench-words/, keyed by the
 training options and the code that shapes the model's input (ml/features.py, model.py, augment.py,
-datasets.py), so a changed feature vector retrains; the spelled words are cached beside each model. Prints the
+datasets.py), so a changed feature vector retrains; the spelled words are cached beside each model. A word is
+signed as a hand signs it (bench.letters: held letters that shake, a hand moving between them). Prints the letters
+lost and inserted at three paces (docs/EXPERIMENTS.md, "A held letter is never lost"), the
 accuracy tables (docs/EXPERIMENTS.md: the words and names, then the two-letter words and bench/short.txt's
 initials, abbreviations and short names) and writes the decoder's time to docs/PERFORMANCE.md; --fit prints the
 decoder constants fitted on the fit words and names instead.
@@ -83,41 +86,40 @@ def short_lists() -> dict[str, list[str]]:
             "fit short": [n for i, n in enumerate(short) if i % 3 == 2]}
 
 
-def signer_samples(signer: str):
-    from ml.datasets import SOURCES
-    from ml.train import load_sets
-    from ml.config import load_config
-    data = load_sets(list(SOURCES), load_config())
-    return data.subset(data.group == signer)
+READERS = ("still", "confident")  # the speller given each frame's hand, and given none (the confident rule alone)
 
 
-def spell_all(model, meta, samples, words: list[str], config: dict, rng,
-              pace: tuple[int, int] = FRAMES_PER_LETTER) -> list[tuple[str, list]]:
-    """Each word shown letter by letter (a held photo of that letter of the held-out signer, a rest before a
-    double letter) at frame rate through the rolling window, the model and the real speller; returns
-    (word, the speller's committed letters, the gap after the last) for each word the signer has every letter of."""
+def spell_all(model, meta, samples, words: list[str], config: dict, rng, runs: list,
+              pace: tuple[int, int] = FRAMES_PER_LETTER) -> dict[str, list[tuple[str, list, object]]]:
+    """Each word signed letter by letter with the held-out signer's samples (bench.letters.word_hands: each letter
+    held `pace` frames with a real hand's shake, the hand moving between letters, a rest before a double letter) at
+    frame rate through the rolling window, the model and the real speller, read by each of READERS; returns
+    {reader: [(word, the speller's committed letters, the gap after the last)]} for each word the signer has
+    every letter of."""
     import numpy as np
     import torch
     from app.live.decoder import letter_probs
     from app.live.speller import Speller
+    from bench.letters import word_hands
     from ml.inference import fit_window
     feats, labels = samples.features(), samples.y
     by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
     window, sp = meta["window"], config["speller"]
-    plans, windows = [], []  # per word: the frames' window indices (None = no hand)
+    plans, windows, hands = [], [], []  # per word: the frames' window indices (None = no hand)
     for word in words:
         if any(c not in by_class for c in word):
             continue
         frames, history = [], []
-        for i, c in enumerate(word):
-            if i and word[i - 1] == c:  # a double letter: rest between, as the page tells the user
-                frames += [None] * sp["rest_frames"]
+        for hand in word_hands(word, [feats[rng.choice(by_class[c])] for c in word], runs, pace, rng,
+                               sp["rest_frames"]):
+            if hand is None:
+                frames.append(None)
                 history = []
-            pose = feats[rng.choice(by_class[c])]
-            for _ in range(rng.integers(*pace)):
-                history = (history + [pose])[-window:]
-                frames.append(len(windows))
-                windows.append(np.stack(history))
+                continue
+            history = (history + [hand])[-window:]
+            frames.append(len(windows))
+            windows.append(np.stack(history))
+            hands.append(hand)
         plans.append((word, frames))
     probs = np.zeros((len(windows), len(meta["classes"])), np.float32)
     with torch.inference_mode():
@@ -126,18 +128,20 @@ def spell_all(model, meta, samples, words: list[str], config: dict, rng,
             x = torch.as_tensor(np.stack([fit_window(w, window) for w in windows[k:k + 4096]]))
             probs[k:k + 4096] = torch.softmax(model(x).float(), -1).numpy()
     classes = list(meta["classes"])
-    out = []
+    out = {reader: [] for reader in READERS}
     for word, frames in plans:
-        speller = Speller(sp["hold_frames"], sp["min_confidence"], sp["rest_frames"])
-        for f in frames:
-            if f is None:
-                speller.update(None, 1.0)
-            else:
-                p = probs[f]
-                best = int(p.argmax())
-                speller.update(classes[best], float(p[best]), letter_probs(p, classes))
-        speller.finish_word()
-        out.append((word, speller.finished, speller.finished_tail))
+        for reader in READERS:
+            speller = Speller(**sp)
+            for f in frames:
+                if f is None:
+                    speller.update(None, 1.0)
+                else:
+                    p = probs[f]
+                    best = int(p.argmax())
+                    speller.update(classes[best], float(p[best]), letter_probs(p, classes),
+                                   hands[f] if reader == "still" else None)
+            speller.finish_word()
+            out[reader].append((word, speller.finished, speller.finished_tail))
     return out
 
 
@@ -161,24 +165,35 @@ def per_signer_cached(kind: str, signers: list[str], options: tuple[str, ...], s
 
 
 def evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.stderr,
-             pace: tuple[int, int] = FRAMES_PER_LETTER) -> dict:
+             pace: tuple[int, int] = FRAMES_PER_LETTER, reader: str = "still") -> dict:
     """{signer: {list name: [(word, letters, tail)]}}: every word spelled with the signer's samples, each letter
-    shown for `pace` frames (low, high)."""
+    shown for `pace` frames (low, high), read by `reader` (READERS: the live speller, "still", or the confident
+    rule alone)."""
     import numpy as np
     import torch
+    from bench.letters import shake_runs
     from ml.checkpoint import load_checkpoint
     from ml.config import load_config
+    from ml.datasets import SOURCES
+    from ml.train import load_sets
     torch.set_num_threads(2)
     config = load_config()
+    loaded = {}  # every source, loaded once and only when some signer is not cached
 
     def spell(signer, path):
+        if not loaded:
+            loaded["data"] = load_sets(list(SOURCES), config)
+            loaded["runs"] = shake_runs(loaded["data"])
         model, meta = load_checkpoint(path)
-        samples = signer_samples(signer)
+        samples = loaded["data"].subset(loaded["data"].group == signer)
         rng = np.random.default_rng(SEED)
-        return {name: spell_all(model, meta, samples, words, config, rng, pace) for name, words in lists.items()}
+        spelled = {name: spell_all(model, meta, samples, words, config, rng, loaded["runs"], pace)
+                   for name, words in lists.items()}
+        return {r: {name: by_reader[r] for name, by_reader in spelled.items()} for r in READERS}
 
-    return per_signer_cached("spelled", signers, options, [lists, config["speller"], SEED, list(pace)],
-                             ("app/live/speller.py", "ml/inference.py"), spell, log)
+    ev = per_signer_cached("spelled", signers, options, [lists, config["speller"], SEED, list(pace)],
+                           ("app/live/speller.py", "ml/inference.py", "bench/letters.py"), spell, log)
+    return {signer: by_reader[reader] for signer, by_reader in ev.items()}
 
 
 def calibrated_evidence(signers: list[str], options: tuple[str, ...], lists: dict, log=sys.stderr) -> dict:
@@ -190,6 +205,7 @@ def calibrated_evidence(signers: list[str], options: tuple[str, ...], lists: dic
 
     import numpy as np
     import torch
+    from bench.letters import shake_runs
     from ml.calibration import PHOTO_SIGNERS, calibration_parts, calibration_samples
     from ml.checkpoint import load_checkpoint
     from ml.config import load_config
@@ -206,7 +222,8 @@ def calibrated_evidence(signers: list[str], options: tuple[str, ...], lists: dic
     def calibrate_and_spell(signer, path):
         if not loaded:
             data = load_sets(list(SOURCES), config)
-            loaded.update(data=data, features=data.features(), labels=np.array([CLASSES.index(c) for c in data.y]))
+            loaded.update(data=data, features=data.features(), labels=np.array([CLASSES.index(c) for c in data.y]),
+                          runs=shake_runs(data))
         data, features, labels = loaded["data"], loaded["features"], loaded["labels"]
         model, meta = load_checkpoint(path)
         mine = data.group == signer
@@ -221,12 +238,14 @@ def calibrated_evidence(signers: list[str], options: tuple[str, ...], lists: dic
                            "kept_shared": personal.kept_shared}}
         for name, m, m_meta in (("shared", model, meta), ("personal", personal.model, personal.meta)):
             rng = np.random.default_rng(SEED)  # the same draws for both models
-            out[name] = {k: spell_all(m, m_meta, tested, words, config, rng) for k, words in lists.items()}
+            out[name] = {k: spell_all(m, m_meta, tested, words, config, rng, loaded["runs"])["still"]
+                         for k, words in lists.items()}
         return out
 
     settings = [lists, config["speller"], SEED, FRAMES_PER_LETTER, "calibrated-20", os.environ["CALIBRATE_FRAMES"]]
     return per_signer_cached("calibrated", signers, options, settings,
-                             ("app/live/speller.py", "ml/inference.py", "ml/personal.py", "ml/calibration.py"),
+                             ("app/live/speller.py", "ml/inference.py", "ml/personal.py", "ml/calibration.py",
+                              "bench/letters.py"),
                              calibrate_and_spell, log)
 
 
@@ -622,6 +641,67 @@ def short_table(ev: dict, short_ev: dict) -> list[str]:
     return rows
 
 
+PACES = {"5": (5, 6), "8-14": (8, 15), "20-39": (20, 40)}  # frames a letter is held: fluent, a learner, slow
+
+
+def letters_table(signers: list[str], options: tuple[str, ...], log=sys.stderr) -> list[str]:
+    """Letters lost and inserted, words and names, raw and decoded, at each of PACES, read by each of READERS
+    (the confident rule alone: the speller before it was given the hand), on every held-out signer; then the
+    signademy clips read as the live page reads them (bench.letters.read_clips)."""
+    import numpy as np
+    from app.live.decoder import Decoder, shared_lexicon
+    from bench.letters import letter_counts
+    decoder = Decoder(shared_lexicon())
+    lists = word_lists()
+    rows = ["| pace (frames a letter) | read by | held-out signer | letters signed | lost | inserted | misread "
+            "| unsure | words raw | words decoded | names raw | names decoded |", "|" + "---|" * 12]
+    for pace_name, pace in PACES.items():
+        for reader in READERS:
+            ev = evidence(signers, options, lists, log, pace, reader)
+            cols = []
+            for signer, spelled in ev.items():
+                both = spelled["words"] + spelled["names"]
+                c = letter_counts(both)
+                w, n = score(decoder, spelled["words"]), score(decoder, spelled["names"])
+                values = [c["signed"], c["lost"] / c["signed"], c["inserted"] / c["signed"],
+                          c["misread"] / c["signed"], c["unsure"] / max(c["committed"], 1),
+                          w["raw"], w["decoded"], n["raw"], n["decoded"]]
+                cols.append(values)
+                rows.append(f"| {pace_name} | {reader} | {signer} | {values[0]} | "
+                            + " | ".join(f"{v:.1%}" for v in values[1:]) + " |")
+            mean = np.mean(cols, axis=0)
+            rows.append(f"| {pace_name} | {reader} | **mean of signers** | {int(sum(c[0] for c in cols))} | "
+                        + " | ".join(f"**{v:.1%}**" for v in mean[1:]) + " |")
+    return rows + [""] + clips_table(options, log)
+
+
+def clips_table(options: tuple[str, ...], log=sys.stderr) -> list[str]:
+    """The signademy letter clips (the signer raises a hand, holds the letter, lowers it: real motion before and
+    after) read as the live page reads a camera, by the model that never saw that signer."""
+    from app.live.speller import Speller
+    from bench.letters import edits, read_clips
+    from ml.checkpoint import load_checkpoint
+    from ml.config import data_path, load_config
+    config = load_config()
+    readers = {"still": (lambda: Speller(**config["speller"]), True),
+               "confident": (lambda: Speller(**config["speller"]), False)}
+
+    def read(signer, path):
+        model, meta = load_checkpoint(path)
+        return read_clips(model, meta, data_path(config, "signademy"), config, readers)
+
+    read_by = per_signer_cached("clips", ["signademy"], options, [config["speller"], config["landmarks"]],
+                                ("app/live/speller.py", "ml/inference.py", "bench/letters.py"), read, log)["signademy"]
+    rows = ["| read by | clips | letter right | letters lost | letters inserted | what each clip wrote |",
+            "|---|---|---|---|---|---|"]
+    for reader, read in read_by.items():
+        counts = [edits(letter, got) for letter, got in read]
+        rows.append(f"| {reader} | {len(read)} | {sum(letter in got for letter, got in read)} | "
+                    f"{sum(c[0] for c in counts)} | {sum(c[1] for c in counts)} | "
+                    + " ".join(f"{letter}:{got or '-'}" for letter, got in read) + " |")
+    return rows
+
+
 def lexicon_cost() -> str:
     """The shared lexicon's load time and memory (its near-word index included), measured in this process."""
     import os
@@ -644,6 +724,9 @@ def parse_args(argv):
     p.add_argument("--fit", action="store_true", help="fit the decoder's thresholds on the fit words and names")
     p.add_argument("--calibrated", action="store_true",
                    help="each held-out signer calibrates first: words from their test part, shared and personal model")
+    p.add_argument("--letters", action="store_true",
+                   help="letters lost and inserted at three paces, before and after the still-hand rule, and the "
+                        "video clips (also printed first by a plain run)")
     p.add_argument("--users", action="store_true",
                    help="users' ways: short visits that bring back what was learned, the next user of a browser, "
                         "names kept before, a user who fixes wrong words with a click")
@@ -668,6 +751,9 @@ def main(argv=None) -> int:
     if args.calibrated:
         print("\n".join(calibrated_table(calibrated_evidence(signers, tuple(args.train), word_lists()))), flush=True)
         return 0
+    if args.letters:
+        print("\n".join(letters_table(signers, tuple(args.train))), flush=True)
+        return 0
     lexicon = lexicon_cost()
     pace = tuple(args.pace)
     ev = evidence(signers, tuple(args.train), word_lists(), pace=pace)
@@ -681,7 +767,8 @@ def main(argv=None) -> int:
     import gc
     gc.freeze()  # the cached words are the bench's, not the server's: the collector's pauses should not walk them
     rows = table(ev)
-    print("\n".join(rows + [""] + short_table(ev, evidence(signers, tuple(args.train), short_lists(), pace=pace))),
+    print("\n".join(letters_table(signers, tuple(args.train)) + [""] + rows + [""]
+                    + short_table(ev, evidence(signers, tuple(args.train), short_lists(), pace=pace))),
           flush=True)
     if pace != FRAMES_PER_LETTER:
         return 0

@@ -127,6 +127,7 @@ class Letter:
     corrected: bool = False   # signed right after a delete: the user chose it
     gap: Gap | None = None    # what was shown between the letter before and this one
     period: int = 0           # frames with a hand from the letter before's commit to this one's (0: unknown)
+    unsure: bool = False      # committed for a still hand the model read below the speller's confidence
 
 
 @dataclass

@@ -118,8 +118,7 @@ class RateLimiter:
 class Session:
     def __init__(self, config: dict, trackers: TrackerPool):
         self.tracker = TrackerLease(trackers)
-        sp = config["speller"]
-        self.speller = Speller(sp["hold_frames"], sp["min_confidence"], sp["rest_frames"])
+        self.speller = Speller(**config["speller"])
         self.frames_config = config["frames"]
         self.rate = RateLimiter(config["frames"]["max_fps"])
         self.window: deque[np.ndarray] = deque()
@@ -236,7 +235,8 @@ class Session:
                 top = [[classes[i], round(float(probs[i]), 4)] for i in order]
                 letter, confidence = top[0]
                 letters = letter_probs(probs, classes)
-            events = self.decode_words(self.speller.update(letter, confidence, letters))
+            hand_now = None if hand is None else self.window[-1]  # the speller sees the hand settle and move
+            events = self.decode_words(self.speller.update(letter, confidence, letters, hand_now))
             timings["speller"] = time.perf_counter() - t4
             result = {"seq": seq, "hand": hand is not None, "letter": letter, "confidence": confidence,
                       "top": top, "landmarks": None if hand is None else np.round(hand.landmarks, 4).tolist(),
