@@ -1,6 +1,7 @@
 """The speller's rules, frame by frame (pure: no server, no model)."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, strategies as st
 
 from app.live.speller import MAX_TEXT, MAX_WORD, Speller
@@ -198,3 +199,78 @@ def test_the_text_is_always_what_the_events_say(frames):
                 rebuilt = rebuilt[:-1]
     assert rebuilt == s.text
     assert not s.text.startswith(" ") and "  " not in s.text
+
+
+# The still-hand rule: each frame's hand (a feature vector: 63 shape values, wrist x y z, palm size).
+def hand(shape: float, wrist_x: float = 0.5) -> list[float]:
+    """A hand whose every shape value is `shape`, its wrist at `wrist_x`, palm size 0.1."""
+    return [shape] * 63 + [wrist_x, 0.5, 0.0, 0.1]
+
+
+def probs_of(letter: str, p: float, second: str | None = None) -> list[float]:
+    from app.live.decoder import LETTERS
+
+    out = [0.0] * 26
+    out[LETTERS.index(letter)] = p
+    if second:
+        out[LETTERS.index(second)] = (1 - p) / 2
+    return out
+
+
+def held(s: Speller, letter: str, p: float, frames: int, shape: float, second: str | None = None) -> list[dict]:
+    events = []
+    for i in range(frames):
+        jitter = 0.01 * (i % 2)  # a held hand shakes a little
+        events += s.update(letter, p, probs_of(letter, p, second), hand(shape + jitter))
+    return events
+
+
+def test_a_still_hand_read_unsure_commits_its_letter_flagged_when_it_moves_on():
+    s = Speller(hold_frames=4, min_confidence=0.6)
+    assert held(s, "M", 0.45, 6, shape=0.0, second="N") == []  # below the confidence: the confident rule waits
+    events = s.update("A", 0.3, probs_of("A", 0.3), hand(0.5))  # the hand moves on
+    assert events == [{"type": "letter", "value": "M", "unsure": True, "second": "N"}]
+    [m] = s.letters
+    assert m.unsure and m.probs[12] == pytest.approx(0.45) and m.probs[13] == pytest.approx(0.275)  # its hold's
+    # Without the hand (points=None) the speller reads as it always did: nothing of an unsure hold.
+    old = Speller(hold_frames=4, min_confidence=0.6)
+    for _ in range(6):
+        old.update("M", 0.45, probs_of("M", 0.45, "N"))
+    assert old.update("A", 0.3, probs_of("A", 0.3)) == [] and old.text == ""
+
+
+def test_a_still_hand_commits_when_it_rests_and_when_the_word_ends():
+    s = Speller(hold_frames=4, min_confidence=0.6)
+    held(s, "T", 0.5, 4, shape=0.0, second="S")
+    assert s.update(None, 1.0) == [{"type": "letter", "value": "T", "unsure": True, "second": "S"}]
+    held(s, "O", 0.5, 4, shape=0.3, second="C")
+    assert [e["type"] for e in s.finish_word()] == ["letter", "space", "word"] and s.text == "TO "
+
+
+def test_a_moving_hand_commits_nothing_even_read_confidently():
+    s = Speller(hold_frames=4, min_confidence=0.6)
+    held(s, "A", 0.9, 5, shape=0.0)
+    # Passing through a shape the model reads confidently as R, the hand never still: nothing between A and B.
+    assert [e for i in range(6) for e in s.update("R", 0.95, probs_of("R", 0.95), hand(0.1 + 0.1 * i))] == []
+    held(s, "B", 0.9, 5, shape=0.8)
+    assert s.text == "AB"
+    # The same frames without the hand: the confident rule alone commits the R the hand passed through.
+    old = Speller(hold_frames=4, min_confidence=0.6)
+    for label, n in (("A", 5), ("R", 6), ("B", 5)):
+        for _ in range(n):
+            old.update(label, 0.95)
+    assert old.text == "ARB"
+
+
+def test_a_letter_held_five_frames_after_a_rest_commits_once_and_a_double_needs_its_rest():
+    s = Speller(hold_frames=4, min_confidence=0.6)
+    s.update(None, 1.0)
+    # Five frames, the model sure only of the last two (its window still filling): committed when the hand moves.
+    for i, p in enumerate((0.3, 0.4, 0.5, 0.7, 0.8)):
+        s.update("L", p, probs_of("L", p), hand(0.0))
+    held(s, "L", 0.9, 4, shape=0.6)  # the same letter again, no rest between: not a double
+    assert s.text == "L"
+    s.update(None, 1.0)
+    held(s, "L", 0.5, 5, shape=0.6)
+    s.update(None, 1.0)
+    assert s.text == "LL" and s.letters[1].repeat

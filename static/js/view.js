@@ -21,8 +21,30 @@ export function showReading(result) {
   }));
 }
 
-export function showTranscript({ word, text }) {
-  if ($("word").textContent !== word) $("word").textContent = word;
+// The current word's letters the speller committed unsure (a still hand the model read below its confidence):
+// the model's second guess for each, null for a sure letter. Kept from the `letter` events; shown lighter.
+let seconds = [];
+
+export function showTranscript({ word, text, events = [] }) {
+  for (const e of events) {
+    if (e.type === "letter") seconds.push(e.unsure ? e.second : null);
+    else if (e.type === "del") seconds.pop();
+    else if (["space", "word", "replace", "clear"].includes(e.type)) seconds = [];
+  }
+  // A word reopened by a delete, or a state skipped, has letters with no event here: shown as sure.
+  seconds = word ? [...Array(Math.max(0, word.length - seconds.length)).fill(null), ...seconds].slice(-word.length) : [];
+  const box = $("word");
+  const shown = `${word}|${seconds.join(",")}`;
+  if (box.dataset.shown !== shown) {
+    box.dataset.shown = shown;
+    box.replaceChildren(...[...word].map((letter, i) => {
+      if (!seconds[i]) return letter;
+      const span = Object.assign(document.createElement("span"), {
+        className: "unsure", textContent: letter, title: `unsure: or ${seconds[i]}` });
+      span.dataset.second = seconds[i]; // shown beside it (live.css), outside the word's text
+      return span;
+    }));
+  }
   if ($("text").textContent !== text) $("text").textContent = text;
 }
 
