@@ -702,6 +702,30 @@ def clips_table(options: tuple[str, ...], log=sys.stderr) -> list[str]:
     return rows
 
 
+def speller_cost(frames: int = 3000) -> str:
+    """The speller's CPU time per frame, given the hand (the still-hand rule) and not: letters of 10 shaking frames
+    each, read unsure, the word ended every 20 letters."""
+    import time
+
+    import numpy as np
+    from app.live.decoder import LETTERS
+    from app.live.speller import Speller
+    rng = np.random.default_rng(SEED)
+    probs = [float(x) for x in rng.dirichlet(np.ones(len(LETTERS)))]
+    hands = rng.normal(0, 0.01, (frames, 67)).astype(np.float32) + np.arange(frames)[:, None] // 10
+
+    def per_frame(with_hand: bool) -> float:
+        speller, c0 = Speller(), time.thread_time()
+        for i in range(frames):
+            speller.update(LETTERS[i // 10 % len(LETTERS)], 0.5, probs, hands[i] if with_hand else None)
+            if i % 200 == 199:
+                speller.finish_word()
+        return (time.thread_time() - c0) / frames * 1e6
+
+    return (f"speller per frame (CPU): {per_frame(True):.0f} us given the hand (the still-hand rule), "
+            f"{per_frame(False):.0f} us without")
+
+
 def lexicon_cost() -> str:
     """The shared lexicon's load time and memory (its near-word index included), measured in this process."""
     import os
@@ -782,7 +806,7 @@ def main(argv=None) -> int:
         "(wall time includes waiting for a core; CPU time is the decoder's own). Target: <= 2 ms per word end. "
         "A word end is decoding it and learning from it, in a session of the held-out signer's words and names "
         "(bench.words.session), as the live path does.", "",
-        *[f"- {t}" for t in times + [lexicon]], "",
+        *[f"- {t}" for t in times + [lexicon, speller_cost()]], "",
         "Accuracy on held-out signers: docs/EXPERIMENTS.md, \"Words, not letters\"."]))
     return 0
 
