@@ -274,3 +274,17 @@ def test_a_letter_held_five_frames_after_a_rest_commits_once_and_a_double_needs_
     held(s, "L", 0.5, 5, shape=0.6)
     s.update(None, 1.0)
     assert s.text == "LL" and s.letters[1].repeat
+
+
+@given(st.lists(st.tuples(LABELS, st.floats(0, 1), st.sampled_from([0.0, 0.05, 0.5, 1.0])), max_size=200))
+def test_the_text_is_always_what_the_events_say_with_the_hand_given(frames):
+    """The same with each frame's hand (still, shaking or moving): the still-hand rule's letters are events too."""
+    s = Speller(hold_frames=2, still_frames=2)
+    rebuilt = ""
+    for label, confidence, shape in frames:
+        probs = probs_of(label, confidence) if label in ("A", "B", "L") else [confidence / 26] * 26
+        for event in s.update(label, confidence, probs, hand(shape)):
+            rebuilt = rebuilt[:-1] if event["type"] == "del" else rebuilt + {"letter": event.get("value"),
+                                                                             "space": " "}.get(event["type"], "")
+    assert rebuilt == s.text
+    assert not s.text.startswith(" ") and "  " not in s.text
