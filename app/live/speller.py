@@ -12,8 +12,9 @@ A hand moving (a frame farther than `still_motion` from its hold) breaks any hol
 through between two letters commit nothing (J and Z, which are motions, keep the confident rule alone).
 The same label is not committed again until it is re-armed by `rest_frames` frames of `nothing` (or no hand), so a
 double letter ("LL") needs a short rest; a different label commits directly ("AB"). A low-confidence frame breaks
-the confident hold but does not re-arm: a hand moving between two shapes must not repeat the letter it came from. `space` finishes the word, `del` deletes the last character (a letter,
-or the space that finished the last word, which makes that word the current one again).
+the confident hold but does not re-arm: a hand moving between two shapes must not repeat the letter it came from.
+`space` finishes the word, `del` deletes the last character (a letter, or the space that finished the last word,
+which makes that word the current one again).
 
 For the word decoder each committed letter keeps its evidence (app.live.decoder.Letter): the model's probabilities
 averaged over the frames that held it, and what the speller saw (a weak hold, a repeat after a rest, a letter
@@ -210,7 +211,7 @@ class Speller:
         self.text += label
         held = held or []
         vectors = [p for _, p in held if p is not None]
-        gap = list(self._gap)[:len(self._gap) - own]  # the hold's own frames end the gap
+        gap = list(self._gap)[:max(0, len(self._gap) - own)]  # the hold's own frames end the gap
         self._gap.clear()
         self.letters.append(Letter(
             label, probs=mean(vectors),
