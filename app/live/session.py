@@ -236,7 +236,9 @@ class Session:
                 top = [[classes[i], round(float(probs[i]), 4)] for i in order]
                 letter, confidence = top[0]
                 letters = letter_probs(probs, classes)
-            events = self.decode_words(self.speller.update(letter, confidence, letters))
+            # Calibrating, the user signs every class on request: nothing they show is typed (nor spoken, nor deleted).
+            calibrating = self.calibration is not None and self.calibration.active
+            events = [] if calibrating else self.decode_words(self.speller.update(letter, confidence, letters))
             timings["speller"] = time.perf_counter() - t4
             result = {"seq": seq, "hand": hand is not None, "letter": letter, "confidence": confidence,
                       "top": top, "landmarks": None if hand is None else np.round(hand.landmarks, 4).tolist(),
