@@ -287,6 +287,7 @@ async function loadPoses() {
 
 const PALM = [0, 1, 5, 9, 13, 17];
 const FINGERS = [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16], [17, 18, 19, 20]]; // thumb first
+const FINGER_WIDTH = 0.075; // in the file's units (the largest pose spans 0.8)
 const SKIN = { fill: "#f3d1b0", thumb: "#e8a87c", edge: "#7a4a2a", motion: "#c5221f" };
 
 // {points: 21 x [x, y], depth: 21 z (smaller: nearer), caption, path: the motion's points, or null}; null when the
@@ -328,8 +329,8 @@ function drawPose(label) {
   // Mirrored, centred: the user sees their hand in the selfie-mirrored preview, so the drawing matches that.
   const at = ([x, y]) => [canvas.width - (left + (x - x0) * scale), top + (y - y0) * scale];
   const pts = pose.points.map(at);
-  // A finger is as wide as the gap between two knuckles; the thumb a little wider.
-  const width = Math.hypot(pts[5][0] - pts[9][0], pts[5][1] - pts[9][1]) * 0.95 || canvas.width * 0.07;
+  // Every pose in the file has one scale (hands keep their size): a finger is as wide in each.
+  const width = Math.max(6, FINGER_WIDTH * scale);
   // A picture of a hand: the palm and each finger bone filled and outlined, painted far to near, so that a finger
   // folded in front of the palm (A, M, S) is seen in front of it, and the thumb in its own colour.
   const parts = [{ kind: "palm", z: mean(PALM.map((i) => pose.depth[i])) }];
