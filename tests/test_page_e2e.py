@@ -178,6 +178,10 @@ def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
     page.focus("#record-panel summary")
     page.keyboard.press("Enter")
     expect(page.locator("#record-form")).to_be_visible()
+    # Its data set name's pattern is one the browser applies (under the `v` flag an unescaped - is no pattern).
+    mismatch = "(v) => { const f = document.querySelector('#record-form [name=dataset]'); f.value = v; " \
+               "return f.validity.patternMismatch; }"
+    assert page.evaluate(mismatch, "bad name!") and not page.evaluate(mismatch, "my-signs_2")
     page.keyboard.press(" ")
     expect(page.locator("#record-form")).to_be_hidden()
     assert problems == []
