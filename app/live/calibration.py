@@ -3,8 +3,9 @@
 client `calibrate` {"label": "A"}  every frame with a hand is also kept as a sample of A (a new take of A
                                    replaces A's earlier frames: that is redo); its `result` gains
                                    "calibration": {"label", "samples"}; {"label": null} stops the take. Ack: the
-                                   same. From the first take until `adapt` or {"label": null, "end": true} (the
-                                   user cancelled) the session is calibrating: no frame reaches the speller.
+                                   same. From the first `calibrate` (the page sends {"label": null} as it opens
+                                   its first countdown) until `adapt` or {"label": null, "end": true} (the user
+                                   cancelled) the session is calibrating: no frame reaches the speller.
 client `adapt`                     ack {"queued": n} (place in the queue, 1 = next; 0: started at once), then
                                    `adapt_progress` {"step", "steps"} and `adapted` {"model", "key", "samples",
                                    "classes", "seconds", "before", "after", "confused", "switched"}, or `error`
@@ -44,13 +45,13 @@ class Recorder:
     def __init__(self, max_per_class: int):
         self.max_per_class = int(max_per_class)
         self.label: str | None = None
-        self.active = False  # calibrating: from the first take until adapt or the user's cancel
+        self.active = False  # calibrating: from the first `calibrate` until adapt or the user's cancel
         self.take = 0
         self.frames: dict[str, list[tuple]] = {}  # class -> [(landmarks, aspect, is_left, take)]
 
     def start(self, label: str | None, end: bool = False) -> None:
         self.label = label
-        self.active = label is not None or (self.active and not end)
+        self.active = not end
         if label is not None:
             self.take += 1
             self.frames[label] = []

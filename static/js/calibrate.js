@@ -168,6 +168,7 @@ async function start(list) {
   document.querySelector(".stage").scrollIntoView({ block: "start" }); // the preview and the drawing together
   $("calibration-heading").focus({ preventScroll: true }); // the button pressed is gone: focus the panel
   $("calibration-total").textContent = list.length;
+  socket.emit("calibrate", { label: null }); // calibrating from the first countdown: nothing signed is typed
   for (step = 0; step < list.length; step += 1) {
     const outcome = await calibrateClass(list[step]);
     if (outcome === "cancel") {
