@@ -63,7 +63,7 @@ export function initCalibration(liveSocket, { setMessage, reconnect: reconnectLi
       setTimeout(() => setMessage("personal", null), 8000);
     } else {
       say(errorText(error), true);
-      finish();
+      finish({ title: "Calibration stopped" });
     }
   });
   $("calibrate").addEventListener("click", () => start(classes));
@@ -144,7 +144,7 @@ function say(text, isError = false) {
 
 // The panel's phases: "steps" (a class: drawing, Redo / Skip / Cancel), "adapting", "done" (Close, and the
 // offers after a calibration that mixed signs).
-function showPhase(phase) {
+function showPhase(phase, title = "Calibration done") {
   $("calibration-panel").dataset.phase = phase;
   $("calibration-where").hidden = phase !== "steps";
   $("calibration-countdown").hidden = phase !== "steps";
@@ -154,7 +154,7 @@ function showPhase(phase) {
   $("calibration-after").hidden = phase !== "done";
   $("calibration-countdown").textContent = "";
   if (phase === "adapting") $("calibration-class").textContent = "Adapting to your hand…";
-  if (phase === "done") $("calibration-class").textContent = "Calibration done";
+  if (phase === "done") $("calibration-class").textContent = title;
 }
 
 async function start(list) {
@@ -173,7 +173,7 @@ async function start(list) {
     const outcome = await calibrateClass(list[step]);
     if (outcome === "cancel") {
       socket.emit("calibrate", { label: null, end: true }); // the speller reads again
-      return finish(true);
+      return finish({ hide: true });
     }
   }
   adapt();
@@ -242,12 +242,12 @@ function onAdapted(result) {
 }
 
 // The flow is over (adapted, failed or cancelled): the panel stays with its outcome and a Close, or hides.
-function finish(hide = false) {
+function finish({ hide = false, title } = {}) {
   step = -1;
   take = null;
   onSignal = null;
   $("calibrate").disabled = false;
-  showPhase("done");
+  showPhase("done", title);
   if (hide) close();
   else $("calibration-close").focus({ preventScroll: true });
 }
