@@ -7,7 +7,9 @@ Frames are real Kaggle photos framed as the page's 480x360 JPEGs; each photo is 
 rests between, as a webcam sees a signing hand (tracking mode depends on that continuity).
 
 1. Stages (no server): decode, landmarks, features, inference, speller from app.live.session's own timings, plus
-   encoding the `result` as a Socket.IO packet; and the ratio of that whole per-frame time to bare MediaPipe
+   encoding the `result` as a Socket.IO packet, in a process warmed as the server is before its first frame (the
+   lexicon loaded, as app.live.realtime does at start: else its one-time ~1 s lands on the first word's speller
+   stage); and the ratio of that whole per-frame time to bare MediaPipe
    on the same JPEG frames (decode, BGR->RGB, Hands.process: what any MediaPipe loop over them does), also
    given against Hands.process alone.
 2. End to end, once per server (`python wsgi.py` in each async mode; gunicorn as `make cluster` runs it): round trip p50/p95 for 1 client and
@@ -63,6 +65,7 @@ def bench_stages(frames: list[bytes], repeats: int) -> dict:
     import mediapipe as mp
     from socketio import packet
 
+    from app.live.decoder import shared_lexicon
     from app.live.session import Session, TrackerPool
     from ml.config import load_config
     from ml.inference import Predictor
@@ -71,6 +74,7 @@ def bench_stages(frames: list[bytes], repeats: int) -> dict:
     config["frames"]["max_fps"] = 1e9  # the rate limit is a server policy, not a stage
     predictor = Predictor(project_path(config["model"]["checkpoint"]), device=config["model"]["device"])
     lm = config["landmarks"]
+    shared_lexicon()  # the server loads it at start (app.live.realtime), before any word ends
     stages: dict[str, list[float]] = {}
     pipeline, bare, bare_process = [], [], []
     # Alternate bare and pipeline passes so both see the same machine load.
