@@ -35,7 +35,7 @@ TEST_MAX_FPS = 60
 
 
 def pytest_configure(config) -> None:
-    os.environ.setdefault("SIGN2SOUND_FRAMES_MAX_FPS", str(TEST_MAX_FPS))  # every server a test starts inherits it
+    os.environ["SIGN2SOUND_FRAMES_MAX_FPS"] = str(TEST_MAX_FPS)  # every server a test starts inherits it
 
 
 @pytest.fixture(scope="session")

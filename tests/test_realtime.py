@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 import socketio
 
-from tests.conftest import kaggle_photos, shared_data, webcam_jpeg
+from tests.conftest import CLIENT_FPS, kaggle_photos, shared_data, webcam_jpeg
 
-FPS = 20  # under the server's 30 fps per-client limit, like the page
 REPLY_TIMEOUT = 30
 
 
@@ -58,7 +57,7 @@ class LiveClient:
         self.sio.emit("frame", {"seq": self.seq, "image": payload} if isinstance(payload, bytes) else payload)
         target = q if isinstance(payload, bytes) else self.unmatched
         reply = target.get(timeout=REPLY_TIMEOUT)
-        time.sleep(max(0.0, 1 / FPS - (time.monotonic() - started)))
+        time.sleep(max(0.0, 1 / CLIENT_FPS - (time.monotonic() - started)))  # under the servers' limit
         return reply
 
     def hold(self, frame: bytes, count: int) -> list[dict]:
