@@ -207,18 +207,21 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def admin_server(tmp_path_factory):
-    """A shared server with the admin enabled (tests/admin_client.py's password). Tests leave the shipped model
-    live and no job running; they may add jobs, models and recorded data sets (each test reads its own)."""
+    """A shared server with the admin enabled (tests/admin_client.py's password), served as `server` is. Tests leave
+    the shipped model live and no job running; they may add jobs, models and recorded data sets (each test reads
+    its own)."""
     from tests.admin_client import ADMIN_ENV
 
-    s = Server(tmp_path_factory.mktemp("instance"), env=ADMIN_ENV).start()
+    s = Server(tmp_path_factory.mktemp("instance"), env=ADMIN_ENV, gunicorn=True).start()
     yield s
     s.stop()
 
 
 @pytest.fixture(scope="session")
 def server_without_speech(tmp_path_factory):
-    """A shared server with server speech turned off (the page and the API then say the browser speaks)."""
-    s = Server(tmp_path_factory.mktemp("instance"), env={**NO_ADMIN, "SIGN2SOUND_SPEECH_ENABLED": "false"}).start()
+    """A shared server with server speech turned off (the page and the API then say the browser speaks), served as
+    `server` is."""
+    s = Server(tmp_path_factory.mktemp("instance"), env={**NO_ADMIN, "SIGN2SOUND_SPEECH_ENABLED": "false"},
+               gunicorn=True).start()
     yield s
     s.stop()

@@ -221,15 +221,14 @@ def test_restart_mid_job_marks_it_interrupted_and_keeps_history_and_live_model(m
 CHROMIUM = "/usr/bin/chromium"
 
 
-def test_train_watch_and_activate_from_the_browser(make_server, tmp_path):
+def test_train_watch_and_activate_from_the_browser(job_server, tmp_path):
     """The issue's "done when": a person logs in, trains, watches and activates a model in the page."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (scripts/install_system.sh installs it)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     expect = sync_api.expect
-    instance = tmp_path / "instance"
-    write_tiny_set(instance)
-    server = make_server(env=ADMIN_ENV, instance_dir=instance)
+    server = job_server
+    earlier = {j["id"] for j in AdminClient(server.url).login().get("/api/admin/jobs").json()["jobs"]}
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -260,14 +259,17 @@ def test_train_watch_and_activate_from_the_browser(make_server, tmp_path):
             page.click("#job-form button[type=submit]")
             expect(page.locator("#jobs tr").first.locator("td").nth(1)).to_have_text("succeeded",
                                                                               timeout=HANG_GUARD_S * 1000)
-            expect(page.locator("#job-detail-title")).to_have_text("Job 1: succeeded")
+            [job] = [j for j in AdminClient(server.url).login().get("/api/admin/jobs").json()["jobs"]
+                     if j["id"] not in earlier]
+            expect(page.locator("#job-detail-title")).to_have_text(f"Job {job['id']}: succeeded")
             expect(page.locator("#job-log")).to_contain_text("python -m ml.train")
             page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
 
-            page.locator("#models tr", has_text="job-1").get_by_role("button", name="Activate").click()
-            expect(page.locator("#notice")).to_have_text("job-1 is live.")
-            expect(page.locator("#active-model")).to_have_text("job-1")
-            assert requests.get(server.url + "/api/status", timeout=10).json()["model"] == "job-1"
+            page.locator("#models tr", has_text=job["model"]).get_by_role("button", name="Activate").click()
+            expect(page.locator("#notice")).to_have_text(f"{job['model']} is live.")
+            expect(page.locator("#active-model")).to_have_text(job["model"])
+            assert requests.get(server.url + "/api/status", timeout=10).json()["model"] == job["model"]
             assert problems == []
         finally:
             browser.close()
+            AdminClient(server.url).login().post("/api/admin/models/shipped/activate")  # as the shared server was

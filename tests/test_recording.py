@@ -3,6 +3,7 @@ set under instance/datasets/, listed by the admin and usable by a fine-tuning jo
 from __future__ import annotations
 
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -137,4 +138,5 @@ def test_the_number_of_recorded_sets_is_bounded(make_server):
         assert reply["error"]["code"] == "not_saved" and "1 recorded data sets" in reply["error"]["message"]
         assert not (server.instance_dir / "datasets" / "second.npz").exists()
     finally:
-        recorder.client.disconnect()
+        # the development server answers a WebSocket close only after seconds, which the test need not wait for
+        threading.Thread(target=recorder.client.disconnect, daemon=True).start()
