@@ -79,8 +79,8 @@ def webcam_jpeg(photo: Path, width: int = 480, quality: int = 70) -> bytes:
 
 def cli_in_process(main, *args) -> subprocess.CompletedProcess:
     """A command line's `main(argv)` run in this process, as `python -m` would run it minus the interpreter's start
-    (seconds, importing torch): its exit code, stdout and stderr. For refusals; a CLI's success path is run for
-    real in a subprocess by its test."""
+    (seconds, importing torch): its exit code, stdout and stderr. Each CLI's tests still run it once for real, in a
+    subprocess (`python -m ...`)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:

@@ -61,7 +61,7 @@ def test_image_folder_gives_the_specified_json_and_a_png(crops, tmp_path):
 
 def test_landmark_set_input(tmp_path):
     data = write_synthetic(tmp_path / "s.npz", per_class=2, classes=CLASSES[:3])
-    result = evaluate_cli("--checkpoint", SHIPPED_CHECKPOINT, "--data", data, "--json", tmp_path / "e.json")
+    result = cli_in_process(main, "--checkpoint", SHIPPED_CHECKPOINT, "--data", data, "--json", tmp_path / "e.json")
     assert result.returncode == 0, result.stderr
     out = json.loads((tmp_path / "e.json").read_text())
     assert out["n"] == out["detected"] == 6 and out["no_hand"] == 0
