@@ -5,9 +5,9 @@
     python -m bench.load --clients 1 8 --seconds 15 --compare gunicorn proxy werkzeug --rounds 3
 
 The server is gunicorn (deploy/gunicorn.conf.py), as `make run` serves. --compare starts the named set-ups side by
-side (werkzeug: `python wsgi.py`, the development server; gunicorn: `make run`'s server; proxy: a whole cluster, redis-server, 2 servers in cluster
-mode, a worker and nginx, as tests/test_cluster.py starts it) and loads them in turn, round by round, so all
-see the same machine (2 cores shared with other work).
+side (werkzeug: `python wsgi.py`, the development server; gunicorn: `make run`'s server; proxy: a whole cluster,
+redis-server, 2 servers in cluster mode, a worker and nginx, as tests/test_cluster.py starts it) and loads them in
+turn, round by round, so all see the same machine (2 cores shared with other work).
 
 Each client keeps at most 2 frames in flight, like the page: a frame due while 2 are in flight is dropped
 (counted as dropped by backpressure), never queued. Bounded in time, loopback only.
