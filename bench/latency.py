@@ -13,9 +13,9 @@ rests between, as a webcam sees a signing hand (tracking mode depends on that co
    on the same JPEG frames (decode, BGR->RGB, Hands.process: what any MediaPipe loop over them does), also
    given against Hands.process alone.
 2. End to end, once per server (`python wsgi.py` in each async mode; gunicorn as `make run` serves): round trip
-   p50/p95 for 1 client and for 8 clients at 15 fps (each keeps at most 2 frames in flight, like the page), sustained fps of 1 client
-   sending as fast as 2 in flight allow, and another client's `ping` round trip while one client streams at
-   15 fps and flat out (the streamer in its own process).
+   p50/p95 for 1 client and for 8 clients at 15 fps (each keeps at most 2 frames in flight, like the page),
+   sustained fps of 1 client sending as fast as 2 in flight allow, and another client's `ping` round trip while
+   one client streams at 15 fps and flat out (the streamer in its own process).
 Each streaming client runs in its own process (as browsers do) on the same 2 cores as the server, as a
 browser on the same machine would. Bounded loops, loopback only.
 """
