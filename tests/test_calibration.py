@@ -22,17 +22,29 @@ FAST = {"SIGN2SOUND_CALIBRATION_STEPS": "40"}
 
 
 class Client:
-    """A live connection that keeps every event it receives, in order, per event name."""
+    """A live connection that keeps every event it receives, in order, per event name; a frame's reply (a `result`,
+    or an `error` carrying the frame's seq) goes to the frame waiting for it."""
 
     def __init__(self, url: str, key: str | None = None):
         self.sio = socketio.Client(reconnection=False)
         self.events: dict[str, queue.Queue] = {name: queue.Queue() for name in
                                                ("result", "error", "adapt_progress", "adapted")}
+        self.answered: dict[int, tuple[str, dict]] = {}  # frame replies by seq, until their frame takes them
+        self.cond = threading.Condition()
         for name, q in self.events.items():
-            self.sio.on(name, q.put)
+            self.sio.on(name, q.put if name not in ("result", "error") else
+                        lambda payload, name=name: self._reply(name, payload))
         self.seq, self.sent = 0, 0.0
         self.sio.connect(url, transports=["websocket"], wait_timeout=10,
                          auth={"personal_key": key} if key is not None else None)
+
+    def _reply(self, name: str, payload: dict) -> None:
+        if payload.get("seq") is None:  # not a frame's (an error of the connection, say): for next(name)
+            self.events[name].put(payload)
+            return
+        with self.cond:
+            self.answered[payload["seq"]] = (name, payload)
+            self.cond.notify_all()
 
     def next(self, name: str, timeout: float = TIMEOUT) -> dict:
         return self.events[name].get(timeout=timeout)
@@ -43,19 +55,10 @@ class Client:
         self.sent = time.monotonic()
         self.seq += 1
         self.sio.emit("frame", {"seq": self.seq, "image": jpeg})
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            for name in ("result", "error"):
-                try:
-                    reply = self.events[name].get(timeout=0.02)
-                except queue.Empty:
-                    continue
-                if reply.get("seq") == self.seq:
-                    return name, reply
-                if name == "error":
-                    self.events["error"].put(reply)  # not this frame's: leave it for next("error")
-                    time.sleep(0.01)
-        raise TimeoutError(f"no reply to frame {self.seq}")
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.seq in self.answered, timeout=TIMEOUT):
+                raise TimeoutError(f"no reply to frame {self.seq}")
+            return self.answered.pop(self.seq)
 
     def result(self, jpeg: bytes) -> dict:
         kind, reply = self.frame(jpeg)
