@@ -30,8 +30,8 @@ HANG_GUARD_S = 600
 # Test clients send frames at CLIENT_FPS, one in flight, and wait for each reply: at the page's pace (15 a second)
 # the suite spent most of its time sleeping between frames. The servers of a test session admit TEST_MAX_FPS a
 # client (config.yaml: 30), so no paced frame is refused; a burst past the limit still is (tests/test_realtime.py).
-CLIENT_FPS = 50
-TEST_MAX_FPS = 60
+CLIENT_FPS = 100
+TEST_MAX_FPS = 120
 
 
 def pytest_configure(config) -> None:
