@@ -14,49 +14,51 @@ from pathlib import Path
 import pytest
 import socketio
 
-from tests.conftest import kaggle_photos, webcam_jpeg
+from tests.conftest import CLIENT_FPS, kaggle_photos, webcam_jpeg
 
 TIMEOUT = 30
-FPS = 20  # like the page: under the server's 30 frames a second per client
 ADAPT_TIMEOUT = 180  # a real adaptation on 2 busy cores, its subprocess's start included
 FAST = {"SIGN2SOUND_CALIBRATION_STEPS": "40"}
 
 
 class Client:
-    """A live connection that keeps every event it receives, in order, per event name."""
+    """A live connection that keeps every event it receives, in order, per event name; a frame's reply (a `result`,
+    or an `error` carrying the frame's seq) goes to the frame waiting for it."""
 
     def __init__(self, url: str, key: str | None = None):
         self.sio = socketio.Client(reconnection=False)
         self.events: dict[str, queue.Queue] = {name: queue.Queue() for name in
                                                ("result", "error", "adapt_progress", "adapted")}
+        self.answered: dict[int, tuple[str, dict]] = {}  # frame replies by seq, until their frame takes them
+        self.cond = threading.Condition()
         for name, q in self.events.items():
-            self.sio.on(name, q.put)
+            self.sio.on(name, q.put if name not in ("result", "error") else
+                        lambda payload, name=name: self._reply(name, payload))
         self.seq, self.sent = 0, 0.0
         self.sio.connect(url, transports=["websocket"], wait_timeout=10,
                          auth={"personal_key": key} if key is not None else None)
+
+    def _reply(self, name: str, payload: dict) -> None:
+        if payload.get("seq") is None:  # not a frame's (an error of the connection, say): for next(name)
+            self.events[name].put(payload)
+            return
+        with self.cond:
+            self.answered[payload["seq"]] = (name, payload)
+            self.cond.notify_all()
 
     def next(self, name: str, timeout: float = TIMEOUT) -> dict:
         return self.events[name].get(timeout=timeout)
 
     def frame(self, jpeg: bytes) -> tuple[str, dict]:
         """Send one frame, wait for its one reply (`result` or `error` with its seq)."""
-        time.sleep(max(0.0, self.sent + 1 / FPS - time.monotonic()))  # the server drops frames past 30 fps
+        time.sleep(max(0.0, self.sent + 1 / CLIENT_FPS - time.monotonic()))  # under the servers' limit
         self.sent = time.monotonic()
         self.seq += 1
         self.sio.emit("frame", {"seq": self.seq, "image": jpeg})
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            for name in ("result", "error"):
-                try:
-                    reply = self.events[name].get(timeout=0.02)
-                except queue.Empty:
-                    continue
-                if reply.get("seq") == self.seq:
-                    return name, reply
-                if name == "error":
-                    self.events["error"].put(reply)  # not this frame's: leave it for next("error")
-                    time.sleep(0.01)
-        raise TimeoutError(f"no reply to frame {self.seq}")
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.seq in self.answered, timeout=TIMEOUT):
+                raise TimeoutError(f"no reply to frame {self.seq}")
+            return self.answered.pop(self.seq)
 
     def result(self, jpeg: bytes) -> dict:
         kind, reply = self.frame(jpeg)
@@ -207,7 +209,7 @@ def test_a_bad_frame_during_calibration_is_refused_and_stores_nothing(server):
 def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_server):
     server = make_server(env={**FAST, "SIGN2SOUND_CALIBRATION_MAX_SAMPLES_PER_CLASS": "3",
                               "SIGN2SOUND_CALIBRATION_ADAPTATIONS_PER_KEY_PER_HOUR": "0",
-                              "SIGN2SOUND_CALIBRATION_ADAPTATIONS_PER_CLIENT_PER_HOUR": "2",
+                              "SIGN2SOUND_CALIBRATION_ADAPTATIONS_PER_CLIENT_PER_HOUR": "3",
                               "SIGN2SOUND_CALIBRATION_MAX_PERSONAL_MODELS": "1"})
     v, w = photos("V", 0, 5), photos("W", 0, 5)
     client = Client(server.url)
@@ -230,7 +232,17 @@ def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_
     error = client.next("error")
     assert error["code"] == "rate_limited" and "this personal model" in error["message"], error
     client.close()
-    # ... and per client address (2 here: the first adaptation and the busy one were counted).
+    # The store's count (1 here): a second user's model evicts the least recently used first one.
+    second = Client(server.url)
+    second.calibrate("V", v)
+    second.calibrate("W", w)
+    assert second.adapt()["key"] != first["key"]
+    assert len(entries(server)) == 1  # only the newest; no staging or trash folder left behind
+    evicted = Client(server.url, key=first["key"])
+    assert evicted.next("error")["code"] == "unknown_key"
+    evicted.close()
+    second.close()
+    # Adaptations per client address (3 here: the first, the busy one and the second user's were counted).
     other = Client(server.url)
     other.calibrate("V", v)
     other.calibrate("W", w)
@@ -238,17 +250,6 @@ def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_
     error = other.next("error")
     assert error["code"] == "rate_limited" and "from this address" in error["message"], error
     other.close()
-    # The store's count: a second user's model evicts the least recently used first one.
-    second_server = make_server(env={**FAST, "SIGN2SOUND_CALIBRATION_MAX_PERSONAL_MODELS": "1"},
-                                instance_dir=server.instance_dir)
-    second = Client(second_server.url)
-    second.calibrate("V", v)
-    assert second.adapt()["key"] != first["key"]
-    assert len(entries(second_server)) == 1  # only the newest; no staging or trash folder left behind
-    evicted = Client(second_server.url, key=first["key"])
-    assert evicted.next("error")["code"] == "unknown_key"
-    evicted.close()
-    second.close()
 
 
 @pytest.mark.parametrize("env, code, words", [

@@ -239,10 +239,9 @@ def test_the_page_says_when_the_camera_is_denied(server, browser_without_permiss
     expect(page.locator("#status-connection")).to_have_text("connected")  # the rest of the page still works
 
 
-def test_without_server_speech_the_page_says_the_browser_speaks(make_server, browser):
-    server = make_server(env={"SIGN2SOUND_SPEECH_ENABLED": "false"})
+def test_without_server_speech_the_page_says_the_browser_speaks(server_without_speech, browser):
     page = browser.new_page()
-    page.goto(server.url + "/")
+    page.goto(server_without_speech.url + "/")
     expect(page.locator("#status-tts")).to_have_text("browser")
     expect(page.locator("#messages")).to_contain_text("this browser's own voice speaks instead")
 
