@@ -114,7 +114,7 @@ def test_browser_form_login_with_the_pages_token(admin_server):
     assert page.status_code == 200
     # The admin pages name their icon (a browser asks for /favicon.ico, a 404, when a page names none).
     icon = re.search(r'<link rel="icon" href="([^"]+)"', page.text).group(1)
-    assert http.get(server.url + icon, timeout=10).headers["Content-Type"].startswith("image/svg")
+    assert http.get(admin_server.url + icon, timeout=10).headers["Content-Type"].startswith("image/svg")
     assert re.search(r'<meta name="csrf-token" content="[^"]+">', page.text)
     # every script is a file (the CSP allows no inline script)
     scripts = re.findall(r"<script[^>]*>", page.text)
