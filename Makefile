@@ -1,4 +1,5 @@
-# make run: set up and serve on 127.0.0.1:5000 with the shipped model (one process, SQLite).
+# make run: set up and serve on 127.0.0.1:5000 with the shipped model: gunicorn, one worker with a thread per
+# connection (deploy/gunicorn.conf.py; one process, SQLite). Ctrl-C stops it.
 # make cluster: redis-server, N servers, a training worker and nginx on :5000 (docs/DEPLOYMENT.md).
 # make test: set up and run the tests.
 PYTHON ?= python3
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 .PHONY: run cluster test setup setup-dev system bench clean
 
 run: setup system
-	$(PY) wsgi.py
+	$(PY) -m gunicorn -c deploy/gunicorn.conf.py
 
 cluster: setup system
 	$(PY) -m deploy.cluster --servers $(N)

@@ -1,4 +1,6 @@
-"""Entry point: `python wsgi.py` serves on SIGN2SOUND_HOST:SIGN2SOUND_PORT (config.yaml: 127.0.0.1:5000)."""
+"""The app for a WSGI server: `make run` serves `wsgi:app` with gunicorn (deploy/gunicorn.conf.py). `python wsgi.py`
+serves it with Werkzeug's development server instead, on SIGN2SOUND_HOST:SIGN2SOUND_PORT (config.yaml:
+127.0.0.1:5000): no setup step, any async mode; the servers a test starts for a setting of its own run that way."""
 from __future__ import annotations
 
 import ctypes

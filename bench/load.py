@@ -4,10 +4,10 @@
     python -m bench.load --clients 8 --seconds 600 --section soak    # 10-minute soak, server RSS over time
     python -m bench.load --clients 1 8 --seconds 15 --compare gunicorn proxy werkzeug --rounds 3
 
-The server is `python wsgi.py`, as `make run` serves. --compare starts the named set-ups side by side (werkzeug:
-`python wsgi.py`, `make run`'s server; gunicorn: deploy/gunicorn.conf.py, one server; proxy: a whole cluster, redis-server, 2 servers in cluster
-mode, a worker and nginx, as tests/test_cluster.py starts it) and loads them in turn, round by round, so all
-see the same machine (2 cores shared with other work).
+The server is gunicorn (deploy/gunicorn.conf.py), as `make run` serves. --compare starts the named set-ups side by
+side (werkzeug: `python wsgi.py`, the development server; gunicorn: `make run`'s server; proxy: a whole cluster,
+redis-server, 2 servers in cluster mode, a worker and nginx, as tests/test_cluster.py starts it) and loads them in
+turn, round by round, so all see the same machine (2 cores shared with other work).
 
 Each client keeps at most 2 frames in flight, like the page: a frame due while 2 are in flight is dropped
 (counted as dropped by backpressure), never queued. Bounded in time, loopback only.
@@ -139,7 +139,7 @@ def main(argv=None) -> None:
     frames = webcam_frames()
     if args.compare:
         return compare(args, frames)
-    server = Server(Path("instance") / "bench").start()
+    server = Server(Path("instance") / "bench", gunicorn=True).start()
     try:
         results = []
         for n in args.clients:
@@ -156,7 +156,7 @@ def main(argv=None) -> None:
         args.json.write_text(json.dumps(results, indent=1))
 
 
-SETUPS = {"werkzeug": "1 server, Werkzeug (python wsgi.py, make run)", "gunicorn": "1 server, gunicorn",
+SETUPS = {"werkzeug": "1 server, Werkzeug (python wsgi.py)", "gunicorn": "1 server, gunicorn (make run)",
           "proxy": "2 servers behind nginx (make cluster)"}
 
 

@@ -1,6 +1,14 @@
-"""Shared fixtures: the real data (skipped with a reason when absent) and a real server on 127.0.0.1."""
+"""Shared fixtures: the real data (skipped with a reason when absent) and real servers on 127.0.0.1.
+
+Starting a server costs seconds, so the tests share three, one each for the whole session: `server` (the
+production server, as `make run` serves it), `admin_server` and `server_without_speech`. A test that needs a
+setting of its own, a fresh instance folder or a restart starts its own with `make_server`.
+"""
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import os
 import signal
 import socket
@@ -19,6 +27,16 @@ SHIPPED_CHECKPOINT = ROOT / "checkpoints" / "best_model.pth"
 # speed check. On the 2-core machine shared by several test runs, work that imports torch and MediaPipe took
 # ten times its idle time (a 6 s `ml.evaluate` call took 119 s of the 120 s it was allowed: issue 12).
 HANG_GUARD_S = 600
+# Test clients send frames at up to CLIENT_FPS, one in flight, and wait for each reply: at 20 a second (near the
+# page's 15) the protocol tests spent most of their time sleeping between frames. The servers of a test session
+# admit TEST_MAX_FPS a client (config.yaml: 30), so no paced frame is refused; a burst past the limit still is
+# (tests/test_realtime.py).
+CLIENT_FPS = 100
+TEST_MAX_FPS = 120
+
+
+def pytest_configure(config) -> None:
+    os.environ["SIGN2SOUND_FRAMES_MAX_FPS"] = str(TEST_MAX_FPS)  # every server a test starts inherits it
 
 
 @pytest.fixture(scope="session")
@@ -36,9 +54,15 @@ def shared_data(name: str) -> Path:
 
 def kaggle_photos(label: str, count: int) -> list[Path]:
     """The first `count` Kaggle photos of class `label`, in file-name order (skips when the data is absent)."""
+    return [p for p, c in _image_folder(shared_data("kaggle")) if c == label][:count]
+
+
+@functools.lru_cache(maxsize=4)
+def _image_folder(folder: Path) -> list[tuple[Path, str]]:
+    """The listing of a read-only data folder, once per process (the Kaggle one holds ~6,000 photos)."""
     from ml.landmarks import list_image_folder
 
-    return [p for p, c in list_image_folder(shared_data("kaggle")) if c == label][:count]
+    return list_image_folder(folder)
 
 
 def webcam_jpeg(photo: Path, width: int = 480, quality: int = 70) -> bytes:
@@ -52,6 +76,19 @@ def webcam_jpeg(photo: Path, width: int = 480, quality: int = 70) -> bytes:
     side = (width - height) // 2
     image = cv2.copyMakeBorder(image, 0, 0, side, width - height - side, cv2.BORDER_REPLICATE)
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+
+
+def cli_in_process(main, *args) -> subprocess.CompletedProcess:
+    """A command line's `main(argv)` run in this process, as `python -m` would run it minus the interpreter's start
+    (seconds, importing torch): its exit code, stdout and stderr. Each CLI's tests still run it once for real, in a
+    subprocess (`python -m ...`)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse refuses with exit code 2
+            code = exit_.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def free_port() -> int:
@@ -155,9 +192,37 @@ def make_server(tmp_path):
         server.stop()
 
 
-@pytest.fixture(scope="module")
+# The shared servers run without the admin (whatever the environment says), so a test can rely on it being off.
+NO_ADMIN = {"SIGN2SOUND_ADMIN_PASSWORD": "", "SIGN2SOUND_ADMIN_PASSWORD_HASH": ""}
+
+
+@pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """One real server per test module (starting one costs a few seconds)."""
-    s = Server(tmp_path_factory.mktemp("instance")).start()
+    """One real server for every test that needs no setting of its own: the production server that `make run`
+    starts (gunicorn, deploy/gunicorn.conf.py), default settings, its own instance folder, no admin. Tests leave
+    it as they found it (clients closed, nothing activated)."""
+    s = Server(tmp_path_factory.mktemp("instance"), env=NO_ADMIN, gunicorn=True).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_server(tmp_path_factory):
+    """A shared server with the admin enabled (tests/admin_client.py's password), served as `server` is. Tests leave
+    the shipped model live and no job running; they may add jobs, models and recorded data sets (each test reads
+    its own)."""
+    from tests.admin_client import ADMIN_ENV
+
+    s = Server(tmp_path_factory.mktemp("instance"), env=ADMIN_ENV, gunicorn=True).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def server_without_speech(tmp_path_factory):
+    """A shared server with server speech turned off (the page and the API then say the browser speaks), served as
+    `server` is."""
+    s = Server(tmp_path_factory.mktemp("instance"), env={**NO_ADMIN, "SIGN2SOUND_SPEECH_ENABLED": "false"},
+               gunicorn=True).start()
     yield s
     s.stop()

@@ -1,6 +1,6 @@
 """Calibration end to end: a real server, real python-socketio clients, real Kaggle photos, real adaptations.
 
-The protocol (app.live.calibration): `calibrate` {"label"}, `adapt` -> {"queued"} + `adapt_progress` + `adapted`,
+The protocol (app.live.calibration): `calibrate` {"label"[, "end"]}, `adapt` -> {"queued"} + `adapt_progress` + `adapted`,
 `forget`, connect auth {"personal_key"}, and "model" on every `result`. Most tests shorten the adaptation
 (SIGN2SOUND_CALIBRATION_STEPS) to keep the suite quick; the signer test runs the real recipe.
 """
@@ -14,49 +14,51 @@ from pathlib import Path
 import pytest
 import socketio
 
-from tests.conftest import kaggle_photos, webcam_jpeg
+from tests.conftest import CLIENT_FPS, kaggle_photos, webcam_jpeg
 
 TIMEOUT = 30
-FPS = 20  # like the page: under the server's 30 frames a second per client
 ADAPT_TIMEOUT = 180  # a real adaptation on 2 busy cores, its subprocess's start included
 FAST = {"SIGN2SOUND_CALIBRATION_STEPS": "40"}
 
 
 class Client:
-    """A live connection that keeps every event it receives, in order, per event name."""
+    """A live connection that keeps every event it receives, in order, per event name; a frame's reply (a `result`,
+    or an `error` carrying the frame's seq) goes to the frame waiting for it."""
 
     def __init__(self, url: str, key: str | None = None):
         self.sio = socketio.Client(reconnection=False)
         self.events: dict[str, queue.Queue] = {name: queue.Queue() for name in
                                                ("result", "error", "adapt_progress", "adapted")}
+        self.answered: dict[int, tuple[str, dict]] = {}  # frame replies by seq, until their frame takes them
+        self.cond = threading.Condition()
         for name, q in self.events.items():
-            self.sio.on(name, q.put)
+            self.sio.on(name, q.put if name not in ("result", "error") else
+                        lambda payload, name=name: self._reply(name, payload))
         self.seq, self.sent = 0, 0.0
         self.sio.connect(url, transports=["websocket"], wait_timeout=10,
                          auth={"personal_key": key} if key is not None else None)
+
+    def _reply(self, name: str, payload: dict) -> None:
+        if payload.get("seq") is None:  # not a frame's (an error of the connection, say): for next(name)
+            self.events[name].put(payload)
+            return
+        with self.cond:
+            self.answered[payload["seq"]] = (name, payload)
+            self.cond.notify_all()
 
     def next(self, name: str, timeout: float = TIMEOUT) -> dict:
         return self.events[name].get(timeout=timeout)
 
     def frame(self, jpeg: bytes) -> tuple[str, dict]:
         """Send one frame, wait for its one reply (`result` or `error` with its seq)."""
-        time.sleep(max(0.0, self.sent + 1 / FPS - time.monotonic()))  # the server drops frames past 30 fps
+        time.sleep(max(0.0, self.sent + 1 / CLIENT_FPS - time.monotonic()))  # under the servers' limit
         self.sent = time.monotonic()
         self.seq += 1
         self.sio.emit("frame", {"seq": self.seq, "image": jpeg})
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            for name in ("result", "error"):
-                try:
-                    reply = self.events[name].get(timeout=0.02)
-                except queue.Empty:
-                    continue
-                if reply.get("seq") == self.seq:
-                    return name, reply
-                if name == "error":
-                    self.events["error"].put(reply)  # not this frame's: leave it for next("error")
-                    time.sleep(0.01)
-        raise TimeoutError(f"no reply to frame {self.seq}")
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.seq in self.answered, timeout=TIMEOUT):
+                raise TimeoutError(f"no reply to frame {self.seq}")
+            return self.answered.pop(self.seq)
 
     def result(self, jpeg: bytes) -> dict:
         kind, reply = self.frame(jpeg)
@@ -207,7 +209,7 @@ def test_a_bad_frame_during_calibration_is_refused_and_stores_nothing(server):
 def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_server):
     server = make_server(env={**FAST, "SIGN2SOUND_CALIBRATION_MAX_SAMPLES_PER_CLASS": "3",
                               "SIGN2SOUND_CALIBRATION_ADAPTATIONS_PER_KEY_PER_HOUR": "0",
-                              "SIGN2SOUND_CALIBRATION_ADAPTATIONS_PER_CLIENT_PER_HOUR": "2",
+                              "SIGN2SOUND_CALIBRATION_ADAPTATIONS_PER_CLIENT_PER_HOUR": "3",
                               "SIGN2SOUND_CALIBRATION_MAX_PERSONAL_MODELS": "1"})
     v, w = photos("V", 0, 5), photos("W", 0, 5)
     client = Client(server.url)
@@ -230,7 +232,17 @@ def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_
     error = client.next("error")
     assert error["code"] == "rate_limited" and "this personal model" in error["message"], error
     client.close()
-    # ... and per client address (2 here: the first adaptation and the busy one were counted).
+    # The store's count (1 here): a second user's model evicts the least recently used first one.
+    second = Client(server.url)
+    second.calibrate("V", v)
+    second.calibrate("W", w)
+    assert second.adapt()["key"] != first["key"]
+    assert len(entries(server)) == 1  # only the newest; no staging or trash folder left behind
+    evicted = Client(server.url, key=first["key"])
+    assert evicted.next("error")["code"] == "unknown_key"
+    evicted.close()
+    second.close()
+    # Adaptations per client address (3 here: the first, the busy one and the second user's were counted).
     other = Client(server.url)
     other.calibrate("V", v)
     other.calibrate("W", w)
@@ -238,17 +250,6 @@ def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_
     error = other.next("error")
     assert error["code"] == "rate_limited" and "from this address" in error["message"], error
     other.close()
-    # The store's count: a second user's model evicts the least recently used first one.
-    second_server = make_server(env={**FAST, "SIGN2SOUND_CALIBRATION_MAX_PERSONAL_MODELS": "1"},
-                                instance_dir=server.instance_dir)
-    second = Client(second_server.url)
-    second.calibrate("V", v)
-    assert second.adapt()["key"] != first["key"]
-    assert len(entries(second_server)) == 1  # only the newest; no staging or trash folder left behind
-    evicted = Client(second_server.url, key=first["key"])
-    assert evicted.next("error")["code"] == "unknown_key"
-    evicted.close()
-    second.close()
 
 
 @pytest.mark.parametrize("env, code, words", [
@@ -297,6 +298,49 @@ def test_two_clients_personal_models_never_leak_into_each_other(make_server):
     assert len(entries(server)) == 1 and a.result(probe)["model"] == "personal"
     a.close()
     b.close()
+
+
+def test_calibration_types_nothing_and_a_model_that_mixes_two_signs_is_flagged_not_used(make_server):
+    """The user shows one hand shape for two classes (the issue's bad calibration): no frame of the whole
+    calibration is typed, the adaptation names the class read as the other, and the session keeps the shared
+    model; afterwards (and after a cancelled calibration) the speller reads again."""
+    server = make_server(env=FAST)
+    v, rest = photos("V", 0, 8), photos("nothing", 0, 1)[0]
+    client = Client(server.url)
+    client.call("calibrate", {"label": None})  # the page's first countdown: calibrating already
+    results = [client.result(j) for j in v[:4]]
+    results += client.calibrate("V", v)
+    results += [client.result(j) for j in v[:4]]  # between takes (the page's countdown): still calibrating
+    results += client.calibrate("W", v)
+    assert {(r["word"], r["text"]) for r in results} == {("", "")} and all(r["letter"] == "V" for r in results[:12])
+    adapted = client.adapt()
+    assert adapted["switched"] is False and adapted["model"] == "shipped", adapted
+    assert set(adapted["confused"].items()) & {("V", "W"), ("W", "V")}, adapted["confused"]
+    assert [client.result(j)["model"] for j in v[:1]] == ["shipped"]
+    assert [entry.name for entry in entries(server)]  # kept under the key, for "use mine anyway"
+    word = [client.result(j)["word"] for j in v][-1]  # calibration over: a held sign is typed again
+    assert word, "nothing typed after the calibration"
+
+    client.result(rest)
+    client.call("calibrate", {"label": "A"})
+    client.call("calibrate", {"label": None})
+    assert {client.result(j)["word"] for j in v} == {word}  # calibrating again: nothing typed
+    client.call("calibrate", {"label": None, "end": True})  # the user cancelled
+    client.result(rest)
+    assert len([client.result(j)["word"] for j in v][-1]) > len(word)
+    client.close()
+
+
+def test_confusions_name_classes_read_as_one_other_more_than_half_the_time():
+    import numpy as np
+
+    from ml.personal import confusions
+
+    classes = ["A", "B", "C"]
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2])
+    pred = np.array([1, 1, 1, 0, 1, 2, 0, 2, 0])  # A mostly B; B split; C half right
+    assert confusions(labels, pred, classes) == {"A": "B"}
+    assert confusions(labels, labels, classes) == {}
 
 
 def test_the_predictor_reads_each_window_with_its_own_model_in_one_batch():

@@ -11,9 +11,9 @@ import pytest
 
 from ml.checkpoint import save_checkpoint
 from ml.config import ROOT
-from ml.evaluate import report
+from ml.evaluate import main, report
 from ml.model import CLASSES, SignGRU
-from tests.conftest import HANG_GUARD_S, SHIPPED_CHECKPOINT, shared_data
+from tests.conftest import HANG_GUARD_S, SHIPPED_CHECKPOINT, cli_in_process, shared_data
 from tests.synthetic import write_synthetic
 
 
@@ -61,7 +61,7 @@ def test_image_folder_gives_the_specified_json_and_a_png(crops, tmp_path):
 
 def test_landmark_set_input(tmp_path):
     data = write_synthetic(tmp_path / "s.npz", per_class=2, classes=CLASSES[:3])
-    result = evaluate_cli("--checkpoint", SHIPPED_CHECKPOINT, "--data", data, "--json", tmp_path / "e.json")
+    result = cli_in_process(main, "--checkpoint", SHIPPED_CHECKPOINT, "--data", data, "--json", tmp_path / "e.json")
     assert result.returncode == 0, result.stderr
     out = json.loads((tmp_path / "e.json").read_text())
     assert out["n"] == out["detected"] == 6 and out["no_hand"] == 0
@@ -79,14 +79,14 @@ def test_report_precision_and_recall():
 
 
 def test_cli_errors_are_clear(tmp_path, crops):
-    missing = evaluate_cli("--checkpoint", SHIPPED_CHECKPOINT, "--data", tmp_path / "absent")
+    missing = cli_in_process(main, "--checkpoint", SHIPPED_CHECKPOINT, "--data", tmp_path / "absent")
     assert missing.returncode == 2 and "no such image folder" in missing.stderr
     (tmp_path / "empty").mkdir()
-    empty = evaluate_cli("--checkpoint", SHIPPED_CHECKPOINT, "--data", tmp_path / "empty")
+    empty = cli_in_process(main, "--checkpoint", SHIPPED_CHECKPOINT, "--data", tmp_path / "empty")
     assert empty.returncode == 2 and "no images" in empty.stderr
     wrong = tmp_path / "wrong.pth"
     save_checkpoint(wrong, SignGRU(n_features=42), classes=CLASSES, window=8)
-    shape = evaluate_cli("--checkpoint", wrong, "--data", crops)
+    shape = cli_in_process(main, "--checkpoint", wrong, "--data", crops)
     assert shape.returncode == 2 and "does not fit" in shape.stderr
-    absent = evaluate_cli("--checkpoint", tmp_path / "none.pth", "--data", crops)
+    absent = cli_in_process(main, "--checkpoint", tmp_path / "none.pth", "--data", crops)
     assert absent.returncode == 2 and "no such checkpoint" in absent.stderr

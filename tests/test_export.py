@@ -11,8 +11,8 @@ import torch
 from ml.features import N_FEATURES
 from ml.checkpoint import load_checkpoint
 from ml.config import ROOT
-from ml.export import export_onnx
-from tests.conftest import HANG_GUARD_S, SHIPPED_CHECKPOINT
+from ml.export import export_onnx, main
+from tests.conftest import HANG_GUARD_S, SHIPPED_CHECKPOINT, cli_in_process
 
 
 def test_onnx_matches_torch_within_1e4_for_any_batch(tmp_path):
@@ -39,7 +39,6 @@ def test_cli_checks_parity_and_rejects_bad_checkpoints(tmp_path):
     assert line["ok"] and line["max_abs_diff"] <= 1e-4
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"\x00" * 100)
-    failed = subprocess.run([sys.executable, "-m", "ml.export", "--checkpoint", bad, "--out", tmp_path / "b.onnx"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
+    failed = cli_in_process(main, "--checkpoint", bad, "--out", tmp_path / "b.onnx")
     assert failed.returncode == 2 and "not a readable checkpoint" in failed.stderr
     assert not (tmp_path / "b.onnx").exists()

@@ -9,16 +9,20 @@ the Engine.IO cap, and a foreign origin.
 from __future__ import annotations
 
 import json
+import os
 import random
+import runpy
+import signal
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 import socketio
 import websocket
 
-from tests.conftest import Server, kaggle_photos, webcam_jpeg
+from tests.conftest import NO_ADMIN, ROOT, Server, kaggle_photos, webcam_jpeg
 from tests.test_realtime import REPLY_TIMEOUT, LiveClient
 
 N_BAD = 1200
@@ -279,3 +283,26 @@ def test_no_debugger_outside_development(server):
         urllib.request.urlopen(server.url + "/no-such-page?__debugger__=yes&cmd=resource&f=style.css")
     assert err.value.code == 404
     assert b"Werkzeug Debugger" not in err.value.read()
+
+
+def test_make_run_serves_with_gunicorn_on_loopback_and_ctrl_c_stops_it(tmp_path):
+    """`make run` is gunicorn with deploy/gunicorn.conf.py (the shared `server` of these tests runs the same way):
+    bound to config.yaml's 127.0.0.1:5000, the shipped model live, no development-server warning; Ctrl-C (SIGINT to
+    its process group, as a terminal sends it) ends the arbiter and its worker, with a client still connected."""
+    recipe = (ROOT / "Makefile").read_text().split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "$(PY) -m gunicorn -c deploy/gunicorn.conf.py" in recipe, recipe
+    assert runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))["bind"] == "127.0.0.1:5000"  # no env override
+
+    server = Server(tmp_path / "instance", env=NO_ADMIN, gunicorn=True).start()
+    try:
+        worker = server.serving_pid
+        assert json.load(urllib.request.urlopen(server.url + "/api/status", timeout=10))["model"] == "shipped"
+        client = socketio.Client(reconnection=False)
+        client.connect(server.url, transports=["websocket"], wait_timeout=10)
+        os.killpg(server.proc.pid, signal.SIGINT)
+        assert server.proc.wait(timeout=30) == 0, server.log()
+        assert not Path(f"/proc/{worker}").exists() or "zombie" in Path(f"/proc/{worker}/status").read_text()
+        log = server.log()
+        assert f"Listening at: {server.url}" in log and "development server" not in log, log
+    finally:
+        server.stop(kill=True)

@@ -24,7 +24,7 @@ from ml.inference import fit_window
 from ml.landmarks import HandTracker, tracker_settings
 from ml.train import parse_args as train_args
 from tests.admin_client import ADMIN_ENV, AdminClient
-from tests.conftest import HANG_GUARD_S, Server, shared_data
+from tests.conftest import HANG_GUARD_S, shared_data
 
 TINY = {"datasets": ["tiny"], "epochs": 2, "lr": 0.01, "batch_size": 32}  # seconds, start to finish
 LONG = {"datasets": ["asl_ai"], "epochs": 500, "lr": 0.001, "batch_size": 32}  # far longer than any test
@@ -96,11 +96,16 @@ def same_prediction(a, b, tol=2e-3) -> bool:
     return [x[0] for x in a] == [x[0] for x in b] and all(abs(x[1] - y[1]) <= tol for x, y in zip(a, b))
 
 
-def test_train_follow_activate_and_predict_live(make_server, tmp_path):
-    instance = tmp_path / "instance"
-    write_tiny_set(instance)
+@pytest.fixture(scope="module")
+def job_server(admin_server):
+    """The shared admin server, with the tiny recorded set."""
+    write_tiny_set(admin_server.instance_dir)
+    return admin_server
+
+
+def test_train_follow_activate_and_predict_live(job_server):
+    server, instance = job_server, job_server.instance_dir
     frame, features = clear_photo()
-    server = make_server(env=ADMIN_ENV, instance_dir=instance)
     admin = AdminClient(server.url).login()
     assert "tiny" in [d["name"] for d in admin.get("/api/admin/datasets").json()["datasets"]]
 
@@ -132,30 +137,24 @@ def test_train_follow_activate_and_predict_live(make_server, tmp_path):
     assert checkpoint == instance.resolve() / "models" / str(job_id) / "best_model.pth"
 
     shipped_says = live_top3(server.url, frame)
-    r = admin.post(f"/api/admin/models/{job['model']}/activate")
-    assert r.status_code == 200, r.text
-    assert requests.get(server.url + "/api/status", timeout=10).json()["model"] == job["model"]
-    # the live answer is now the trained model's, and not the shipped model's
-    trained_says = live_top3(server.url, frame)
-    assert same_prediction(trained_says, top3(checkpoint, features)), (trained_says, top3(checkpoint, features))
-    assert not same_prediction(trained_says, shipped_says, tol=0.01)
+    try:
+        r = admin.post(f"/api/admin/models/{job['model']}/activate")
+        assert r.status_code == 200, r.text
+        assert requests.get(server.url + "/api/status", timeout=10).json()["model"] == job["model"]
+        # the live answer is now the trained model's, and not the shipped model's
+        trained_says = live_top3(server.url, frame)
+        assert same_prediction(trained_says, top3(checkpoint, features)), (trained_says, top3(checkpoint, features))
+        assert not same_prediction(trained_says, shipped_says, tol=0.01)
 
-    # a checkpoint gone bad is refused and the live model stays
-    assert admin.post("/api/admin/models/shipped/activate").status_code == 200
-    checkpoint.write_bytes(b"not a checkpoint")
-    r = admin.post(f"/api/admin/models/{job['model']}/activate")
-    assert r.status_code == 422 and "unchanged" in r.json()["error"]
-    assert requests.get(server.url + "/api/status", timeout=10).json()["model"] == "shipped"
-    assert same_prediction(live_top3(server.url, frame), shipped_says)
-
-
-@pytest.fixture(scope="module")
-def job_server(tmp_path_factory):
-    instance = tmp_path_factory.mktemp("instance")
-    write_tiny_set(instance)
-    server = Server(instance, env=ADMIN_ENV).start()
-    yield server
-    server.stop()
+        # a checkpoint gone bad is refused and the live model stays
+        assert admin.post("/api/admin/models/shipped/activate").status_code == 200
+        checkpoint.write_bytes(b"not a checkpoint")
+        r = admin.post(f"/api/admin/models/{job['model']}/activate")
+        assert r.status_code == 422 and "unchanged" in r.json()["error"]
+        assert requests.get(server.url + "/api/status", timeout=10).json()["model"] == "shipped"
+        assert same_prediction(live_top3(server.url, frame), shipped_says)
+    finally:  # the shared server reads with the shipped model again, whatever happened
+        admin.post("/api/admin/models/shipped/activate")
 
 
 def test_one_job_at_a_time_queue_and_cancel(job_server):
@@ -222,15 +221,14 @@ def test_restart_mid_job_marks_it_interrupted_and_keeps_history_and_live_model(m
 CHROMIUM = "/usr/bin/chromium"
 
 
-def test_train_watch_and_activate_from_the_browser(make_server, tmp_path):
+def test_train_watch_and_activate_from_the_browser(job_server, tmp_path):
     """The issue's "done when": a person logs in, trains, watches and activates a model in the page."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (scripts/install_system.sh installs it)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     expect = sync_api.expect
-    instance = tmp_path / "instance"
-    write_tiny_set(instance)
-    server = make_server(env=ADMIN_ENV, instance_dir=instance)
+    server = job_server
+    earlier = {j["id"] for j in AdminClient(server.url).login().get("/api/admin/jobs").json()["jobs"]}
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -261,14 +259,17 @@ def test_train_watch_and_activate_from_the_browser(make_server, tmp_path):
             page.click("#job-form button[type=submit]")
             expect(page.locator("#jobs tr").first.locator("td").nth(1)).to_have_text("succeeded",
                                                                               timeout=HANG_GUARD_S * 1000)
-            expect(page.locator("#job-detail-title")).to_have_text("Job 1: succeeded")
+            [job] = [j for j in AdminClient(server.url).login().get("/api/admin/jobs").json()["jobs"]
+                     if j["id"] not in earlier]
+            expect(page.locator("#job-detail-title")).to_have_text(f"Job {job['id']}: succeeded")
             expect(page.locator("#job-log")).to_contain_text("python -m ml.train")
             page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
 
-            page.locator("#models tr", has_text="job-1").get_by_role("button", name="Activate").click()
-            expect(page.locator("#notice")).to_have_text("job-1 is live.")
-            expect(page.locator("#active-model")).to_have_text("job-1")
-            assert requests.get(server.url + "/api/status", timeout=10).json()["model"] == "job-1"
+            page.locator("#models tr", has_text=job["model"]).get_by_role("button", name="Activate").click()
+            expect(page.locator("#notice")).to_have_text(f"{job['model']} is live.")
+            expect(page.locator("#active-model")).to_have_text(job["model"])
+            assert requests.get(server.url + "/api/status", timeout=10).json()["model"] == job["model"]
             assert problems == []
         finally:
             browser.close()
+            AdminClient(server.url).login().post("/api/admin/models/shipped/activate")  # as the shared server was

@@ -3,6 +3,7 @@ set under instance/datasets/, listed by the admin and usable by a fine-tuning jo
 from __future__ import annotations
 
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -11,17 +12,10 @@ import socketio
 
 from ml.landmark_set import LandmarkSet
 from ml.landmarks import canonical_class
-from tests.admin_client import ADMIN_ENV, AdminClient
-from tests.conftest import Server, shared_data
+from tests.admin_client import AdminClient
+from tests.conftest import shared_data
 
 ENDINGS = ("no_hand", "not_saved", "not_recording")  # errors that end a recording (a bad frame does not)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("instance"), env=ADMIN_ENV).start()
-    yield s
-    s.stop()
 
 
 class Recorder:
@@ -36,8 +30,8 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def connection(server):
-    r = Recorder(server.url)  # one per module: the client library's disconnect can take seconds
+def connection(admin_server):
+    r = Recorder(admin_server.url)  # one per module: the client library's disconnect can take seconds
     yield r
     r.client.disconnect()
 
@@ -78,7 +72,7 @@ def test_a_frame_needs_a_recording(recorder):
     assert recorder.call("frame", photos("B", 1)[0])["error"]["code"] == "not_recording"
 
 
-def test_recordings_append_real_landmarks_listed_by_the_admin(server, recorder):
+def test_recordings_append_real_landmarks_listed_by_the_admin(admin_server, recorder):
     b_photos = photos("B")
     # a broken frame in the middle is refused on its own and the recording goes on
     replies = record(recorder, "ann-set", "Ann", "b", 3, b_photos[:2] + [b"not an image"] + b_photos[2:])
@@ -91,33 +85,33 @@ def test_recordings_append_real_landmarks_listed_by_the_admin(server, recorder):
     replies = record(recorder, "ann-set", "Ann", "C", 2, photos("C"))
     assert replies[-1]["saved"] is True and replies[-1]["samples"] == 5, replies
 
-    data = LandmarkSet.load(server.instance_dir / "datasets" / "ann-set.npz")
+    data = LandmarkSet.load(admin_server.instance_dir / "datasets" / "ann-set.npz")
     assert data.y.tolist() == ["B"] * 3 + ["C"] * 2
     assert set(data.group) == {"Ann"} and set(data.handedness) <= {"Left", "Right"}
     assert np.allclose(data.aspect, 1.0)  # 200x200 photos
     assert data.X.shape == (5, 21, 3) and 0 <= data.X[..., :2].min() and data.X[..., :2].max() <= 1.5
     assert np.isfinite(data.features()).all()
 
-    admin = AdminClient(server.url).login()
+    admin = AdminClient(admin_server.url).login()
     listed = {d["name"]: d for d in admin.get("/api/admin/datasets").json()["datasets"]}
     assert listed["ann-set"] == {"name": "ann-set", "kind": "recorded", "available": True, "samples": 5,
                                  "classes": {"B": 3, "C": 2}, "signers": ["Ann"]}
 
 
-def test_no_hand_in_view_saves_nothing(server, recorder):
+def test_no_hand_in_view_saves_nothing(admin_server, recorder):
     replies = record(recorder, "empty-set", "Ann", "A", 1, photos("nothing", 10))
     assert replies[-1]["error"]["code"] == "no_hand" and all(not r.get("hand") for r in replies)
     assert len(replies) == 5  # recording.max_frames_factor x frames, then it gives up
-    assert not (server.instance_dir / "datasets" / "empty-set.npz").exists()
+    assert not (admin_server.instance_dir / "datasets" / "empty-set.npz").exists()
     assert recorder.call("frame", photos("A", 1)[0])["error"]["code"] == "not_recording"
 
 
-def test_fine_tune_the_live_model_on_recorded_samples(server, recorder):
+def test_fine_tune_the_live_model_on_recorded_samples(admin_server, recorder):
     replies = record(recorder, "tune-set", "Bo", "B", 4, photos("B"))
     assert replies[-1].get("saved"), replies
     replies = record(recorder, "tune-set", "Bo", "C", 4, photos("C"))
     assert replies[-1].get("saved"), replies
-    admin = AdminClient(server.url).login()
+    admin = AdminClient(admin_server.url).login()
     job = admin.wait_job(admin.start_job(datasets=["tune-set"], base="shipped", epochs=1, lr=0.001, batch_size=8))
     assert job["status"] == "succeeded", job
     assert job["params"]["base"] == "shipped" and job["model"] == f"job-{job['id']}"
@@ -144,4 +138,5 @@ def test_the_number_of_recorded_sets_is_bounded(make_server):
         assert reply["error"]["code"] == "not_saved" and "1 recorded data sets" in reply["error"]["message"]
         assert not (server.instance_dir / "datasets" / "second.npz").exists()
     finally:
-        recorder.client.disconnect()
+        # the development server answers a WebSocket close only after seconds, which the test need not wait for
+        threading.Thread(target=recorder.client.disconnect, daemon=True).start()

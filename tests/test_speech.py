@@ -92,8 +92,8 @@ def test_without_espeak_ng_speech_is_unavailable(monkeypatch):
         s.render("HELLO")
 
 
-def test_without_server_speech_the_app_runs_and_says_tts_false(make_server):
-    server = make_server(env={"SIGN2SOUND_SPEECH_ENABLED": "false"})
+def test_without_server_speech_the_app_runs_and_says_tts_false(server_without_speech):
+    server = server_without_speech
     status = json.load(urllib.request.urlopen(server.url + "/api/status"))
     assert status["tts"] is False
     page = urllib.request.urlopen(server.url + "/").read().decode()

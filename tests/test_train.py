@@ -12,8 +12,8 @@ from ml.features import N_FEATURES
 from ml.checkpoint import load_checkpoint, save_checkpoint
 from ml.config import ROOT
 from ml.model import CLASSES, SignGRU
-from ml.train import parse_args, run
-from tests.conftest import HANG_GUARD_S
+from ml.train import main, parse_args, run
+from tests.conftest import HANG_GUARD_S, cli_in_process
 from tests.synthetic import synthetic_set, write_synthetic
 
 
@@ -80,22 +80,22 @@ def test_fine_tuning_from_a_base_and_holding_out_a_group(tmp_path):
 
 def test_cli_errors_are_clear(tiny, tmp_path):
     out = tmp_path / "x"
-    absent = train_cli("--datasets", tmp_path / "absent.npz", "--epochs", 1, "--out", out)
+    absent = cli_in_process(main, "--datasets", tmp_path / "absent.npz", "--epochs", 1, "--out", out)
     assert absent.returncode == 2 and "no such landmark set" in absent.stderr and absent.stdout == ""
-    unknown = train_cli("--datasets", "imagenet", "--epochs", 1, "--out", out)
+    unknown = cli_in_process(main, "--datasets", "imagenet", "--epochs", 1, "--out", out)
     assert unknown.returncode == 2 and "unknown data set" in unknown.stderr
     wrong = tmp_path / "wrong.pth"
     save_checkpoint(wrong, SignGRU(n_classes=10), classes=CLASSES[:10], window=8)
-    bad_base = train_cli("--datasets", tiny, "--epochs", 1, "--base", wrong, "--out", out)
+    bad_base = cli_in_process(main, "--datasets", tiny, "--epochs", 1, "--base", wrong, "--out", out)
     assert bad_base.returncode == 2 and "classes" in bad_base.stderr
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"not a checkpoint")
-    bad = train_cli("--datasets", tiny, "--epochs", 1, "--base", corrupt, "--out", out)
+    bad = cli_in_process(main, "--datasets", tiny, "--epochs", 1, "--base", corrupt, "--out", out)
     assert bad.returncode == 2 and "not a readable checkpoint" in bad.stderr
     foreign = synthetic_set(per_class=2, classes=["A", "hello"]).save(tmp_path / "foreign.npz")
-    labels = train_cli("--datasets", foreign, "--epochs", 1, "--out", out)
+    labels = cli_in_process(main, "--datasets", foreign, "--epochs", 1, "--out", out)
     assert labels.returncode == 2 and "unknown classes ['hello']" in labels.stderr
-    zero = train_cli("--datasets", tiny, "--epochs", 0, "--out", out)
+    zero = cli_in_process(main, "--datasets", tiny, "--epochs", 0, "--out", out)
     assert zero.returncode == 2 and "--epochs" in zero.stderr
     assert not (out / "best_model.pth").exists()
 

@@ -235,8 +235,10 @@ class Session:
                 top = [[classes[i], round(float(probs[i]), 4)] for i in order]
                 letter, confidence = top[0]
                 letters = letter_probs(probs, classes)
+            # Calibrating, the user signs every class on request: nothing they show is typed (nor spoken, nor deleted).
+            calibrating = self.calibration is not None and self.calibration.active
             hand_now = None if hand is None else self.window[-1]  # the speller sees the hand settle and move
-            events = self.decode_words(self.speller.update(letter, confidence, letters, hand_now))
+            events = [] if calibrating else self.decode_words(self.speller.update(letter, confidence, letters, hand_now))
             timings["speller"] = time.perf_counter() - t4
             result = {"seq": seq, "hand": hand is not None, "letter": letter, "confidence": confidence,
                       "top": top, "landmarks": None if hand is None else np.round(hand.landmarks, 4).tolist(),
