@@ -238,7 +238,8 @@ class Session:
             # Calibrating, the user signs every class on request: nothing they show is typed (nor spoken, nor deleted).
             calibrating = self.calibration is not None and self.calibration.active
             hand_now = None if hand is None else self.window[-1]  # the speller sees the hand settle and move
-            events = [] if calibrating else self.decode_words(self.speller.update(letter, confidence, letters, hand_now))
+            events = [] if calibrating else self.decode_words(
+                self.speller.update(letter, confidence, letters, hand_now))
             timings["speller"] = time.perf_counter() - t4
             result = {"seq": seq, "hand": hand is not None, "letter": letter, "confidence": confidence,
                       "top": top, "landmarks": None if hand is None else np.round(hand.landmarks, 4).tolist(),
