@@ -73,7 +73,7 @@ class Video:
             head = f.read(16)
         self.capture = cv2.VideoCapture(self.path, cv2.CAP_FFMPEG)
         self.fps = self.capture.get(cv2.CAP_PROP_FPS) if self.capture.isOpened() else 0.0
-        if not self.capture.isOpened() or not 0 < self.fps < 1000:
+        if picture(head) or not self.capture.isOpened() or not 0 < self.fps < 1000:  # FFmpeg opens a JPEG too
             self.close()
             raise not_readable(head)
         self.fps = float(self.fps)
@@ -108,11 +108,16 @@ def not_readable(head: bytes) -> FrameError:
     """The error for a file no frame could be read from: damaged when it starts as a video container does."""
     if any(head[at:at + len(magic)] == magic for at, magic in CONTAINERS):
         return FrameError("video_corrupt", "the file looks like a video but is damaged: no frame could be read")
-    try:
-        kind = f"a {image_format(head).upper()} picture"
-    except FrameError:
-        kind = "not a video format this server reads"
+    kind = f"a {picture(head).upper()} picture" if picture(head) else "in no video format this server reads"
     return FrameError("not_video", f"the file is {kind}, not a video")
+
+
+def picture(head: bytes) -> str | None:
+    """"jpeg" or "png" when the file is one (the frames' own check), else None."""
+    try:
+        return image_format(head)
+    except FrameError:
+        return None
 
 
 def transcribe(path: str | Path, config: dict, predictor: Predictor, personal: PersonalModel | None = None,
@@ -176,6 +181,8 @@ def transcribe(path: str | Path, config: dict, predictor: Predictor, personal: P
                 progress(seconds, video.duration)
         flush()
         take(session.space()["events"], video.duration, last_hand + step)
+        if progress:
+            progress(video.duration, video.duration)
         if not seen:
             raise FrameError("video_no_hand", f"no hand was seen in any of the {read} frames read")
         return Transcript(words, round(video.duration, 3), read, seen)
