@@ -192,9 +192,10 @@ def transcribe(path: str | Path, config: dict, predictor: Predictor, personal: P
 
 
 def fit_width(image, width: int):
-    """Scaled down to `width` pixels wide (the live page's frames), when wider."""
+    """Scaled down to `width` pixels wide (the live page's frames), when wider. Bilinear: INTER_AREA took 5x as long
+    on a 1080x1920 frame, as long as MediaPipe itself (docs/PERFORMANCE.md, "Video files")."""
     h, w = image.shape[:2]
-    return image if w <= width else cv2.resize(image, (width, round(h * width / w)), interpolation=cv2.INTER_AREA)
+    return image if w <= width else cv2.resize(image, (width, round(h * width / w)), interpolation=cv2.INTER_LINEAR)
 
 
 def captions(transcript: Transcript, kind: str) -> str:
