@@ -1,6 +1,7 @@
 // "Transcribe a video": the file goes to the server as it is (POST /api/videos), the page follows its reading,
 // then shows the words, plays the video with their captions, and offers the captions and speech to download.
 import { errorText } from "./errors.js";
+import { sleep, statusLine } from "./status.js";
 
 const form = document.getElementById("transcribe-form");
 const input = document.getElementById("transcribe-file");
@@ -13,12 +14,7 @@ const audio = document.getElementById("transcribe-audio");
 const POLL_MS = 500;
 let videoUrl = null;
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function say(text, isError = false) {
-  status.textContent = text;
-  status.classList.toggle("error", isError);
-}
+const say = statusLine(status);
 
 // A refusal is {"error": {code, message}}; anything else (the network, a proxy's page) has no code.
 async function call(url, options) {
