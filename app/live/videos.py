@@ -95,11 +95,21 @@ class Videos:
             job = Job(secrets.token_urlsafe(16))
             with self._lock:
                 self.jobs[job.id] = job
-            self.pool.submit(self._read, job, path, predictor, speech)
+            self._submit(job, path, predictor, speech)
             return job
         except BaseException:
             self._done(path)
             raise
+
+    def _submit(self, *args) -> None:
+        from app import socketio
+
+        if socketio.async_mode == "eventlet":  # a real thread: MediaPipe would stall every client on the loop
+            from eventlet import tpool
+
+            socketio.start_background_task(tpool.execute, self._read, *args)
+        else:
+            self.pool.submit(self._read, *args)
 
     def _read(self, job: Job, path: Path, predictor, speech) -> None:
         def progress(seconds: float, total: float) -> None:
