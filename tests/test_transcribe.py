@@ -125,6 +125,26 @@ def test_the_cli_says_why_a_file_cannot_be_read(videos, capsys):
     assert out == "" and "not a video" in err
 
 
+def test_the_cli_reads_with_a_personal_model_its_key_opens(videos, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from app.live.personal import PersonalStore, new_key
+    from app.transcribe import main
+    from tests.conftest import SHIPPED_CHECKPOINT
+
+    monkeypatch.setenv("SIGN2SOUND_INSTANCE_DIR", str(tmp_path))
+    store, key = PersonalStore(tmp_path / "personal", 10, 2**30), new_key()
+    staged = store.staging()
+    shutil.copy(SHIPPED_CHECKPOINT, staged / "model.pth")  # a personal model is a checkpoint of the same kind
+    (staged / "samples.npz").write_bytes(b"")
+    store.commit(key, staged)
+    assert main([str(videos["spelled"]), "--quiet", "--personal-key", key]) == 0
+    assert capsys.readouterr().out == " ".join(WORDS) + "\n"
+    assert main([str(videos["spelled"]), "--quiet", "--personal-key", new_key()]) == 1  # a key that opens nothing
+    out, err = capsys.readouterr()
+    assert out == "" and "no personal model" in err
+
+
 @pytest.fixture(scope="module")
 def video_server(tmp_path_factory):
     s = Server(tmp_path_factory.mktemp("instance"), env={"SIGN2SOUND_TRANSCRIBE_MAX_DURATION_S": str(MAX_DURATION_S),
