@@ -48,6 +48,35 @@ def joined(paths: list[Path], out: Path, size=(540, 960)) -> Path:
     return out
 
 
+def stages(path: Path, config: dict, trackers: TrackerPool) -> dict[str, float]:
+    """Seconds one clip spends in each stage of reading, as app.transcribe reads it: decoding every frame (grab),
+    converting the frames read (retrieve), scaling them, and tracking the hand; the model and speller are the rest."""
+    from app.transcribe import Video, fit_width
+
+    video, tracker, spent = Video(path), trackers.acquire(), {"decode": 0.0, "convert": 0.0, "scale": 0.0, "track": 0.0}
+    every = max(1, round(video.fps / config["transcribe"]["fps"]))
+    index = 0
+    while True:
+        t0 = time.perf_counter()
+        if not video.capture.grab():
+            break
+        t1 = time.perf_counter()
+        spent["decode"] += t1 - t0
+        if index % every == 0:
+            image = video.capture.retrieve()[1]
+            t2 = time.perf_counter()
+            image = fit_width(image, config["transcribe"]["max_width"])
+            t3 = time.perf_counter()
+            tracker.process(image)
+            spent["convert"] += t2 - t1
+            spent["scale"] += t3 - t2
+            spent["track"] += time.perf_counter() - t3
+        index += 1
+    video.close()
+    trackers.release(tracker)
+    return spent
+
+
 def main(argv=None) -> None:
     import torch
 
@@ -66,6 +95,11 @@ def main(argv=None) -> None:
     trackers = TrackerPool(config["landmarks"])
     videos = clips(config)
     transcribe(next(iter(videos.values())), config, predictor, trackers=trackers)  # warm: graphs, lexicon
+
+    spent = {}
+    for path in videos.values():
+        for stage, seconds in stages(path, config, trackers).items():
+            spent[stage] = spent.get(stage, 0.0) + seconds
 
     # Letters, and the speed with batched and unbatched windows, alternating clip by clip.
     rows, wall, duration = [], {}, 0.0
@@ -110,6 +144,9 @@ twice, alternating clip by clip: the model's windows in batches of {batch} (`tra
 | --- | --- | --- |
 | batches of {batch} | {wall[batch]:.1f} s | {duration / wall[batch]:.1f} |
 | one at a time | {wall[1]:.1f} s | {duration / wall[1]:.1f} |
+
+Where the time goes (the same clips read once more, stage by stage, the model and speller left out):
+{", ".join(f"{stage} {seconds:.1f} s ({100 * seconds / sum(spent.values()):.0f} %)" for stage, seconds in spent.items())}.
 """)
 
 
