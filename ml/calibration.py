@@ -167,7 +167,7 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
                    "classes": len(pool), "before": round(float(shared_ok.mean()), 4),
                    "after": round(float(ok.mean()), 4), "seconds": round(seconds, 2), "steps": result.steps,
                    "page_before": round(result.before, 4), "page_after": round(result.after, 4),
-                   "kept_shared": result.kept_shared, "worst_class": worst_class,
+                   "kept_shared": result.kept_shared, "confused": result.confused, "worst_class": worst_class,
                    "worst_class_change": worst_change,
                    "per_class": {c: [round(b, 3), round(a, 3)] for c, (b, a) in per_class.items()}}
             if video is not None:

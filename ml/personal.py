@@ -5,7 +5,8 @@ a copy of the shared model on them, with windows of the shared training data rep
 classes the user skipped keep the shared model's knowledge. Before and after are measured on a
 held-out tail of each class's frames (the last takes, or the last frames of a single take: never random frames,
 which would sit beside their training neighbours). A personal model that reads the held-out frames worse than
-the shared one is not handed out: the shared weights are returned instead. The recipe's measurements are in
+the shared one is not handed out: the shared weights are returned instead; a class whose held-out frames it reads
+as one other class is named (`confused`: the user's two signs look alike to it). The recipe's measurements are in
 docs/EXPERIMENTS.md (`python -m ml.experiments calibrate`).
 
     samples = Samples(landmarks, aspect, is_left, labels, takes)   # Samples.save / Samples.load: .npz
@@ -109,12 +110,26 @@ class AdaptResult:
     held_out: int = 0                 # frames the two accuracies are measured on (0: measured on the training frames)
     per_class: dict = field(default_factory=dict)  # class -> (before, after) on the held-out frames
     kept_shared: bool = False         # the personal model was no better, so the shared weights were kept
+    confused: dict = field(default_factory=dict)  # class -> the class most of its held-out frames read as
     steps: int = 0                    # training steps done (fewer than asked when max_seconds ended it)
 
     def save(self, path: str | os.PathLike) -> Path:
         """The personal model as a checkpoint (atomic); ml.checkpoint.load_checkpoint reads it back."""
         return save_checkpoint(path, self.model, classes=self.meta["classes"], window=self.meta["window"],
                                personal=self.meta["personal"])
+
+
+def confusions(labels: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str, str]:
+    """{class: other} for each class whose frames (class indices `labels`) are read (`pred`) as one other class
+    more than half the time: the user's two signs cannot be told apart, so reading with the model would mix them."""
+    out = {}
+    for c in np.unique(labels):
+        wrong = pred[(labels == c) & (pred != c)]
+        if len(wrong):
+            other = np.bincount(wrong).argmax()
+            if (wrong == other).sum() * 2 > (labels == c).sum():
+                out[classes[c]] = classes[other]
+    return out
 
 
 def split_holdout(samples: Samples, holdout: float) -> np.ndarray:
@@ -283,4 +298,5 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
     return AdaptResult(model=personal, meta=out_meta, before=before, after=after,
                        seconds=time.monotonic() - started, samples=len(samples),
                        classes=[c for c in CALIBRATION_CLASSES if c in set(samples.labels)],
-                       held_out=int(held.sum()), per_class=per_class, kept_shared=kept_shared, steps=steps_done)
+                       held_out=int(held.sum()), per_class=per_class, kept_shared=kept_shared, steps=steps_done,
+                       confused=confusions(labels[test], pred_after, classes))

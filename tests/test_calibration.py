@@ -1,6 +1,6 @@
 """Calibration end to end: a real server, real python-socketio clients, real Kaggle photos, real adaptations.
 
-The protocol (app.live.calibration): `calibrate` {"label"}, `adapt` -> {"queued"} + `adapt_progress` + `adapted`,
+The protocol (app.live.calibration): `calibrate` {"label"[, "end"]}, `adapt` -> {"queued"} + `adapt_progress` + `adapted`,
 `forget`, connect auth {"personal_key"}, and "model" on every `result`. Most tests shorten the adaptation
 (SIGN2SOUND_CALIBRATION_STEPS) to keep the suite quick; the signer test runs the real recipe.
 """
@@ -297,6 +297,49 @@ def test_two_clients_personal_models_never_leak_into_each_other(make_server):
     assert len(entries(server)) == 1 and a.result(probe)["model"] == "personal"
     a.close()
     b.close()
+
+
+def test_calibration_types_nothing_and_a_model_that_mixes_two_signs_is_flagged_not_used(make_server):
+    """The user shows one hand shape for two classes (the issue's bad calibration): no frame of the whole
+    calibration is typed, the adaptation names the class read as the other, and the session keeps the shared
+    model; afterwards (and after a cancelled calibration) the speller reads again."""
+    server = make_server(env=FAST)
+    v, rest = photos("V", 0, 8), photos("nothing", 0, 1)[0]
+    client = Client(server.url)
+    client.call("calibrate", {"label": None})  # the page's first countdown: calibrating already
+    results = [client.result(j) for j in v[:4]]
+    results += client.calibrate("V", v)
+    results += [client.result(j) for j in v[:4]]  # between takes (the page's countdown): still calibrating
+    results += client.calibrate("W", v)
+    assert {(r["word"], r["text"]) for r in results} == {("", "")} and all(r["letter"] == "V" for r in results[:12])
+    adapted = client.adapt()
+    assert adapted["switched"] is False and adapted["model"] == "shipped", adapted
+    assert set(adapted["confused"].items()) & {("V", "W"), ("W", "V")}, adapted["confused"]
+    assert [client.result(j)["model"] for j in v[:1]] == ["shipped"]
+    assert [entry.name for entry in entries(server)]  # kept under the key, for "use mine anyway"
+    word = [client.result(j)["word"] for j in v][-1]  # calibration over: a held sign is typed again
+    assert word, "nothing typed after the calibration"
+
+    client.result(rest)
+    client.call("calibrate", {"label": "A"})
+    client.call("calibrate", {"label": None})
+    assert {client.result(j)["word"] for j in v} == {word}  # calibrating again: nothing typed
+    client.call("calibrate", {"label": None, "end": True})  # the user cancelled
+    client.result(rest)
+    assert len([client.result(j)["word"] for j in v][-1]) > len(word)
+    client.close()
+
+
+def test_confusions_name_classes_read_as_one_other_more_than_half_the_time():
+    import numpy as np
+
+    from ml.personal import confusions
+
+    classes = ["A", "B", "C"]
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2])
+    pred = np.array([1, 1, 1, 0, 1, 2, 0, 2, 0])  # A mostly B; B split; C half right
+    assert confusions(labels, pred, classes) == {"A": "B"}
+    assert confusions(labels, labels, classes) == {}
 
 
 def test_the_predictor_reads_each_window_with_its_own_model_in_one_batch():

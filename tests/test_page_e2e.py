@@ -87,10 +87,16 @@ def browser_without_permission():
 def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     problems = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     page.goto(server.url + "/")
+    # Screen readers hear one live region say each change once (static/js/announce.js), not #word and #text both.
+    live = page.evaluate("""() => [...document.querySelectorAll('[aria-live], [role=status], [role=alert]')]
+        .filter((e) => !e.closest('[hidden]') || e.id === 'calibration-status').map((e) => e.id).sort()""")
+    assert live == ["announce", "calibration-status", "messages", "record-status"], live
+    page.evaluate("""() => { window.said = []; const region = document.getElementById('announce');
+        new MutationObserver(() => window.said.push(region.textContent)).observe(region, {childList: true}); }""")
 
     expect(page.locator("#status-connection")).to_have_text("connected")
     for hidden in ("#calibration-panel", "#spelled", "#forget-me"):  # nothing to calibrate, keep or forget yet
@@ -115,6 +121,14 @@ def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
             let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
             return n; }""")
     assert drawn > 100
+
+    # Each change was said once: the word as it grew, letter by letter, then the finished word.
+    said = page.evaluate("() => window.said")
+    first = next(i for i, text in enumerate(said) if text.startswith(f"word: {WORD}") or f". word: {WORD}" in text)
+    grew = [text.split(".")[0] for text in said[:first + 1]]
+    for n in range(1, len(WORD) + 1):
+        assert grew.count(" ".join(WORD[:n])) == 1, said[:first + 1]
+    assert all(a != b for a, b in zip(said, said[1:])), said
 
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
@@ -159,6 +173,17 @@ def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
     page.click("#forget-me")
     expect(page.locator("#forget-me")).to_be_hidden()
     assert page.evaluate(stored) == [None, None]
+
+    # Enter and Space belong to the focused control: the recorder's summary opens and closes from the keyboard.
+    page.focus("#record-panel summary")
+    page.keyboard.press("Enter")
+    expect(page.locator("#record-form")).to_be_visible()
+    # Its data set name's pattern is one the browser applies (under the `v` flag an unescaped - is no pattern).
+    mismatch = "(v) => { const f = document.querySelector('#record-form [name=dataset]'); f.value = v; " \
+               "return f.validity.patternMismatch; }"
+    assert page.evaluate(mismatch, "bad name!") and not page.evaluate(mismatch, "my-signs_2")
+    page.keyboard.press(" ")
+    expect(page.locator("#record-form")).to_be_hidden()
     assert problems == []
 
 
@@ -224,37 +249,72 @@ def test_without_server_speech_the_page_says_the_browser_speaks(make_server, bro
 
 @pytest.fixture
 def hand_browser(tmp_path):
-    """The camera shows one real photo of a hand, steadily (what a calibrating user holds up)."""
-    jpeg = webcam_jpeg(kaggle_photos("V", 1)[0], width=480, quality=95)
+    """The camera shows one real photo of a hand, held and lowered in turn (a calibrating user who shows the same
+    shape for every class: the speller, were it reading, would type it again after each rest)."""
+    def image(label: str) -> np.ndarray:
+        jpeg = webcam_jpeg(kaggle_photos(label, 1)[0], width=480, quality=95)
+        return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+
     path = tmp_path / "hand.y4m"
-    write_y4m(path, [(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), 2.0)])
+    write_y4m(path, [(image("V"), HOLD_S), (image("nothing"), REST_S)])
     yield from launch(["--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={path}"])
 
 
-def test_the_page_calibrates_and_then_reads_with_the_personal_model(make_server, hand_browser):
-    # Two classes and a short adaptation keep the test quick; the page's flow is the same as with all 28.
+def in_view(page, selector: str) -> bool:
+    box, view = page.locator(selector).bounding_box(), page.viewport_size
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= view["height"]
+
+
+def test_a_first_calibration_types_nothing_beside_the_camera_and_says_which_signs_look_alike(make_server,
+                                                                                              hand_browser):
+    # Two classes and a short adaptation keep the test quick; the page's flow is the same as with all 28. The
+    # camera shows V for both: the personal model cannot tell them apart, and the page must say so.
     server = make_server(env={"SIGN2SOUND_CALIBRATION_PAGE_CLASSES": "[V, W]",
                               "SIGN2SOUND_CALIBRATION_STEPS": "30"})
-    page = hand_browser.new_page()
+    page = hand_browser.new_page(viewport={"width": 1280, "height": 800})
     problems = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.goto(server.url + "/")
     expect(page.locator("#calibration-offer")).to_be_visible()  # a first-time visitor is offered it once
     expect(page.locator("#calibration-offer")).to_contain_text("about 20 seconds")  # 2 x (1 + 1.5) s + adapting
+    expect(page.locator("#calibrate")).to_be_hidden()  # one Calibrate button at a time
+    assert in_view(page, "#calibration-offer") and in_view(page, ".help")  # the first view holds both
     expect(page.locator("#status-model")).to_have_text("shipped", timeout=30_000)
+    expect(page.locator("#word")).to_contain_text("V", timeout=60_000)  # the speller reads, before calibrating
+    page.click("#clear")
+    expect(page.locator("#word")).to_have_text("")
+    # Every word and sentence shown while the panel walks through the classes.
+    page.evaluate("""() => { window.typed = []; const panel = document.getElementById('calibration-panel');
+        new MutationObserver(() => { if (panel.dataset.phase === 'steps') window.typed.push(
+            document.getElementById('word').textContent + '|' + document.getElementById('text').textContent); })
+        .observe(document.querySelector('.transcript'), {childList: true, characterData: true, subtree: true}); }""")
     page.click("#calibration-offer-yes")
     expect(page.locator("#calibration-total")).to_have_text("2")
+    assert in_view(page, ".stage") and in_view(page, "#calibration-pose")  # the drawing beside the preview
+    expect(page.locator("#calibration-caption")).to_contain_text("Index and middle fingers up")
     expect(page.locator("#calibration-class")).to_have_text("W", timeout=60_000)
-    expect(page.locator("#status")).to_contain_text("model: yours", timeout=120_000)
-    expect(page.locator("#calibration-status")).to_contain_text("yours reads")
-    expect(page.locator("#forget-me")).to_be_visible()
+    expect(page.locator("#calibration-status")).to_contain_text("look alike", timeout=120_000)
+    # Nothing typed: the transcript never grew (a letter committed from a frame read just before the first
+    # countdown may land as the panel opens; in the issue, 31 letters came of a calibration).
+    typed = page.evaluate("() => window.typed")
+    assert len(set(typed)) <= 1 and len(typed[0] if typed else "") <= 3, typed
+    expect(page.locator("#calibration-status")).to_contain_text(" reads as ")
+    expect(page.locator("#calibration-redo-confused")).to_have_text("Redo V, W")
+    expect(page.locator("#calibration-redo")).to_be_hidden()  # the steps' buttons are gone; Close is there
+    expect(page.locator("#calibration-close")).to_be_visible()
+    expect(page.locator("#status-model")).to_have_text("shipped")  # the shared model stays, unless asked
     key = page.evaluate("() => localStorage.getItem('sign2sound.personalKey')")
     assert key and len(key) == 32 and len(list((server.instance_dir / "personal").iterdir())) == 1
+    page.click("#calibration-use-mine")
+    expect(page.locator("#status")).to_contain_text("model: yours", timeout=30_000)
+    expect(page.locator("#calibration-panel")).to_be_hidden()
+    expect(page.locator("#forget-me")).to_be_visible()
 
     page.reload()  # the key in localStorage brings the personal model back, and the offer is not repeated
     expect(page.locator("#status")).to_contain_text("model: yours", timeout=30_000)
     expect(page.locator("#calibration-offer")).to_be_hidden()
+    expect(page.locator("#calibrate")).to_be_visible()
     page.click("#use-shared")
     expect(page.locator("#status-model")).to_have_text("shipped", timeout=30_000)
     # A switch of the user's own is no outage: no "unreachable" or "word lost" message.
@@ -266,4 +326,16 @@ def test_the_page_calibrates_and_then_reads_with_the_personal_model(make_server,
     expect(page.locator("#status-model")).to_have_text("shipped", timeout=30_000)
     expect(page.locator("#forget-me")).to_be_hidden()
     assert list((server.instance_dir / "personal").iterdir()) == []
+
+    # A phone: the preview and the panel on one screen too; no key hints on a touch screen; Cancel closes.
+    phone = hand_browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    phone.goto(server.url + "/")
+    expect(phone.locator("#speak kbd")).to_be_hidden()
+    expect(phone.locator("#end-word")).to_be_visible()  # what the Space key does, for a finger
+    phone.click("#calibration-offer-yes")
+    expect(phone.locator("#calibration-countdown")).not_to_have_text("")
+    assert in_view(phone, ".stage") and in_view(phone, "#calibration-pose") and in_view(phone, "#calibration-cancel")
+    phone.click("#calibration-cancel")
+    expect(phone.locator("#calibration-panel")).to_be_hidden()
+    expect(phone.locator(".reading")).to_be_visible()
     assert problems == []

@@ -17,6 +17,10 @@ def check(drawings: dict) -> None:
         pts = np.array(entry["landmarks"])
         assert pts.shape == (21, 2) and (pts >= 0).all() and (pts <= 1).all(), cls
         assert ("motion" in entry) == (cls in ("J", "Z"))
+        # The page paints far parts first (depth) and says what to do (caption; space and del are no ASL signs).
+        assert len(entry["depth"]) == 21 and entry["depth"][0] == 0, cls
+        assert entry["caption"] and (("Not an ASL sign" in entry["caption"]) == (cls in ("space", "del"))), cls
+    assert len({entry["caption"] for entry in drawings["classes"].values()}) == len(drawings["classes"])
     assert len(drawings["connections"]) == 21
 
 

@@ -100,10 +100,27 @@ class ModelRegistry:
 
     def list(self) -> list[dict]:
         active = self.active()
+        card = self.shipped_checkpoint.with_name("model_card.md")
         shipped = {"id": SHIPPED, "job": None, "created_at": _mtime(self.shipped_checkpoint),
-                   "metrics": _checkpoint_metrics(self.shipped_checkpoint, _mtime(self.shipped_checkpoint))}
+                   "metrics": {**_checkpoint_metrics(self.shipped_checkpoint, _mtime(self.shipped_checkpoint)),
+                               **_card_metrics(card, _mtime(card))}}
         models = [shipped, *({k: m[k] for k in ("id", "job", "created_at", "metrics")} for m in self.db.models())]
         return [{**m, "active": m["id"] == active} for m in models]
+
+
+# The model card's leave-one-signer-out mean: how the shipped model reads people it never saw (its validation
+# accuracy is measured on held-back frames of the people it trained on, and reads ten points higher).
+UNSEEN_MEAN = re.compile(r"^\| unseen-signer mean, all five \| ([0-9.]+) %", re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=2)
+def _card_metrics(card: Path, mtime: float | None) -> dict:
+    """{"unseen_signer_acc": fraction} from the shipped model's card, or {} when it says none."""
+    try:
+        found = UNSEEN_MEAN.search(card.read_text(encoding="utf-8"))
+    except OSError:
+        return {}
+    return {"unseen_signer_acc": float(found.group(1)) / 100} if found else {}
 
 
 def _blob_name(model_id: str) -> str:

@@ -2,11 +2,17 @@
 
 client `calibrate` {"label": "A"}  every frame with a hand is also kept as a sample of A (a new take of A
                                    replaces A's earlier frames: that is redo); its `result` gains
-                                   "calibration": {"label", "samples"}; {"label": null} stops. Ack: the same.
+                                   "calibration": {"label", "samples"}; {"label": null} stops the take. Ack: the
+                                   same. From the first `calibrate` (the page sends {"label": null} as it opens
+                                   its first countdown) until `adapt` or {"label": null, "end": true} (the user
+                                   cancelled) the session is calibrating: no frame reaches the speller.
 client `adapt`                     ack {"queued": n} (place in the queue, 1 = next; 0: started at once), then
-                                   `adapt_progress` {"step", "steps"} and `adapted` {"model": "personal", "key",
-                                   "samples", "classes", "seconds", "before", "after"}, or `error` {"code",
-                                   "message"} (then the ack is {"queued": null})
+                                   `adapt_progress` {"step", "steps"} and `adapted` {"model", "key", "samples",
+                                   "classes", "seconds", "before", "after", "confused", "switched"}, or `error`
+                                   {"code", "message"} (then the ack is {"queued": null}). confused: {class: the
+                                   class its held-back frames read as}; the session switches to the personal
+                                   model ("model": "personal", switched) only when none is, else it keeps the
+                                   shared one (the key opens the personal model when the user asks for it).
 client `forget`                    the personal model and its samples deleted; ack {"model": the shared id}
 connect auth {"personal_key": K}   reads with K's personal model, or `error` unknown_key and the shared model
                                    (cluster mode with Redis down: personal_unavailable, the key stays good)
@@ -39,11 +45,13 @@ class Recorder:
     def __init__(self, max_per_class: int):
         self.max_per_class = int(max_per_class)
         self.label: str | None = None
+        self.active = False  # calibrating: from the first `calibrate` until adapt or the user's cancel
         self.take = 0
         self.frames: dict[str, list[tuple]] = {}  # class -> [(landmarks, aspect, is_left, take)]
 
-    def start(self, label: str | None) -> None:
+    def start(self, label: str | None, end: bool = False) -> None:
         self.label = label
+        self.active = not end
         if label is not None:
             self.take += 1
             self.frames[label] = []
@@ -143,12 +151,13 @@ def on_calibrate(payload=None, *_):
         return None
 
     max_per_class = _config()["max_samples_per_class"]
+    end = isinstance(payload, dict) and payload.get("end") is True
 
     def start():
         with session.lock:  # between two frames
             if session.calibration is None:
                 session.calibration = Recorder(max_per_class)
-            session.calibration.start(label)
+            session.calibration.start(label, end)
             return session.calibration.status()
 
     return run_blocking(start)
@@ -171,6 +180,8 @@ def _start_adaptation(sid: str, session: Session) -> int:
     config, store = _config(), current_app.extensions["personal_store"]
     with session.lock:
         recorded = session.calibration.samples() if session.calibration else None
+        if session.calibration:
+            session.calibration.start(None, end=True)  # calibrated: the speller reads again
         key = session.personal_key
     if recorded is None or len(recorded) < config["min_samples"]:
         raise FrameError("too_few_samples", f"{0 if recorded is None else len(recorded)} calibration frames "
@@ -228,10 +239,13 @@ def _adapted(app: Flask, sid: str, session: Session, key: str, staged, result: d
     except FrameError as exc:
         emit("error", exc.as_dict(), to=sid)
         return
-    session.use_personal(key, personal)
-    emit("adapted", {"model": "personal", "key": key, "samples": result["samples"], "classes": result["classes"],
+    # Classes the personal model cannot tell apart: the shared model stays (the key keeps the new one for later).
+    confused = result.get("confused") or {}
+    session.use_personal(key, None if confused else personal)
+    emit("adapted", {"model": "personal" if not confused else app.extensions["predictor"].model_id, "key": key,
+                     "samples": result["samples"], "classes": result["classes"],
                      "seconds": round(time.monotonic() - started, 2), "before": result["before"],
-                     "after": result["after"]}, to=sid)
+                     "after": result["after"], "confused": confused, "switched": not confused}, to=sid)
 
 
 @socketio.on("forget")

@@ -394,7 +394,7 @@ def main(argv=None) -> None:
         say({"error": FrameError("too_few_samples", f"not enough calibration to adapt: {exc}").as_dict()})
         return
     say({"done": {"before": round(result.before, 4), "after": round(result.after, 4), "samples": result.samples,
-                  "classes": result.classes, "seconds": round(result.seconds, 2)}})
+                  "classes": result.classes, "seconds": round(result.seconds, 2), "confused": result.confused}})
 
 
 if __name__ == "__main__":

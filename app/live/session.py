@@ -260,7 +260,9 @@ class Session:
                 top = [[classes[i], round(float(p[i]), 4)] for i in order]
                 letter, confidence = top[0]
                 letters = letter_probs(p, classes)
-            events = self.decode_words(self.speller.update(letter, confidence, letters))
+            # Calibrating, the user signs every class on request: nothing they show is typed (nor spoken, nor deleted).
+            calibrating = self.calibration is not None and self.calibration.active
+            events = [] if calibrating else self.decode_words(self.speller.update(letter, confidence, letters))
             readings.append({"letter": letter, "confidence": confidence, "top": top, "events": events})
         if timings is not None:
             with_hand = any(w is not None for w in windows)  # no hand: no features, no model call

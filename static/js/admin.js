@@ -190,6 +190,7 @@
       const row = body.insertRow();
       cell(row, m.id + (m.job ? ` (job ${m.job})` : ""));
       cell(row, pct(m.metrics.val_acc ?? m.metrics.accuracy));
+      cell(row, typeof m.metrics.unseen_signer_acc === "number" ? pct(m.metrics.unseen_signer_acc) : "not measured");
       cell(row, when(m.created_at));
       const actions = row.insertCell();
       if (m.active) actions.textContent = "live";

@@ -1,4 +1,5 @@
 // The live page: camera -> frames over Socket.IO -> results on screen -> speech.
+import { initAnnounce } from "./announce.js";
 import { initCalibration, isCalibrationError, personalAuth, showControls } from "./calibrate.js";
 import { CameraError, captureFrame, startCamera } from "./camera.js";
 import { errorText } from "./errors.js";
@@ -23,6 +24,7 @@ function auth(callback) {
 }
 const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true, auth });
 initCalibration(socket, { setMessage: view.setMessage, reconnect });
+initAnnounce();
 let serverTts = false;
 let cameraReady = false;
 
@@ -142,6 +144,7 @@ socket.on("speech", (speech) => {
 });
 
 const actions = {
+  "end-word": () => words.space(), // the Space key's button: a touch screen has no keys
   speak: () => speak(document.getElementById("text").textContent),
   undo: () => socket.emit("undo", (state) => words.apply(state)),
   clear: () => socket.emit("reset", (state) => fresh(state) && view.showTranscript(state)),
@@ -151,12 +154,14 @@ const KEYS = { Enter: "speak", Backspace: "undo", Escape: "clear" };
 for (const [id, action] of Object.entries(actions)) {
   document.getElementById(id).addEventListener("click", action);
 }
+// Enter and Space belong to the focused control (a button, the recorder's summary, a link): the page's own
+// shortcuts take them only when no control has the focus.
+const CONTROLS = "a[href], button, summary, input, select, textarea, [contenteditable], [tabindex]";
 document.addEventListener("keydown", (event) => {
   const action = KEYS[event.key];
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.target.closest("input, select, textarea, [contenteditable]")) return; // typing in a form
-  // Enter or Space on a focused button already clicks it; do not run an action twice.
-  if ((event.key === "Enter" || event.key === " ") && event.target instanceof HTMLButtonElement) return;
+  if ((event.key === "Enter" || event.key === " ") && event.target.closest(CONTROLS)) return;
   if (!action) {
     if (words.handleKey(event.key)) event.preventDefault();
     return;

@@ -7,6 +7,7 @@ const SIGN_NAMES = { nothing: ["–", "no hand"], space: ["␣", "space"], del: 
 export function showReading(result) {
   const [glyph, name] = SIGN_NAMES[result.letter] || [result.letter, `letter ${result.letter}`];
   $("letter").textContent = glyph;
+  $("letter").classList.toggle("idle", !result.hand);
   $("letter-name").textContent = result.hand ? name : "no hand";
   const percent = Math.round(result.confidence * 100);
   $("confidence").textContent = result.hand ? `${percent}%` : "–";
