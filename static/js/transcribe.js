@@ -47,8 +47,10 @@ async function transcribe(file) {
 function show(job, file) {
   const base = `/api/videos/${job.id}`;
   const words = job.transcript.words.length;
-  document.getElementById("transcribe-text").textContent = job.transcript.text || "(no word)";
-  say(`${words} word${words === 1 ? "" : "s"} in ${job.transcript.duration.toFixed(1)} s of video.`);
+  const text = job.transcript.text || "(no word)";
+  document.getElementById("transcribe-text").textContent = text;
+  // The status line is the panel's one live region: it says the words too.
+  say(`${words} word${words === 1 ? "" : "s"} in ${job.transcript.duration.toFixed(1)} s of video: ${text}`);
   if (videoUrl) URL.revokeObjectURL(videoUrl);
   videoUrl = URL.createObjectURL(file);
   video.replaceChildren();
