@@ -48,4 +48,6 @@ def create_app(config: dict | None = None) -> Flask:
     recording.init_app(app, app.extensions["datasets"])
     from app.live import calibration  # personal models: the store, the adaptation pool, the handlers
     calibration.init_app(app)
+    from app.live import videos  # the page's "Transcribe a video" (app.transcribe on uploads)
+    videos.init_app(app)
     return app

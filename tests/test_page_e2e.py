@@ -94,7 +94,7 @@ def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
     # Screen readers hear one live region say each change once (static/js/announce.js), not #word and #text both.
     live = page.evaluate("""() => [...document.querySelectorAll('[aria-live], [role=status], [role=alert]')]
         .filter((e) => !e.closest('[hidden]') || e.id === 'calibration-status').map((e) => e.id).sort()""")
-    assert live == ["announce", "calibration-status", "messages", "record-status"], live
+    assert live == ["announce", "calibration-status", "messages", "record-status", "transcribe-status"], live
     page.evaluate("""() => { window.said = []; const region = document.getElementById('announce');
         new MutationObserver(() => window.said.push(region.textContent)).observe(region, {childList: true}); }""")
 

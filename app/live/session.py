@@ -19,7 +19,7 @@ from app.live.speech import SpeechQueue
 from app.live.speller import MAX_WORD, REST, Speller
 from ml.features import hand_features
 from ml.inference import PersonalModel, Predictor
-from ml.landmarks import HandTracker, tracker_settings
+from ml.landmarks import Hand, HandTracker, tracker_settings
 
 TOP_K = 3
 MAX_KEPT_WORDS = 200  # a returning user's kept spellings taken on connect (static/js/words.js keeps as many)
@@ -210,37 +210,11 @@ class Session:
             hand = self.tracker.process(image)
             t2 = time.perf_counter()
             timings["landmarks"] = t2 - t1
-            if hand is None:
-                # No hand, no model call: the hand is at rest, and a new sign starts a new window.
-                self.window.clear()
-                letter, confidence, top, letters = REST, 1.0, [[REST, 1.0]], None
-                timings["features"] = timings["inference"] = 0.0
-                t4 = t2
-            else:
-                h, w = image.shape[:2]
-                if self.calibration is not None:
-                    self.calibration.add(hand, w / h)
-                reader = self.personal or predictor
-                self.window.append(hand_features(hand.landmarks, aspect=w / h, is_left=hand.is_left))
-                while len(self.window) > reader.window:
-                    self.window.popleft()
-                t3 = time.perf_counter()
-                timings["features"] = t3 - t2
-                # The predictor's one worker batches this window with every other client's waiting now.
-                probs = predictor.submit(np.stack(self.window), self.personal).result(timeout=MODEL_TIMEOUT_S)
-                t4 = time.perf_counter()
-                timings["inference"] = t4 - t3
-                classes = reader.classes
-                order = np.argsort(probs)[::-1][:TOP_K]
-                top = [[classes[i], round(float(probs[i]), 4)] for i in order]
-                letter, confidence = top[0]
-                letters = letter_probs(probs, classes)
-            # Calibrating, the user signs every class on request: nothing they show is typed (nor spoken, nor deleted).
-            calibrating = self.calibration is not None and self.calibration.active
-            hand_now = None if hand is None else self.window[-1]  # the speller sees the hand settle and move
-            events = [] if calibrating else self.decode_words(
-                self.speller.update(letter, confidence, letters, hand_now))
-            timings["speller"] = time.perf_counter() - t4
+            h, w = image.shape[:2]
+            if hand is not None and self.calibration is not None:
+                self.calibration.add(hand, w / h)
+            (reading,) = self.read([(hand, w / h)], predictor, timings)
+            letter, confidence, top, events = (reading[k] for k in ("letter", "confidence", "top", "events"))
             result = {"seq": seq, "hand": hand is not None, "letter": letter, "confidence": confidence,
                       "top": top, "landmarks": None if hand is None else np.round(hand.landmarks, 4).tolist(),
                       **self.state(events), "suggestions": self.suggestions,
@@ -250,6 +224,53 @@ class Session:
         timings["total"] = time.perf_counter() - t0
         result["timings_ms"] = {k: round(v * 1000, 3) for k, v in timings.items()}
         return result
+
+    def read(self, frames: list[tuple[Hand | None, float]], predictor: Predictor,
+             timings: dict | None = None) -> list[dict]:
+        """The pipeline after the tracker, for frames in order, each (its hand or None, its width / height): features
+        -> window -> model -> speller -> word decoder. Live frames come one at a time, a video's many at once: the
+        windows of all its frames with a hand wait for the model together (the predictor's one worker batches them,
+        with every other client's waiting now), then the speller takes the frames in order. Each frame's reading:
+        {"letter", "confidence", "top", "events"}. The caller holds the lock."""
+        t0 = time.perf_counter()
+        reader = self.personal or predictor
+        windows = []
+        for hand, aspect in frames:
+            if hand is None:
+                # No hand, no model call: the hand is at rest, and a new sign starts a new window.
+                self.window.clear()
+                windows.append(None)
+                continue
+            self.window.append(hand_features(hand.landmarks, aspect=aspect, is_left=hand.is_left))
+            while len(self.window) > reader.window:
+                self.window.popleft()
+            windows.append(np.stack(self.window))
+        t1 = time.perf_counter()
+        futures = [None if w is None else predictor.submit(w, self.personal) for w in windows]
+        probs = [None if f is None else f.result(timeout=MODEL_TIMEOUT_S) for f in futures]
+        t2 = time.perf_counter()
+        readings = []
+        features = [None if w is None else w[-1] for w in windows]  # the speller sees the hand settle and move
+        for p, hand_now in zip(probs, features):
+            if p is None:
+                letter, confidence, top, letters = REST, 1.0, [[REST, 1.0]], None
+            else:
+                classes = reader.classes
+                order = np.argsort(p)[::-1][:TOP_K]
+                top = [[classes[i], round(float(p[i]), 4)] for i in order]
+                letter, confidence = top[0]
+                letters = letter_probs(p, classes)
+            # Calibrating, the user signs every class on request: nothing they show is typed (nor spoken, nor deleted).
+            calibrating = self.calibration is not None and self.calibration.active
+            events = [] if calibrating else self.decode_words(
+                self.speller.update(letter, confidence, letters, hand_now))
+            readings.append({"letter": letter, "confidence": confidence, "top": top, "events": events})
+        if timings is not None:
+            with_hand = any(w is not None for w in windows)  # no hand: no features, no model call
+            timings["features"] = t1 - t0 if with_hand else 0.0
+            timings["inference"] = t2 - t1 if with_hand else 0.0
+            timings["speller"] = time.perf_counter() - t2
+        return readings
 
     def undo(self) -> dict:
         """Restore the raw spelling of a word the decoder changed; else delete the last character."""

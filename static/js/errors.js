@@ -30,6 +30,13 @@ export const ERROR_MESSAGES = {
   store_full: "Your personal model could not be stored; the shared model is still in use.",
   unknown_key: "Your personal model was not found (forgotten, or removed to make room): reading with the shared model. Calibrate again to make one.",
   personal_unavailable: "Your personal model is kept in the shared store, which cannot be reached right now: reading with the shared model. Reconnect later to get yours back.",
+  not_video: "That file is not a video this server can read (MP4, WebM, MOV, AVI and the like are).",
+  video_corrupt: "That video is damaged: it could not be read. Try exporting it again.",
+  video_too_long: "That video is too long to transcribe here; send a shorter clip.",
+  video_too_large: "That video file is too big to send; send a smaller or shorter one.",
+  video_no_hand: "No hand was seen anywhere in that video, so there is nothing to transcribe.",
+  video_busy: "The server is transcribing as many videos as it can: try again in a minute.",
+  video_not_found: "That transcript is no longer kept (they expire after a while): transcribe the video again.",
 };
 
 // The plain message for an `error` from the server. The server's own text is added only where it names

@@ -3,6 +3,7 @@
 // server then appends them to instance/datasets/<data set>.npz (listed in the admin, usable by training jobs).
 import { captureFrame } from "./camera.js";
 import { errorText } from "./errors.js";
+import { sleep, statusLine } from "./status.js";
 
 const form = document.getElementById("record-form");
 const video = document.getElementById("video");
@@ -16,12 +17,7 @@ const FRAME_GAP_MS = 100;  // ~10 frames a second: varied enough, well under the
 let socket = null;
 let stopping = false;
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function say(text, isError = false) {
-  status.textContent = text;
-  status.classList.toggle("error", isError);
-}
+const say = statusLine(status);
 
 function recordSocket() {
   if (!socket) socket = window.io("/record", { transports: ["websocket", "polling"] });
