@@ -153,9 +153,9 @@ def video_server(tmp_path_factory):
     s.stop()
 
 
-def post(server: Server, data: bytes) -> tuple[int, dict]:
+def post(server: Server, data: bytes, **headers) -> tuple[int, dict]:
     request = urllib.request.Request(server.url + "/api/videos", data=data, method="POST",
-                                     headers={"Content-Type": "application/octet-stream"})
+                                     headers={"Content-Type": "application/octet-stream", **headers})
     try:
         with urllib.request.urlopen(request, timeout=60) as reply:
             return reply.status, json.loads(reply.read())
@@ -183,7 +183,9 @@ def test_the_server_refuses_what_it_cannot_transcribe_and_keeps_nothing(video_se
     assert list((video_server.instance_dir / "videos").iterdir()) == []
 
 
-def test_an_oversized_upload_and_a_video_without_a_hand_are_refused_and_leave_nothing(video_server, videos):
+def test_uploads_from_another_site_oversized_or_without_a_hand_are_refused_leaving_nothing(video_server, videos):
+    status, reply = post(video_server, videos["no_hand"].read_bytes(), **{"Sec-Fetch-Site": "cross-site"})
+    assert (status, reply["error"]["code"]) == (403, "cross_site")  # another site's page cannot post one
     status, reply = post(video_server, b"\0" * (2 * 2**20))
     assert (status, reply["error"]["code"]) == (413, "video_too_large")
     status, job = post(video_server, videos["no_hand"].read_bytes())

@@ -29,7 +29,8 @@ from app.transcribe import Transcript, Video, captions, speak, transcribe
 bp = Blueprint("videos", __name__)
 CHUNK = 1 << 16
 log = logging.getLogger(__name__)
-STATUS = {"video_too_large": 413, "video_busy": 429, "video_not_found": 404}  # any other refusal: 400
+# Any other refusal: 400.
+STATUS = {"cross_site": 403, "video_too_large": 413, "video_busy": 429, "video_not_found": 404}
 
 
 @dataclass
@@ -165,6 +166,10 @@ def refusal(exc: FrameError):
 @bp.post("/api/videos")
 def upload():
     try:
+        # No login guards the upload, so another site's page must not make a visitor's browser post one (a raw
+        # body passes as a "simple" request, with no CORS preflight): browsers say where a request comes from.
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            raise FrameError("cross_site", "videos are taken only from this server's own page")
         job = current_app.extensions["videos"].start(request.stream, request.content_length,
                                                      current_app.extensions["predictor"],
                                                      current_app.extensions["speech"])

@@ -35,6 +35,7 @@ export const ERROR_MESSAGES = {
   video_too_long: "That video is too long to transcribe here; send a shorter clip.",
   video_too_large: "That video file is too big to send; send a smaller or shorter one.",
   video_no_hand: "No hand was seen anywhere in that video, so there is nothing to transcribe.",
+  cross_site: "Only this site's own page can send a video to it.",
   video_busy: "The server is transcribing as many videos as it can: try again in a minute.",
   video_not_found: "That transcript is no longer kept (they expire after a while): transcribe the video again.",
 };
