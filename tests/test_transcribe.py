@@ -8,7 +8,6 @@ say so for a video without a hand, and keep no file of any; the page shows an up
 """
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
