@@ -247,6 +247,16 @@ def test_a_still_hand_commits_when_it_rests_and_when_the_word_ends():
     assert [e["type"] for e in s.finish_word()] == ["letter", "space", "word"] and s.text == "TO "
 
 
+def test_a_hand_held_still_for_minutes_keeps_bounded_state_and_still_commits_once():
+    from app.live.speller import GAP_KEEP
+
+    s = Speller(hold_frames=4, min_confidence=0.6)
+    held(s, "T", 0.5, 10 * GAP_KEEP, shape=0.0, second="S")
+    assert len(s._still) == GAP_KEEP  # a visitor's camera left on a still hand holds no more than this
+    assert s.update(None, 1.0) == [{"type": "letter", "value": "T", "unsure": True, "second": "S"}]
+    assert s.text == "T" and len(s._still) == 0
+
+
 def test_a_moving_hand_commits_nothing_even_read_confidently():
     s = Speller(hold_frames=4, min_confidence=0.6)
     held(s, "A", 0.9, 5, shape=0.0)

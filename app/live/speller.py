@@ -72,8 +72,10 @@ class Speller:
         self._gap = deque(maxlen=GAP_KEEP)  # probabilities of the latest frames that committed nothing
         self._since_commit = 0  # frames with a hand since the last letter was committed: this user's pace
         # The still hold: the hand's summed feature vectors since it settled, and each frame's (label, probs)
+        # (bounded like the gap: a hand held still for minutes keeps its latest GAP_KEEP frames, and its count)
         self._still_sum: np.ndarray | None = None
-        self._still: list = []
+        self._still: deque = deque(maxlen=GAP_KEEP)
+        self._still_n = 0
         self._still_gapped = 0  # of its frames, those counted in the gap
         self._still_done = False  # it committed a letter already
         self.letters: list[Letter] = []  # evidence for each letter of the current word
@@ -104,6 +106,7 @@ class Speller:
             self._gap.append(probs)
         if points is not None:
             self._still.append((label, probs))
+            self._still_n += 1
             self._still_gapped += gapped
         return self._bounded(events + self._hold(label, confidence, probs))
 
@@ -114,7 +117,7 @@ class Speller:
         """Track the still hold: a hand farther than still_motion from where it settled ends it (and the
         confident hold, unless the letter is a motion)."""
         events = []
-        if self._still_sum is not None and motion(points, self._still_sum / len(self._still)) > self.still_motion:
+        if self._still_sum is not None and motion(points, self._still_sum / self._still_n) > self.still_motion:
             events = self._settle()
             if label not in MOTIONS:
                 self._candidate, self._held = None, 0
@@ -143,7 +146,7 @@ class Speller:
         frames, unsure below min_confidence."""
         hold, events = self._still, []
         vectors = [p for label, p in hold if p is not None and label not in (SPACE, DELETE)]
-        if not self._still_done and len(hold) >= self.still_frames and 2 * len(vectors) > len(hold):
+        if not self._still_done and self._still_n >= self.still_frames and 2 * len(vectors) > len(hold):
             probs = mean(vectors)
             order = sorted(range(len(LETTERS)), key=probs.__getitem__, reverse=True)
             label, likely = LETTERS[order[0]], probs[order[0]]
@@ -188,7 +191,8 @@ class Speller:
 
     def _drop_still(self) -> None:
         """Forget the still hold without committing it (a reset, a delete)."""
-        self._still_sum, self._still, self._still_gapped, self._still_done = None, [], 0, False
+        self._still.clear()
+        self._still_sum, self._still_n, self._still_gapped, self._still_done = None, 0, 0, False
 
     def _commit(self, label: str, repeat: bool = False, held: list | None = None, own: int = 0,
                 second: str | None = None) -> list[dict]:
