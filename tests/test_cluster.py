@@ -280,6 +280,52 @@ def test_a_job_queued_or_running_on_the_worker_is_cancelled_from_another_server(
     assert admins[0].post(f"/api/admin/jobs/{running}/cancel").status_code == 409
 
 
+@pytest.fixture(scope="module")
+def spelled(tmp_path_factory) -> dict[str, Path]:
+    """tests/test_transcribe.py's video of FULL FLY (11 s: read over seconds), and one of FLY alone (5 s)."""
+    folder = tmp_path_factory.mktemp("videos")
+    return {"long": write_video(folder / "long.mp4", spelled_parts()),
+            "short": write_video(folder / "short.mp4", spelled_parts(WORDS[1:]))}
+
+
+def test_videos_are_read_by_the_worker_bounded_cluster_wide_and_served_by_every_server(cluster, spelled):
+    """Cluster mode's "Transcribe a video": the upload goes through Redis to the worker, which reads it (not the
+    server that took it); every server answers its progress and results (the proxy may route a poll anywhere); a
+    worker killed mid-video fails that video only; transcribe.max_jobs counts the videos of all servers."""
+    import redis
+
+    r = redis.Redis.from_url(cluster.url)
+    status, job = post(cluster.servers[0].url, spelled["long"].read_bytes())
+    assert status == 202, job
+    assert wait_for(lambda: json.loads(r.hget(f"sign2sound:video:{job['id']}", "status")) == "reading", 120)
+    cluster.worker.stop(signal.SIGKILL)
+    lost = follow(cluster.servers[1].url, job["id"])
+    assert (lost["status"], lost["error"]["code"]) == ("failed", "video_worker_lost"), lost
+    # its place is free: max_jobs (2) videos wait for a worker, one through the proxy; one more, on a server that
+    # holds at most one of them, is refused
+    waiting = [post(base, spelled["short"].read_bytes()) for base in (cluster.proxy, cluster.servers[0].url)]
+    assert [status for status, _ in waiting] == [202, 202], waiting
+    status, busy = post(cluster.servers[1].url, spelled["short"].read_bytes())
+    assert (status, busy["error"]["code"]) == (429, "video_busy"), busy
+    cluster.worker.start()  # the waiting videos were kept for it
+    for _, job in waiting:
+        done = follow(cluster.proxy, job["id"])
+        assert done["status"] == "done" and done["transcript"]["text"] == WORDS[1], (done, cluster.logs())
+        reader = r.hget(f"sign2sound:video:{job['id']}", "worker")
+        assert json.loads(reader).split("@")[0] == str(cluster.worker.proc.pid)  # the worker's process read it
+        for server in cluster.servers:
+            assert follow(server.url, job["id"]) == done
+            srt = requests.get(f"{server.url}/api/videos/{job['id']}/captions.srt", timeout=10)
+            assert srt.text.splitlines()[2] == WORDS[1]
+            assert done["speech"] and requests.get(f"{server.url}/api/videos/{job['id']}/speech.wav",
+                                                   timeout=10).content[:4] == b"RIFF"
+    assert all(list((server.instance_dir / "videos").iterdir()) == [] for server in cluster.servers)
+    assert r.keys("sign2sound:blob:videos/*.upload") == [] and r.zcard("sign2sound:videos-active") == 0
+    # over nginx's usual body limit, under the server's: the server refuses it, in words
+    status, reply = post(cluster.proxy, b"not a video\n" * 500_000)
+    assert (status, reply["error"]["code"]) == (400, "not_video"), reply
+
+
 def test_a_worker_killed_mid_job_leaves_the_job_failed_on_every_server(cluster, admins):
     job_id = admins[0].start_job(**LONG)
     job = admins[1].wait_job(job_id, until=("running",), need_pid=True)
@@ -290,64 +336,6 @@ def test_a_worker_killed_mid_job_leaves_the_job_failed_on_every_server(cluster, 
         assert done["status"] == "failed" and "worker" in done["error"], done
     assert wait_for(lambda: gone(job["pid"]), 10)  # the trainer died with its worker
     cluster.worker.start()  # back for the next tests
-
-
-@pytest.fixture(scope="module")
-def spelled(tmp_path_factory) -> dict[str, Path]:
-    """tests/test_transcribe.py's video of FULL FLY (11 s), and three times that (34 s, read over several seconds)."""
-    folder, parts = tmp_path_factory.mktemp("videos"), spelled_parts()
-    return {"once": write_video(folder / "once.mp4", parts), "thrice": write_video(folder / "thrice.mp4", parts * 3)}
-
-
-def video_keys(cluster, pattern: str) -> list[bytes]:
-    import redis
-
-    return redis.Redis.from_url(cluster.url).keys(f"sign2sound:{pattern}")
-
-
-def test_a_video_sent_through_the_proxy_is_read_by_the_worker_and_served_by_every_server(cluster, spelled):
-    """Cluster mode's "Transcribe a video": the upload goes through Redis to the worker, which reads it (not the
-    server that took it), and every server answers its progress and results (the proxy may route a poll anywhere)."""
-    import redis
-
-    status, job = post(cluster.proxy, spelled["once"].read_bytes())
-    assert status == 202, job
-    done = follow(cluster.proxy, job["id"])
-    assert done["status"] == "done" and done["transcript"]["text"] == " ".join(WORDS), (done, cluster.logs())
-    reader = redis.Redis.from_url(cluster.url).hget(f"sign2sound:video:{job['id']}", "worker")
-    assert json.loads(reader).split("@")[0] == str(cluster.worker.proc.pid)  # the worker's process read it
-    for server in cluster.servers:
-        assert follow(server.url, job["id"]) == done
-        srt = requests.get(f"{server.url}/api/videos/{job['id']}/captions.srt", timeout=10)
-        assert srt.text.split("\n\n")[1].splitlines()[2] == WORDS[1]
-        assert done["speech"] and requests.get(f"{server.url}/api/videos/{job['id']}/speech.wav",
-                                               timeout=10).content[:4] == b"RIFF"
-        assert list((server.instance_dir / "videos").iterdir()) == []
-    assert video_keys(cluster, "blob:videos/*.upload") == []  # the upload is deleted once read
-    # over nginx's usual body limit, under the server's: the server refuses it, in words
-    status, reply = post(cluster.proxy, b"not a video\n" * 500_000)
-    assert (status, reply["error"]["code"]) == (400, "not_video"), reply
-
-
-def test_a_worker_killed_mid_video_fails_that_one_only_and_the_bound_holds_across_servers(cluster, spelled):
-    import redis
-
-    r = redis.Redis.from_url(cluster.url)
-    status, job = post(cluster.servers[0].url, spelled["thrice"].read_bytes())
-    assert status == 202, job
-    assert wait_for(lambda: json.loads(r.hget(f"sign2sound:video:{job['id']}", "status")) == "reading", 120)
-    cluster.worker.stop(signal.SIGKILL)
-    lost = follow(cluster.servers[1].url, job["id"])
-    assert (lost["status"], lost["error"]["code"]) == ("failed", "video_worker_lost"), lost
-    # its place is free: transcribe.max_jobs (2) videos wait for a worker, sent to either server; one more is refused
-    waiting = [post(server.url, spelled["once"].read_bytes()) for server in cluster.servers]
-    assert [status for status, _ in waiting] == [202, 202], waiting
-    status, busy = post(cluster.servers[0].url, spelled["once"].read_bytes())
-    assert (status, busy["error"]["code"]) == (429, "video_busy"), busy
-    cluster.worker.start()  # the waiting videos were kept for it
-    for _, job in waiting:
-        assert follow(cluster.proxy, job["id"])["transcript"]["text"] == " ".join(WORDS), cluster.logs()
-    assert video_keys(cluster, "blob:videos/*.upload") == [] and r.zcard("sign2sound:videos-active") == 0
 
 
 def test_personal_models_are_bounded_cluster_wide_and_each_server_caches_what_it_uses(cluster, tmp_path):

@@ -53,11 +53,11 @@ def word_starts() -> list[float]:
     return starts
 
 
-def spelled_parts() -> list[tuple[np.ndarray, float]]:
-    """WORDS spelled (the module's docstring): the parts of write_video."""
+def spelled_parts(words: list[str] = WORDS) -> list[tuple[np.ndarray, float]]:
+    """`words` spelled as the module's docstring says: the parts of write_video."""
     rest = photo("nothing")  # a background without a hand
     parts = [(rest, LEAD_S)]
-    for word in WORDS:
+    for word in words:
         for letter in word:
             parts += [(photo(letter), HOLD_S), (rest, REST_S)]
         parts.append((rest, PAUSE_S))
