@@ -71,8 +71,8 @@ class VideoRecords:
             pipe.execute()
 
     def read(self, video_id: str) -> dict | None:
-        raw = self.r.hgetall(_key(video_id))
-        return _decode(raw) if raw else None
+        record = _decode(self.r.hgetall(_key(video_id)))
+        return record if "status" in record else None  # none, or a late progress write after it was dropped
 
     def beat(self, video_id: str) -> None:
         self.r.set(_alive(video_id), 1, px=int(HEARTBEAT_TTL_S * 1000))
@@ -134,11 +134,12 @@ class VideoRecords:
         if record is None:
             return None
         error, transcript, speech = record.get("error"), record.get("transcript"), bool(record.get("speech"))
-        return Job(video_id, created=record["created"], progress=record.get("progress", 0.0),
+        return Job(video_id, created=record.get("created", 0.0), progress=record.get("progress", 0.0),
                    status="reading" if record["status"] == "queued" else record["status"],
                    transcript=Transcript.from_dict(transcript) if transcript else None,
                    error=FrameError(error["code"], error["message"]) if error else None, speech=speech,
                    wav=self.store.get_blob(speech_blob(video_id)) if wav and speech else None)
+
 
 def _key(video_id: str) -> str:
     return f"{PREFIX}video:{video_id}"
