@@ -198,8 +198,8 @@ def adapt_when_due(session: Session) -> None:
     due = current_app.config["SIGN2SOUND"]["practice"]["adapt_after_samples"]
     with session.lock:
         ready = session.gathered is not None and session.gathered.added >= due
-    if not ready:
-        return
+    if not ready or current_app.extensions["adaptations"].has(request.sid):
+        return  # (one running: its `adapted` comes, and the frames gathered since wait for the next word)
     try:
         start_adaptation(request.sid, session)
     except FrameError as exc:

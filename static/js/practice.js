@@ -6,6 +6,7 @@
 // The server's protocol: `practice` {word} (null ends), the word event's "practice" {target, correct, letters}.
 
 import { announce } from "./announce.js";
+import { showControls } from "./calibrate.js";
 
 const $ = (id) => document.getElementById(id);
 // The opening: "the quick brown fox jumps over the lazy dog" rearranged into short words, with a del drill
@@ -59,9 +60,10 @@ function start() {
   score = { right: 0, done: 0 };
   document.body.classList.add("practising");
   $("practice-panel").hidden = false;
-  $("practice").disabled = true;
-  $("calibration-offer").hidden = true;
   localStorage.setItem("sign2sound.calibrationOffered", "1"); // chosen: the first-visit offer is answered
+  showControls();
+  $("practice").disabled = true;
+  $("calibrate").disabled = true; // one at a time: a calibration types (and so scores) nothing
   socket.emit("reset"); // a practice word starts on a clean page
   next();
   $("practice-heading").focus({ preventScroll: true });
@@ -73,6 +75,7 @@ function stop() {
   document.body.classList.remove("practising");
   $("practice-panel").hidden = true;
   $("practice").disabled = false;
+  $("calibrate").disabled = false;
   $("practice").focus();
 }
 
