@@ -86,6 +86,9 @@ def main(argv=None) -> None:
     ratio = statistics.median(times[list(SIZES)[1]]) / statistics.median(times[list(SIZES)[0]])
     lines += ["", f"A practised user's full store costs **{ratio:.2f} x** a calibration's adaptation (target: each "
                   "<= 15 s; ml.personal.adapt's max_seconds bounds the training either way)."]
+    if max(load_before, load_after) > 2:
+        lines += ["", "Measured on a busy shared 2-core machine (load above its 2 cores): compare the two rows, not "
+                      "the seconds with the target; the calibration section's idle run is the figure of record."]
     text = "## Practice (adaptation on a practised user's samples)\n\n" + "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:

@@ -96,6 +96,10 @@ def practised(practice_server):
         scores.append(word_event(client.call("space")["events"]).get("practice"))
     adapted = client.next("adapted", timeout=ADAPT_TIMEOUT)
     after = read(client, tested, rest)
+    right = [sum(a == b for a, b in zip(letters, truth)) for letters in (before, after)]
+    print(f"practice: held-out photos read right {right[0]} -> {right[1]} of {len(truth)}; letters read right in "
+          f"practice {sum(x['ok'] for s in scores for x in s['letters'])} of {sum(map(len, WORDS))}; adapted "
+          f"{ {k: adapted[k] for k in ('samples', 'classes', 'seconds', 'before', 'after')} }")  # with -s
     yield {"client": client, "scores": scores, "adapted": adapted, "before": before, "after": after,
            "truth": truth, "skipped": skipped_score, "spelled": spelled, "server": practice_server}
     client.close()

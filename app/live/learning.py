@@ -120,7 +120,7 @@ def init_app(app: Flask) -> None:
     config = app.config["SIGN2SOUND"]["calibration"]
     device = app.extensions["predictor"].device
     # cluster mode: Redis holds every personal model (app.live.personal), this server's folder a cache of them
-    shared = app.extensions.get("blobs")
+    shared = app.extensions["blobs"]  # set by app.admin (cluster mode: the Redis store), so it is inited first
     store = PersonalStore(app.instance_path + "/personal", config["max_personal_models"],
                           int(config["max_store_mb"] * 2**20), device, shared=shared,
                           ttl_s=int(config["cluster_ttl_days"] * 86400))

@@ -84,10 +84,13 @@ class Practice:
             self.frames.append((self.number, hand, aspect, label))
 
     def event(self, event: dict) -> None:
-        """Follow the speller's events: a letter committed at the latest frame, a delete taking the last back."""
+        """Follow the speller's events: a letter committed at the latest frame, a delete taking the last back, a
+        cleared text starting the word afresh."""
         if self.target is None:
             return
-        if event["type"] == "letter":
+        if event["type"] == "clear":
+            self.clear()
+        elif event["type"] == "letter":
             self.commits.append((self.number, event["value"]))
         elif event["type"] == "del":
             self.deleted = True

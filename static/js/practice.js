@@ -23,7 +23,7 @@ const GRADED = [
   "ANNA", "JAMES", "MARIA", "KEVIN", "SOPHIA", "OLIVIA", "XAVIER", "ZOE", "QUINN", "YUSUF", "BEATRIX", "WOJCIECH",
 ];
 const LOOK_AHEAD = 8; // the next word is the likeliest to practise a weak letter among the next few of the list
-const NEXT_MS = 2500; // the score stays this long before the next word
+const NEXT_MS = 1500; // the score stays this long before the next word
 
 let socket = null;
 let active = false;
