@@ -6,7 +6,8 @@
 // The server's protocol: `practice` {word} (null ends), the word event's "practice" {target, correct, letters}.
 
 import { announce } from "./announce.js";
-import { showControls } from "./calibrate.js";
+import { isCalibrationError, showControls } from "./calibrate.js";
+import { errorText } from "./errors.js";
 
 const $ = (id) => document.getElementById(id);
 // The opening: "the quick brown fox jumps over the lazy dog" rearranged into short words, with a del drill
@@ -40,9 +41,21 @@ export function initPractice(liveSocket) {
   $("practice-adapt").addEventListener("click", () => socket.emit("adapt"));
   $("practice-stop").addEventListener("click", stop);
   socket.on("adapted", (result) => {
-    for (const [meant, read] of Object.entries(result.confused || {})) misses[meant] = (misses[meant] || 0) + 2;
-    if (active) status(result.switched === false ? "Adapted, but some of your signs look alike to the model: the shared model stays."
-      : "Adapted to your practice: reading with your model now.");
+    for (const meant of Object.keys(result.confused || {})) misses[meant] = (misses[meant] || 0) + 2;
+    if (!active) return;
+    const text = result.switched === false ? "Adapted, but some of your signs look alike to the model: the shared model stays."
+      : "Adapted to your practice: reading with your model now.";
+    status(text);
+    announce(text);
+  });
+  socket.on("adapt_progress", ({ step, steps }) => {
+    if (active) status(`Learning your hand… ${Math.round((100 * step) / (steps || 1))}%`);
+  });
+  socket.on("error", (error) => { // an adaptation's (Learn my hand now): said here while practising
+    if (active && isCalibrationError(error)) {
+      status(errorText(error));
+      announce(errorText(error));
+    }
   });
   socket.on("connect", () => { if (active) send(); }); // a new session (a model switch): practise the word again
 }
