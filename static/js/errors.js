@@ -39,6 +39,8 @@ export const ERROR_MESSAGES = {
   cross_site: "Only this site's own page can send a video to it.",
   video_busy: "The server is transcribing as many videos as it can: try again in a minute.",
   video_not_found: "That transcript is no longer kept (they expire after a while): transcribe the video again.",
+  video_worker_lost: "The worker reading that video stopped before it finished: send it again.",
+  video_queue_down: "Videos cannot be transcribed right now (the server's job queue is unreachable): try again shortly.",
 };
 
 // The plain message for an `error` from the server. The server's own text is added only where it names
