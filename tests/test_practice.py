@@ -182,3 +182,31 @@ def test_alignment_keeps_the_letters_after_a_missed_or_extra_one():
     assert align("CAB", "CXAB") == [(0, 0), (None, 1), (1, 2), (2, 3)]  # an extra X: A and B keep their places
     assert align("CAB", "KAB") == [(0, 0), (1, 1), (2, 2)]  # a misreading is read in place, not missed + extra
     assert align("CAB", "") == [(0, None), (1, None), (2, None)]
+
+
+def test_new_samples_join_the_stored_ones_newest_kept_and_a_calibration_take_replaces_its_class(tmp_path):
+    from app.live.learning import Gathered, merged
+    from app.live.personal import PersonalStore, new_key
+    from ml.personal import Samples
+
+    store, key = PersonalStore(tmp_path, 10, 2**30, "cpu"), new_key()
+    hand = np.zeros((21, 3), np.float32)
+    earlier = Samples(np.stack([hand + i for i in range(6)]), np.ones(6), np.zeros(6, bool),
+                      ["A", "A", "A", "B", "B", "C"], [1, 1, 2, 3, 3, 4])
+    store.samples_path(key).parent.mkdir(parents=True)
+    earlier.save(store.samples_path(key))
+    gathered = Gathered(max_per_class=4)
+    take = gathered.new_take("A", "practice")
+    for i in range(3):
+        gathered.add("A", take, hand + 10 + i, 1.0, False)
+    take = gathered.new_take("B", "calibration")
+    gathered.add("B", take, hand + 20, 1.0, False)
+    gathered.new_take("C", "calibration")  # a take that kept no frame replaces nothing
+    out = merged(gathered.unstored(), store, key, gathered.replacing(), gathered.max_per_class)
+    mine = {label: sorted(int(lm[0, 0]) for lm, lab in zip(out.landmarks, out.labels) if lab == label)
+            for label in "ABC"}
+    assert mine == {"A": [2, 10, 11, 12], "B": [20], "C": [5]}, mine  # A: the newest 4; B: calibrated again
+    assert out.takes[out.landmarks[:, 0, 0] < 10].max() < out.takes[out.landmarks[:, 0, 0] >= 10].min()
+    assert gathered.source() == "calibration"
+    gathered.stored(gathered.serial)  # adapted: nothing new until more frames come
+    assert gathered.unstored() is None and gathered.replacing() == set()

@@ -58,7 +58,7 @@ class Gathered:
         self.take = 0
         self.serial = 0  # of the latest frame
         self.stored_through = 0  # frames up to this serial are in the store
-        self.sources: dict[str, int] = {}  # source -> the serial of its latest frame
+        self.sources: dict[str, int] = {}  # source -> the serial its latest take started at
         self.replaced: dict[str, int] = {}  # class -> serial of the calibration take that replaces its stored frames
         self.added = 0  # frames added since the last adaptation started: practice adapts past a threshold
 
@@ -98,7 +98,9 @@ class Gathered:
         return Samples(np.stack(lm), np.array(aspect), np.array(left), np.array(labels), np.array(takes))
 
     def replacing(self) -> set[str]:
-        return {label for label, serial in self.replaced.items() if serial > self.stored_through}
+        """The classes whose stored frames a new calibration take replaces (one that kept no frame replaces none)."""
+        return {label for label, serial in self.replaced.items()
+                if serial > self.stored_through and self.frames.get(label)}
 
     def source(self) -> str:
         """What gathered the frames not yet stored (calibration first: a practice after it refines it)."""
