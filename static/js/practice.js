@@ -1,7 +1,7 @@
 // Practice on the live page: the page names a word, the user spells it and ends it (the space sign, or Space), the
 // page shows each letter read right, misread as X, or missed, a score, and the next word. Each practised word is
 // also labelled frames of the user's hand: the server adapts to them in the background, and "model: yours" shows.
-// The words: a fixed opening with every letter A-Z, `del` and `space` in about two minutes (~3 s a letter), then
+// The words: a fixed opening with every letter A-Z, `del` and `space` in about two minutes (at 2.5 s a sign), then
 // a graded list (short common words, longer ones, names), preferring words with the letters this user gets wrong.
 // The server's protocol: `practice` {word} (null ends), the word event's "practice" {target, correct, letters}.
 
@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 // The opening: "the quick brown fox jumps over the lazy dog" rearranged into short words, with a del drill
 // (spell HATS, take the S back with del): the word sent to the server is what should remain.
 const OPENING = [{ word: "THE" }, { word: "HAT", extra: "S" }, { word: "FOX" }, { word: "JUMPS" }, { word: "QUICK" },
-  { word: "BROWN" }, { word: "LAZY" }, { word: "DOG" }, { word: "VAN" }];
+  { word: "BROWN" }, { word: "LAZY" }, { word: "DIVING" }]; // 35 letters, a del and 8 spaces: ~2 min at 2.5 s a sign
 const GRADED = [
   // short common words
   "AND", "YOU", "CAN", "NOT", "WHO", "YES", "BIG", "RED", "SUN", "CUP", "MAP", "KEY", "ZOO", "JOB", "WAX", "GYM",
