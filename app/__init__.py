@@ -46,8 +46,10 @@ def create_app(config: dict | None = None) -> Flask:
     from app.live import recording
     admin.init_app(app, app.extensions["predictor"])
     recording.init_app(app, app.extensions["datasets"])
-    from app.live import calibration  # personal models: the store, the adaptation pool, the handlers
-    calibration.init_app(app)
+    # The user's own samples and personal models (the store, the adaptation pool); calibration and practice gather
+    # them (their handlers register on import).
+    from app.live import calibration, learning, practice  # noqa: F401
+    learning.init_app(app)
     from app.live import videos  # the page's "Transcribe a video" (app.transcribe on uploads)
     videos.init_app(app)
     return app

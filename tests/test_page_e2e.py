@@ -174,6 +174,24 @@ def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
     expect(page.locator("#forget-me")).to_be_hidden()
     assert page.evaluate(stored) == [None, None]
 
+    # Practice, chosen from the first visit's offer: the page names a word (the opening's first, THE), the camera
+    # spells (part of) FLY, and each letter of THE is shown misread or missed, with the score, and said.
+    page.click("#calibration-offer-practice")
+    expect(page.locator("#practice-panel")).to_be_visible()
+    expect(page.locator("#calibration-offer")).to_be_hidden()
+    expect(page.locator("#practice-word")).to_have_text("THE")
+    page.evaluate("() => document.getElementById('video').play()")
+    expect(page.locator("#practice-score")).to_have_text("0 of 1 words right", timeout=60_000)
+    verdicts = page.locator("#practice-letters li").all_text_contents()
+    assert [v[0] for v in verdicts] == list("THE") and all(
+        v[2:] == "missed" or (v[2:].startswith("misread as ") and v[-1] in WORD) for v in verdicts), verdicts
+    said = page.evaluate("() => window.said")
+    assert any("THE: T " in text and "0 of 1 words right" in text for text in said), said  # with the word read
+    expect(page.locator("#practice-word")).to_have_text("HATS", timeout=10_000)  # the next: a del drill
+    page.click("#practice-stop")
+    expect(page.locator("#practice-panel")).to_be_hidden()
+    page.evaluate("() => document.getElementById('video').pause()")
+
     # Enter and Space belong to the focused control: the recorder's summary opens and closes from the keyboard.
     page.focus("#record-panel summary")
     page.keyboard.press("Enter")

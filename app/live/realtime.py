@@ -2,7 +2,8 @@
 
 client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload),
           `space` (ends the word as the `space` sign does), `choose` {"index": i} or {"raw": true};
-          `calibrate`, `adapt`, `forget` and connect's auth {"personal_key"}: app.live.calibration;
+          `calibrate`: app.live.calibration; `practice`: app.live.practice; `adapt`, `forget` and connect's
+          auth {"personal_key"}: app.live.learning;
           connect's auth {"words": [spellings the user kept before], "misreadings": the last `misreadings`}:
           a returning user's decoder (Session.restore_words, restore_misreadings)
 server -> `result` (one per accepted frame, with "suggestions" for the current word; "model": "personal" or
@@ -28,11 +29,12 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask, current_app, request
 
 from app import socketio
+from app.live import learning
+from app.live.blocking import run_blocking
 from app.live.frames import FrameError, parse_payload
 from app.live.decoder import shared_lexicon
 from app.live.session import Session, Sessions
@@ -70,24 +72,6 @@ class NoDelay:
         return self.wsgi_app(environ, start_response)
 
 
-# Blocking work (MediaPipe, waiting for the model, speech) runs on a few long-lived threads. Under threading
-# every Socket.IO event gets a fresh thread; MediaPipe run on ever-new threads made glibc give each its own
-# malloc arena (~50 MB each, kept after the thread ends), so server memory climbed with every connection.
-# A small fixed pool bounds both that memory and the CPU work in flight on a 2-core machine.
-BLOCKING_WORKERS = 4
-_pool = ThreadPoolExecutor(BLOCKING_WORKERS, thread_name_prefix="blocking")  # threads start on first use
-
-
-def run_blocking(fn, *args):
-    """Run blocking work without stalling the event loop: on a real OS thread under eventlet (tpool), on the
-    fixed worker pool under threading."""
-    if socketio.async_mode == "eventlet":
-        from eventlet import tpool
-
-        return tpool.execute(fn, *args)
-    return _pool.submit(fn, *args).result()
-
-
 def _session() -> Session | None:
     return current_app.extensions["sessions"].get(request.sid)
 
@@ -95,9 +79,7 @@ def _session() -> Session | None:
 @socketio.on("connect")
 def on_connect(auth=None):
     session = run_blocking(current_app.extensions["sessions"].open, request.sid)
-    from app.live import calibration  # it builds on this module
-
-    calibration.on_connect(session, auth)  # auth {"personal_key"}: read with that user's model
+    learning.on_connect(session, auth)  # auth {"personal_key"}: read with that user's model
     auth = auth if isinstance(auth, dict) else {}
     shared_model = current_app.extensions["predictor"].model_id
     restores = {"words": session.restore_words,
@@ -112,9 +94,7 @@ def on_connect(auth=None):
 
 @socketio.on("disconnect")
 def on_disconnect(reason=None):
-    from app.live import calibration
-
-    calibration.on_disconnect(request.sid)
+    learning.on_disconnect(request.sid)
     run_blocking(current_app.extensions["sessions"].close, request.sid)
 
 
@@ -199,6 +179,8 @@ def _speak_words(events: list[dict]) -> None:
     for event in events:
         if event["type"] in ("word", "replace"):
             _speak_later(event["value"])
+        if "practice" in event:  # its frames joined the user's samples: enough of them adapt in the background
+            learning.adapt_when_due(_session())
     if not any(event["type"] in ("word", "replace", "del") for event in events):  # nothing learned or taken back
         return
     session = _session()

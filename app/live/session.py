@@ -124,10 +124,13 @@ class Session:
         self.window: deque[np.ndarray] = deque()
         self.lock = threading.Lock()
         self.closed = False
-        # Calibration (app.live.calibration): the user's personal model and key, and the frames being recorded.
+        # The user's own samples (app.live.learning): their personal model and key, the labelled frames gathered
+        # (calibration, practice) and what gathers them now.
         self.personal: PersonalModel | None = None
         self.personal_key: str | None = None
+        self.gathered = None  # app.live.learning.Gathered, from the first calibration take or practice word
         self.calibration = None  # app.live.calibration.Recorder while this client calibrates
+        self.practice = None  # app.live.practice.Practice while this client practises
         # Words (app.live.decoder): the finished word's decoding and the growing word's suggestions.
         self._decoder: Decoder | None = None  # made on first use: it waits for the shared lexicon
         self.suggestions: list[str] = []  # for the current word
@@ -251,7 +254,7 @@ class Session:
         t2 = time.perf_counter()
         readings = []
         features = [None if w is None else w[-1] for w in windows]  # the speller sees the hand settle and move
-        for p, hand_now in zip(probs, features):
+        for p, hand_now, (hand, aspect) in zip(probs, features, frames):
             if p is None:
                 letter, confidence, top, letters = REST, 1.0, [[REST, 1.0]], None
             else:
@@ -262,6 +265,8 @@ class Session:
                 letters = letter_probs(p, classes)
             # Calibrating, the user signs every class on request: nothing they show is typed (nor spoken, nor deleted).
             calibrating = self.calibration is not None and self.calibration.active
+            if self.practice is not None:
+                self.practice.frame(hand, aspect, letter)
             events = [] if calibrating else self.decode_words(
                 self.speller.update(letter, confidence, letters, hand_now))
             readings.append({"letter": letter, "confidence": confidence, "top": top, "events": events})
@@ -298,11 +303,12 @@ class Session:
         word); refresh the suggestions when the current word changed."""
         out = []
         for event in events:
+            event = self._practised(event)
             if event["type"] == "word":
                 self.finished = self.decoder.decode(self.speller.finished, self.speller.finished_tail)
                 self.decoder.learn(self.finished.value, self.finished.raw)
                 self.speller.replace_finished(self.finished.value)
-                event = self.finished.event()
+                event = self._practised(self.finished.event())
             elif event["type"] == "clear":
                 self.finished = None
             elif event["type"] == "del" and self.finished is not None and not self.speller.finished:
@@ -341,12 +347,25 @@ class Session:
             if not self.speller.word:
                 return self.state(self._replace(word))
             # End the current word with the choice in its place.
-            events = [e for e in self.speller.finish_word() if e["type"] != "word"]
+            events = [self._practised(e) for e in self.speller.finish_word() if e["type"] != "word"]
             self.finished = Decoded(word, raw, [w for w in options if w not in (word, raw)])
             self.decoder.learn(word, raw)
             self.speller.replace_finished(word)
             self.suggestions = []
-            return self.state(events + [self.finished.event()])
+            return self.state(events + [self._practised(self.finished.event())])
+
+    def _practised(self, event: dict) -> dict:
+        """Practising (app.live.practice): the speller's letters and deletes are followed; a finished word (its
+        decoded event, with "raw") gains its score, and its frames become this user's samples."""
+        if self.practice is None:
+            return event
+        if event["type"] != "word":
+            self.practice.event(event)
+        elif "raw" in event:
+            score = self.practice.finish(event["raw"], self.gathered)
+            if score is not None:
+                return {**event, "practice": score}
+        return event
 
     def _replaceable(self) -> bool:
         """The last finished word is still the end of the text (nothing signed after it)."""

@@ -4,6 +4,7 @@ import { initCalibration, isCalibrationError, personalAuth, showControls } from 
 import { CameraError, captureFrame, startCamera } from "./camera.js";
 import { errorText } from "./errors.js";
 import { drawHand } from "./overlay.js";
+import { initPractice, onEvents as practised } from "./practice.js";
 import { FrameStream } from "./stream.js";
 import * as view from "./view.js";
 import { Voice } from "./voice.js";
@@ -25,6 +26,7 @@ function auth(callback) {
 const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true, auth });
 initCalibration(socket, { setMessage: view.setMessage, reconnect });
 initAnnounce();
+initPractice(socket);
 let serverTts = false;
 let cameraReady = false;
 
@@ -66,6 +68,7 @@ const words = new Words(socket, {
   showState: (state) => view.showTranscript(state),
   speakWord: (word) => { if (!serverTts) voice.speakInBrowser(word); }, // the server speaks it otherwise
   onLearned: showControls, // "Forget me" forgets what the browser keeps of the user too
+  onEvents: practised, // a practised word's score, from a word action's ack
 });
 
 function speak(text) {
@@ -122,6 +125,7 @@ socket.on("result", (result) => {
     words.showResult(result);
   }
   view.flashEvent(result.events);
+  practised(result.events);
   drawHand(overlay, result.landmarks);
   const word = result.events.find((e) => e.type === "word");
   if (word && !serverTts) voice.speakInBrowser(word.value);
