@@ -42,9 +42,12 @@ def create_app(config: dict | None = None) -> Flask:
                       message_queue=config.get("message_queue") or None)
     from app.live.realtime import init_realtime  # the live page's Socket.IO handlers, sessions and speech
     init_realtime(app)
-    from app import admin  # the admin (login, jobs, models) and record mode; after realtime
+    from app import admin, backend
     from app.live import recording
-    admin.init_app(app, app.extensions["predictor"])
+    from app.pump import EmitPump
+    # models, jobs, data sets and shared files (SQLite, or the cluster's Redis); after realtime
+    backend.init_app(app, app.extensions["predictor"], EmitPump(admin.NAMESPACE).put)
+    admin.init_app(app)  # the login and the admin's routes
     recording.init_app(app, app.extensions["datasets"])
     # The user's own samples and personal models (the store, the adaptation pool); calibration and practice gather
     # them (their handlers register on import).

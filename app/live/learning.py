@@ -35,11 +35,11 @@ import numpy as np
 from flask import Flask, current_app, request
 
 from app import socketio
-from app.admin import EmitPump
 from app.live.blocking import run_blocking
 from app.live.frames import FrameError
 from app.live.personal import SWEEP_S, AdaptationPool, HourlyLimit, Job, PersonalStore, key_hash, new_key
 from app.live.session import Session
+from app.pump import EmitPump
 from ml.personal import Samples
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def init_app(app: Flask) -> None:
     config = app.config["SIGN2SOUND"]["calibration"]
     device = app.extensions["predictor"].device
     # cluster mode: Redis holds every personal model (app.live.personal), this server's folder a cache of them
-    shared = app.extensions["blobs"]  # set by app.admin (cluster mode: the Redis store), so it is inited first
+    shared = app.extensions["blobs"]  # set by app.backend (cluster mode: the Redis store), so it is inited first
     store = PersonalStore(app.instance_path + "/personal", config["max_personal_models"],
                           int(config["max_store_mb"] * 2**20), device, shared=shared,
                           ttl_s=int(config["cluster_ttl_days"] * 86400))
