@@ -44,7 +44,8 @@ export class PageTracker {
     hands.onResults((results) => { this.latest = results; });
   }
 
-  // One frame of the video -> {landmarks: 21 x [x, y, z] | null, handedness, aspect}, the landmark frame's fields.
+  // One frame of the video (or a canvas) -> {landmarks: 21 x [x, y, z] | null, handedness, aspect}, the landmark
+  // frame's fields.
   async read(video) {
     const started = performance.now();
     this.latest = null;
@@ -55,7 +56,7 @@ export class PageTracker {
     return {
       landmarks: found ? found.map((p) => [p.x, p.y, p.z]) : null,
       handedness: found ? this.latest.multiHandedness[0].label : null,
-      aspect: video.videoWidth / video.videoHeight,
+      aspect: (video.videoWidth || video.width) / (video.videoHeight || video.height),
     };
   }
 

@@ -47,7 +47,14 @@ export class HandTracking {
   async capture() {
     if (this.mode === "server") return { image: await captureFrame(this.video, this.canvas, this.captureWidth) };
     if (this.mode !== "browser") return null;
-    const frame = await this.tracker.read(this.video);
+    let frame;
+    try {
+      frame = await this.tracker.read(this.video);
+    } catch (err) { // the tracker broke (out of memory, a lost WebGL context): the server reads from here on
+      this.setMessage("tracking", `This device's hand tracker stopped (${err.message || err}): the server reads the camera instead.`, "info");
+      this.use("server");
+      return null;
+    }
     const fps = this.tracker.fps();
     if (!this.forced && this.tracker.times.length >= 20 && fps < MIN_FPS) {
       this.setMessage("tracking", `This device tracks the hand at ${fps.toFixed(1)} frames a second, too slow to read signs: the server reads the camera instead.`, "info");
