@@ -19,7 +19,8 @@ ADAPTING_S = 10  # what adapting takes on 2 cores, as the page shows it (8.2 s m
 def index():
     config = current_app.config["SIGN2SOUND"]
     classes = page_classes(config)
-    return render_template("index.html", frames=config["frames"], landmarks=config["landmarks"], calibration_classes=classes,
+    return render_template("index.html", frames=config["frames"], landmarks=config["landmarks"],
+                           calibration_classes=classes,
                            calibration_s=calibration_seconds(config, classes))
 
 

@@ -146,8 +146,9 @@ def run_load(url: str, pid: int, n_clients: int, seconds: float, fps: float, fra
 
 def markdown(results: list[dict], command: str, section: str, max_p95: float = 100) -> str:
     lines = [f"## Load ({section})", "", f"Machine: {machine_label()}.", f"Command: `{command}`", "",
-             "| frames | clients | fps each | throughput fps | p50 ms | p95 ms | p99 ms | dropped (backpressure) | errors | "
-             "server RSS start -> end MB | cores: server, load clients |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| frames | clients | fps each | throughput fps | p50 ms | p95 ms | p99 ms | dropped (backpressure) | "
+             "errors | server RSS start -> end MB | cores: server, load clients |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['kind']} | {r['clients']} | {r['fps']:g} | {r['throughput_fps']} | {r['p50_ms']} | "
                      f"{r['p95_ms']} | {r['p99_ms']} | {r['dropped_backpressure']} | {r['errors']} | "
@@ -172,7 +173,7 @@ def main(argv=None) -> None:
     parser.add_argument("--section", default="sweep", help="name of the docs/PERFORMANCE.md section to write")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--kinds", nargs="+", choices=["image", "landmarks"], default=["image"],
-                        help="what the clients send: webcam JPEGs, or the page's tracker's landmarks (each N, each kind)")
+                        help="what the clients send: webcam JPEGs, or the page tracker's landmarks (each N, each kind)")
     parser.add_argument("--max-p95", type=float, default=100, help="the p95 bound the summary's largest N keeps")
     parser.add_argument("--compare", nargs="+", choices=list(SETUPS),
                         help="load these set-ups in turn, all running at once (the first is the baseline)")

@@ -261,7 +261,8 @@ def markdown(rows: list[dict], speeds: list, steady_fps: float, args) -> str:
     lines = ["## The page's hand tracker against the server's", "",
              f"Machine: {machine_label()}; measured on a busy shared 2-core machine (Chromium renders in software).",
              f"Command: `python -m bench.page_tracker --per-class {args.per_class} "
-             f"--ankara-per-class {args.ankara_per_class} --sources {' '.join(args.sources)} --clip-step {args.clip_step} --section {args.section}`", "",
+             f"--ankara-per-class {args.ankara_per_class} --sources {' '.join(args.sources)} "
+             f"--clip-step {args.clip_step} --section {args.section}`", "",
              "| source | photos | hands found: page, server | same handedness | landmark distance px (median, p95) "
              "| same letter read | letter accuracy: page, server (points) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -270,7 +271,8 @@ def markdown(rows: list[dict], speeds: list, steady_fps: float, args) -> str:
                      f"| {r['acc_page']:.1f}, {r['acc_server']:.1f} ({r['acc_page'] - r['acc_server']:+.1f}) |")
     lines += ["", "Tracker speed, frames a second over the same held frames (page: headless Chromium, WASM on the "
                   "CPU; server: MediaPipe in Python): "
-              + "; ".join(f"{s}: page {p:.1f}, server {v:.1f}" for s, p, v in speeds) + f". The page's tracker as the live "
+              + "; ".join(f"{s}: page {p:.1f}, server {v:.1f}" for s, p, v in speeds)
+              + ". The page's tracker as the live "
               f"page shows it (fake camera, one hand held; median over 20 s): **{steady_fps:.1f} fps** (target 15)."]
     return "\n".join(lines)
 

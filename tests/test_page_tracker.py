@@ -1,6 +1,6 @@
-"""The page's own hand tracker (static/js/tracker.js, npm @mediapipe/hands served from /vendor/hands/): Debian's headless
-Chromium with a fake camera of real photos (tests/test_page_e2e.py's), a real server. In browser mode the page must
-spell the word while not one message it sends carries a picture: only landmarks leave the device.
+"""The page's own hand tracker (static/js/tracker.js, npm @mediapipe/hands served from /vendor/hands/): Debian's
+headless Chromium with a fake camera of real photos (tests/test_page_e2e.py's), a real server. In browser mode the
+page must spell the word while not one message it sends carries a picture: only landmarks leave the device.
 """
 from __future__ import annotations
 

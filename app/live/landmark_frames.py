@@ -50,7 +50,8 @@ def parse_landmarks(payload: dict) -> tuple[int | None, LandmarkFrame]:
         raise bad(f"the landmark frame is too large: at most {MAX_VALUES} values (21 landmarks of x, y, z)")
     unknown = set(payload) - KEYS
     if unknown:
-        raise bad(f"unknown field(s) {', '.join(sorted(map(str, unknown)))}; a landmark frame has {', '.join(sorted(KEYS))}")
+        raise bad(f"unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
+                  f"a landmark frame has {', '.join(sorted(KEYS))}")
     seq = payload.get("seq")
     if seq is not None and type(seq) is not int:
         raise FrameError("bad_payload", "seq must be an integer")
@@ -63,7 +64,8 @@ def parse_landmarks(payload: dict) -> tuple[int | None, LandmarkFrame]:
             raise bad("handedness must be null when landmarks is null (no hand)")
         return seq, LandmarkFrame(None, aspect or 1.0)
     if handedness not in HANDEDNESS:
-        raise bad(f"handedness must be \"Left\" or \"Right\" (MediaPipe's label for the unmirrored image), not {handedness!r:.40}")
+        raise bad(f"handedness must be \"Left\" or \"Right\" (MediaPipe's label for the unmirrored image), "
+                  f"not {handedness!r:.40}")
     hand = Hand(_points(landmarks), handedness, 1.0, image_size=(0, 0))  # the page sends the aspect, not the size
     return seq, LandmarkFrame(hand, aspect)
 
@@ -72,7 +74,8 @@ def _aspect(aspect) -> float:
     if not _is_number(aspect):
         raise bad("aspect (the image's width / height) must be a number")
     if not ASPECT_RANGE[0] <= aspect <= ASPECT_RANGE[1]:
-        raise bad(f"aspect {aspect:.4g} is not an image's width / height (accepted: {ASPECT_RANGE[0]} to {ASPECT_RANGE[1]})")
+        raise bad(f"aspect {aspect:.4g} is not an image's width / height "
+                  f"(accepted: {ASPECT_RANGE[0]} to {ASPECT_RANGE[1]})")
     return float(aspect)
 
 
