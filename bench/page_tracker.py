@@ -179,7 +179,8 @@ def live_page_fps(url: str, jpeg: bytes, seconds: float = 20) -> float:
 
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         camera = Path(tmp) / "camera.y4m"
-        write_y4m(camera, [(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), 2.0)])
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        write_y4m(camera, [(image[:image.shape[0] // 2 * 2, :image.shape[1] // 2 * 2], 2.0)])  # YUV 4:2:0: even sides
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--no-first-run", "--use-fake-device-for-media-stream",
             "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={camera}"])
