@@ -188,6 +188,8 @@ def main(argv=None) -> None:
     server = Server(Path("instance") / "bench", gunicorn=True,
                     env={"SIGN2SOUND_SERVER_THREADS": str(max(100, max(args.clients) + 10))}).start()
     try:
+        # Warm-up, not recorded: the first frames wait for the word decoder's lexicon and the model's first calls.
+        run_load(server.url, server.serving_pid, 2, 3, args.fps, frames[args.kinds[0]])
         results = []
         for n in args.clients:
             for kind in args.kinds:
