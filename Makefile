@@ -19,8 +19,14 @@ cluster: setup system
 test: setup-dev system
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-setup: $(VENV)/.runtime
-setup-dev: $(VENV)/.dev
+setup: $(VENV)/.runtime node_modules/.installed
+setup-dev: $(VENV)/.dev node_modules/.installed
+
+# The page's hand tracker (package.json, pinned by package-lock.json), served by the app from /vendor/hands/.
+# Without npm the page sends its frames to the server's tracker instead.
+node_modules/.installed: package.json package-lock.json
+	if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm is missing: the page's hand tracker is not installed (hand tracking runs on the server)" >&2; fi
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,4 +48,4 @@ bench: setup-dev
 	$(PY) -m bench.page_flow
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache node_modules

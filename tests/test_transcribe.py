@@ -210,7 +210,7 @@ def test_the_page_transcribes_an_upload(video_server, videos):
         page = browser.new_page()
         problems = []
         page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(video_server.url + "/")
+        page.goto(video_server.url + "/?landmarks=server")
         page.click("#transcribe-panel summary")
         page.set_input_files("#transcribe-file", str(videos["spelled"]))
         page.click("#transcribe-start")

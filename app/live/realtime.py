@@ -1,6 +1,7 @@
 """Socket.IO handlers of the live page (default namespace). Protocol (kept stable: tests and tools use it):
 
-client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload),
+client -> `frame` (JPEG/PNG bytes or {"seq", "image"}, or the page's own tracker's {"seq", "landmarks", "handedness",
+          "aspect"}: app.live.landmark_frames), `reset`, `undo`, `speak`, `ping` (acks its payload),
           `space` (ends the word as the `space` sign does), `choose` {"index": i} or {"raw": true};
           `calibrate`: app.live.calibration; `practice`: app.live.practice; `adapt`, `forget` and connect's
           auth {"personal_key"}: app.live.learning;
@@ -36,6 +37,7 @@ from app import socketio
 from app.live import learning
 from app.live.blocking import run_blocking
 from app.live.frames import FrameError, parse_payload
+from app.live.landmark_frames import is_landmark_frame, parse_landmarks
 from app.live.decoder import shared_lexicon
 from app.live.session import Session, Sessions
 from app.live.speech import Speech, SpeechQueue
@@ -103,7 +105,7 @@ def on_frame(payload=None, *_):  # any argument count: a bad one gets an error r
     seq = payload.get("seq") if isinstance(payload, dict) else None
     seq = seq if type(seq) is int else None  # echoed in an error only when it is a valid seq
     try:
-        seq, data = parse_payload(payload)
+        seq, data = parse_landmarks(payload) if is_landmark_frame(payload) else parse_payload(payload)
         session = _session()
         if session is None:
             raise FrameError("no_session", "no live session for this connection; reconnect")

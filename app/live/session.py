@@ -15,6 +15,7 @@ import numpy as np
 
 from app.live.decoder import Decoded, Decoder, letter_probs, parse_misreadings, shared_lexicon
 from app.live.frames import FrameError, decode_frame
+from app.live.landmark_frames import LandmarkFrame
 from app.live.speech import SpeechQueue
 from app.live.speller import MAX_WORD, REST, Speller
 from ml.features import hand_features
@@ -200,23 +201,25 @@ class Session:
         return {"word": self.speller.word, "text": self.speller.text, "events": events or [],
                 "version": self.version}
 
-    def process(self, data: bytes, predictor: Predictor, seq: int | None = None) -> dict:
-        """One frame's bytes -> the `result` payload (the caller has checked `rate`). FrameError for a bad frame."""
+    def process(self, data: bytes | LandmarkFrame, predictor: Predictor, seq: int | None = None) -> dict:
+        """One frame -> the `result` payload (the caller has checked `rate`): image bytes, read by this session's
+        tracker, or the hand the page's own tracker found (no tracker taken here). FrameError for a bad frame."""
         timings = {}
         t0 = time.perf_counter()
-        image = decode_frame(data, self.frames_config["max_bytes"], self.frames_config["max_pixels"])
+        image = None if isinstance(data, LandmarkFrame) else decode_frame(
+            data, self.frames_config["max_bytes"], self.frames_config["max_pixels"])
         t1 = time.perf_counter()
         timings["decode"] = t1 - t0
         with self.lock:
             if self.closed:
                 raise FrameError("closed", "the session has ended")
-            hand = self.tracker.process(image)
+            hand = data.hand if image is None else self.tracker.process(image)
             t2 = time.perf_counter()
             timings["landmarks"] = t2 - t1
-            h, w = image.shape[:2]
+            aspect = data.aspect if image is None else image.shape[1] / image.shape[0]
             if hand is not None and self.calibration is not None:
-                self.calibration.add(hand, w / h)
-            (reading,) = self.read([(hand, w / h)], predictor, timings)
+                self.calibration.add(hand, aspect)
+            (reading,) = self.read([(hand, aspect)], predictor, timings)
             letter, confidence, top, events = (reading[k] for k in ("letter", "confidence", "top", "events"))
             result = {"seq": seq, "hand": hand is not None, "letter": letter, "confidence": confidence,
                       "top": top, "landmarks": None if hand is None else np.round(hand.landmarks, 4).tolist(),

@@ -7,6 +7,7 @@ export const ERROR_MESSAGES = {
   bad_image: "A camera picture arrived damaged and was skipped.",
   too_large: "A camera picture was too big to send and was skipped.",
   too_many_pixels: "A camera picture had too many pixels and was skipped.",
+  bad_landmarks: "The page's hand tracker sent landmarks the server could not read, so that reading was skipped.",
   rate_limited: "Too many requests in a short time, so some were refused. Wait a little and try again.",
   server_full: "The server is reading as many people as it can; yours will be read as soon as someone leaves.",
   no_session: "The connection to the server was reset. Reload the page.",
