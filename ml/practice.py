@@ -3,7 +3,8 @@ stranger's personal model, alone and after calibration.
 
 Per signer, ml.calibration's leave-one-signer-out fold and parts: calibration as the page records it (20 settled
 frames per class of the calibration part, `calibration_samples`), then the words of ml.practice_words spelled
-from the same part, never from a calibration frame: each letter a take of its own (a photo signer's take is one
+from the same part, never from a calibration frame (unless calibration took all that a class has there: ayuraj's
+10 photos in two views): each letter a take of its own (a photo signer's take is one
 photo; a video signer's a run of 8-14 consecutive frames, a letter held 0.5-1 s at 15 fps as bench.words signs
 it), each word ending with a `space` take and every DEL_EVERY-th word with a `del` take and its last letter again,
 where the signer has those signs (a sign the signer lacks is a letter the page missed: no take). After 10, 20 and
@@ -43,10 +44,12 @@ def practice_signs(words=PRACTICE_WORDS, del_every: int = DEL_EVERY) -> list[lis
 def practice_takes(fold: Fold, calibrated: np.ndarray, words=PRACTICE_WORDS, seed: int = 0,
                    pace: tuple[int, int] = PACE) -> tuple[Samples, np.ndarray]:
     """(samples, the word each frame came from): the practice words spelled from the signer's calibration part
-    without the frames at indices `calibrated` (into fold.person)."""
+    without the frames at indices `calibrated` (into fold.person), unless those are all a class has."""
     rng = np.random.default_rng(seed)
     person = fold.person
-    free = {c: idx[~np.isin(idx, calibrated)] for c, idx in fold.pool.items()}
+    # A class whose calibration part calibration used up (ayuraj: 10 photos, two views) repeats those photos.
+    free = {c: idx[~np.isin(idx, calibrated)] if not np.isin(idx, calibrated).all() else idx
+            for c, idx in fold.pool.items()}
     photo_order = {c: rng.permutation(idx) for c, idx in free.items()}  # photos used once each, then again
     used = {c: 0 for c in free}
     blocks, takes, word_of = [], [], []
@@ -165,13 +168,15 @@ def _roll(shape: np.ndarray) -> np.ndarray:
 def run_practice(signers: list[str], train_options: list[str], folds_dir: str | None, emit, seed: int = 0,
                  adapt_options: dict | None = None, keep: int | None = None, after=WORDS_AFTER) -> list[dict]:
     """Per signer: the fold model before, calibration alone, practice alone and calibration + practice after each
-    of `after` words; `keep`: each class keeps only its newest `keep` frames (Samples.latest) before adapting."""
+    of `after` words; `keep`: each class keeps only its newest `keep` frames (Samples.latest) before adapting.
+    Adaptation runs its full steps whatever the machine's load (max_seconds None unless adapt_options says)."""
+    adapt_options = {"max_seconds": None, **(adapt_options or {})}
     rows = []
     for fold in folds(signers, train_options, folds_dir, seed):
         shared, shared_video = fold.read(fold.model)
         calibration, calibrated = settled_calibration(fold)
         practice, word_of = practice_takes(fold, calibrated, seed=seed)
-        row = {"signer": fold.signer, "options": adapt_options or {}, "keep": keep, "test": int(len(fold.y_test)),
+        row = {"signer": fold.signer, "options": adapt_options, "keep": keep, "test": int(len(fold.y_test)),
                "classes": len(fold.pool), "before": _share(shared), "video_before": _share(shared_video)}
         runs = [("calibration", calibration)]
         for n in after:
@@ -199,8 +204,7 @@ def _share(ok: np.ndarray | None) -> float | None:
 def table(rows: list[dict], after=WORDS_AFTER) -> str:
     """The docs' markdown table: per signer, test accuracy held still (through the live window for video sources,
     in brackets) before, with calibration alone, practice alone and calibration + practice after each count."""
-    def cell(r, name, key="after"):
-        v = r[name][key] if name in r else r.get(key.replace("after", "before"))
+    def pct(v):
         return f"{v:.1%}" if v is not None else ""
 
     names = ["calibration", *(f"practice {n}" for n in after), *(f"calibration + practice {n}" for n in after)]
@@ -208,8 +212,8 @@ def table(rows: list[dict], after=WORDS_AFTER) -> str:
              + " | ".join(f"calibration + {n} words" for n in after) + " | adaptation s (max) |",
              "|" + " --- |" * (3 + 2 * len(after) + 1)]
     for r in rows:
-        cells = [cell(r, "before", "before")] + [cell(r, n) for n in names]
-        video = [cell(r, "before", "video_before")] + [cell(r, n, "video_after") for n in names]
+        cells = [pct(r["before"])] + [pct(r[n]["after"]) for n in names]
+        video = [pct(r["video_before"])] + [pct(r[n]["video_after"]) for n in names]
         if r["video_before"] is not None:
             cells = [f"{a} ({b})" for a, b in zip(cells, video)]
         seconds = max(r[n]["seconds"] for n in names)
