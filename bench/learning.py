@@ -3,7 +3,7 @@ the word they confirmed, make a personal model that reads their next words bette
 
     python -m bench.learning [--signers kaggle asl_ai ...] [--words 200]
 
-Per held-out signer (bench.words' fold models, ml.calibration's two parts of their data): a free-spelling session
+Per held-out signer (the fold models of `ml.experiments practice --folds`, ml.calibration's two parts of their data): a free-spelling session
 of 50 words and names (bench.words' fit lists, shuffled) signed from the calibration part as bench.words signs
 them, through the speller and a decoder that learns as the live path does. After 10, 25 and 50 of them
 ml.personal.adapt (as served) makes a personal model from their letters, each sample labelled with the confirmed
@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from bench.words import SEED, model_path, session, spell_all, word_lists
+from bench.words import ROOT, SEED, session, spell_all, word_lists
 
 AFTER = (10, 25, 50)  # adapt after this many words of free spelling
 CONFIRMED = ("decoded", "right")  # every word the decoder settled on; only the right ones (a bound)
@@ -88,8 +88,8 @@ def free_spelling(fold, items: list[str], config: dict, runs: list, keep: str) -
         kept = [k for k, c in enumerate(confirmed) if c is not None]
         samples, wrong = pseudo_samples(person, [spelled[k] for k in kept], [drawn[k] for k in kept],
                                  [confirmed[k] for k in kept])
-        result, seconds = adapt_as_served(fold, samples, SEED)
-        models[n] = {"model": result.model, "meta": result.meta, "samples": len(samples), "seconds": seconds,
+        result, seconds, cpu = adapt_as_served(fold, samples, SEED, {"max_seconds": None})  # full steps, any load
+        models[n] = {"model": result.model, "meta": result.meta, "samples": len(samples), "seconds": seconds, "cpu_seconds": cpu,
                      "kept_shared": result.kept_shared,
                      "decoded_right": float(np.mean([c == w for c, (w, _, _) in zip(confirmed, spelled)])),
                      "wrong_labels": wrong}
@@ -112,7 +112,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.learning", description=__doc__.split("\n")[0])
     p.add_argument("--signers", nargs="+", default=None)
     p.add_argument("--words", type=int, default=200, help="test words read (the most frequent first)")
-    p.add_argument("--folds", default=None, help="fold models as DIR/<signer>/best_model.pth (else bench.words')")
+    p.add_argument("--folds", default=str(ROOT / "instance" / "folds"),
+                   help="fold models, DIR/<signer>/best_model.pth, trained there when absent (default: %(default)s, "
+                        "shared with `python -m ml.experiments practice --folds`)")
     args = p.parse_args(argv)
     import torch
     from bench.letters import shake_runs
@@ -130,9 +132,6 @@ def main(argv=None) -> int:
     random.Random(SEED).shuffle(items)
     items = items[:AFTER[-1] * 2]  # words the signer lacks a letter of are skipped: enough for 50 spelled
     folds_dir = args.folds
-    if folds_dir is None:  # bench.words' cached fold models (trained there on first use)
-        for s in signers:
-            model_path(s, TRAIN_OPTIONS)
     from ml.datasets import load_dataset
     runs, rows = shake_runs(load_dataset("signademy", config)), []
     for fold in folds(signers, ["--datasets", *SOURCES, *TRAIN_OPTIONS], folds_dir, SEED):

@@ -185,10 +185,11 @@ def run_practice(signers: list[str], train_options: list[str], folds_dir: str | 
         for name, samples in runs:
             if keep:
                 samples = samples.latest(keep)
-            result, seconds = adapt_as_served(fold, samples, seed, adapt_options)
+            result, seconds, cpu = adapt_as_served(fold, samples, seed, adapt_options)
             ok, video_ok = fold.read(result.model)
             row[name] = {"after": _share(ok), "video_after": _share(video_ok), "samples": len(samples),
-                         "seconds": round(seconds, 2), "steps": result.steps, "kept_shared": result.kept_shared}
+                         "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "steps": result.steps,
+                         "kept_shared": result.kept_shared}
             if name == f"calibration + practice {after[-1]}":
                 row["misreads"] = misreads(fold, result.model, samples)
         rows.append(row)
@@ -209,15 +210,15 @@ def table(rows: list[dict], after=WORDS_AFTER) -> str:
 
     names = ["calibration", *(f"practice {n}" for n in after), *(f"calibration + practice {n}" for n in after)]
     lines = ["| signer | before | calibration | " + " | ".join(f"practice, {n} words" for n in after) + " | "
-             + " | ".join(f"calibration + {n} words" for n in after) + " | adaptation s (max) |",
+             + " | ".join(f"calibration + {n} words" for n in after) + " | adaptation s, wall / CPU (max) |",
              "|" + " --- |" * (3 + 2 * len(after) + 1)]
     for r in rows:
         cells = [pct(r["before"])] + [pct(r[n]["after"]) for n in names]
         video = [pct(r["video_before"])] + [pct(r[n]["video_after"]) for n in names]
         if r["video_before"] is not None:
             cells = [f"{a} ({b})" for a, b in zip(cells, video)]
-        seconds = max(r[n]["seconds"] for n in names)
-        lines.append(f"| {r['signer']} | " + " | ".join(cells) + f" | {seconds:.1f} |")
+        wall, cpu = (max(r[n].get(k, 0) for n in names) for k in ("seconds", "cpu_seconds"))
+        lines.append(f"| {r['signer']} | " + " | ".join(cells) + f" | {wall:.1f} / {cpu:.1f} |")
     means = [np.mean([r["before"] for r in rows])] + [np.mean([r[n]["after"] for r in rows]) for n in names]
     worst = [min(r["before"] for r in rows)] + [min(r[n]["after"] for r in rows) for n in names]
     lines.append("| **mean** | " + " | ".join(f"**{v:.1%}**" for v in means) + " | |")
