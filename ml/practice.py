@@ -98,6 +98,9 @@ def misreads(fold: Fold, model, samples: Samples) -> dict:
       any take of their own: a letter formed like another (or two ways);
     - `roll_off_deg`: median in-plane angle (wrist to middle knuckle) from the nearest own-class take, misread
       and right;
+    - `unlike_the_part`: per misread class, the share of its test frames farther from every frame of its whole
+      calibration part than 95 % of that part's frames are from their nearest neighbour: what no take drawn
+      from that part could have shown;
     - for ayuraj, the error rate per camera view of the test part."""
     ok, _ = fold.read(model)
     pred = _predictions(model, fold)
@@ -133,6 +136,13 @@ def misreads(fold: Fold, model, samples: Samples) -> dict:
            if (~unlike).any() else 0.0,
            "roll_off_deg": {"misread": round(float(np.nanmedian(roll_off[wrong])), 1) if len(wrong) else None,
                             "right": round(float(np.nanmedian(roll_off[ok])), 1)}}
+    feats = fold.person.features()[:, :63]
+    out["unlike_the_part"] = {}  # per misread class: its test frames unlike any of its calibration part's frames
+    for c in dict.fromkeys(k.split(">")[0] for k in out["pairs"]):
+        part, tested = feats[fold.pool[c]], x[fold.y_test == CLASSES.index(c)]
+        gaps = np.sqrt(((part[:, None] - part[None]) ** 2).sum(-1))
+        np.fill_diagonal(gaps, np.inf)
+        out["unlike_the_part"][c] = round(float((_nearest(tested, part) > np.percentile(gaps.min(1), 95)).mean()), 3)
     if fold.signer.startswith("ayuraj"):
         from ml.calibration import _AYURAJ_VIEW
         test_paths = fold.person.path[_test_mask(fold)]
