@@ -113,9 +113,9 @@ def worst(changed: dict[str, tuple[float, float]]) -> tuple[str, float]:
     return c, round(changed[c][1] - changed[c][0], 4)
 
 
-def fold_model(signer: str, train_options: list[str], folds: str | None):
+def fold_model(signer: str, train_options: list[str], folds_dir: str | None):
     """The model trained without `signer`: DIR/<signer>/best_model.pth when kept there, else trained now."""
-    out = Path(folds) / signer if folds else None
+    out = Path(folds_dir) / signer if folds_dir else None
     if out is None or not (out / "best_model.pth").is_file():
         import tempfile
         tmp = tempfile.TemporaryDirectory() if out is None else None

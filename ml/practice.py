@@ -202,6 +202,8 @@ def run_practice(signers: list[str], train_options: list[str], folds_dir: str | 
                          "kept_shared": result.kept_shared}
             if name == f"calibration + practice {after[-1]}":
                 row["misreads"] = misreads(fold, result.model, samples)
+                row["per_class"] = {CLASSES[c]: round(float(ok[fold.y_test == c].mean()), 3)
+                                    for c in np.unique(fold.y_test)}
         rows.append(row)
         emit(row)
     print(table(rows, after), file=sys.stderr)
