@@ -42,12 +42,17 @@ def create_app(config: dict | None = None) -> Flask:
                       message_queue=config.get("message_queue") or None)
     from app.live.realtime import init_realtime  # the live page's Socket.IO handlers, sessions and speech
     init_realtime(app)
-    from app import admin  # the admin (login, jobs, models) and record mode; after realtime
+    from app import admin, backend
     from app.live import recording
-    admin.init_app(app, app.extensions["predictor"])
+    from app.pump import EmitPump
+    # models, jobs, data sets and shared files (SQLite, or the cluster's Redis); after realtime
+    backend.init_app(app, app.extensions["predictor"], EmitPump(admin.NAMESPACE).put)
+    admin.init_app(app)  # the login and the admin's routes
     recording.init_app(app, app.extensions["datasets"])
-    from app.live import calibration  # personal models: the store, the adaptation pool, the handlers
-    calibration.init_app(app)
+    # The user's own samples and personal models (the store, the adaptation pool); calibration and practice gather
+    # them (their handlers register on import).
+    from app.live import calibration, learning, practice  # noqa: F401
+    learning.init_app(app)
     from app.live import videos  # the page's "Transcribe a video" (app.transcribe on uploads)
     videos.init_app(app)
     return app

@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import math
 
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, render_template, send_from_directory
+
+from ml.config import ROOT
 
 bp = Blueprint("pages", __name__)
+# The page's hand tracker (MediaPipe Hands with its models and WASM, static/js/tracker.js): the npm package that
+# `make setup` installs (package.json, `npm ci`), served from this fixed path and never from a CDN. Without it
+# (npm never ran) these files are 404s and the page sends its frames to the server's tracker instead.
+HAND_TRACKER_FILES = ROOT / "node_modules" / "@mediapipe" / "hands"
 ADAPTING_S = 10  # what adapting takes on 2 cores, as the page shows it (8.2 s measured: docs/PERFORMANCE.md)
 
 
@@ -13,7 +19,8 @@ ADAPTING_S = 10  # what adapting takes on 2 cores, as the page shows it (8.2 s m
 def index():
     config = current_app.config["SIGN2SOUND"]
     classes = page_classes(config)
-    return render_template("index.html", frames=config["frames"], calibration_classes=classes,
+    return render_template("index.html", frames=config["frames"], landmarks=config["landmarks"],
+                           calibration_classes=classes,
                            calibration_s=calibration_seconds(config, classes))
 
 
@@ -30,6 +37,11 @@ def calibration_seconds(config: dict, classes: list[str]) -> int:
     next 10 s (80 s for all 28 classes; bench.page_flow measured 78.5 s)."""
     cal = config["calibration"]
     return math.ceil((len(classes) * (cal["countdown_s"] + cal["capture_s"]) + ADAPTING_S) / 10) * 10
+
+
+@bp.get("/vendor/hands/<path:name>")
+def hand_tracker(name: str):
+    return send_from_directory(HAND_TRACKER_FILES, name, max_age=86400)  # a path out of the folder is a 404
 
 
 @bp.get("/api/status")

@@ -4,8 +4,9 @@ from __future__ import annotations
 from flask import Flask
 
 # No inline script or style anywhere: every script and stylesheet is a file served by the app.
-# media-src blob: lets the page play the WAV the server sends; connect-src 'self' covers Socket.IO.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+# media-src blob: lets the page play the WAV the server sends; connect-src 'self' covers Socket.IO (and the hand
+# tracker's model files); 'wasm-unsafe-eval' lets the page compile the tracker's WebAssembly (it allows no eval).
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; "
                            "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
                            "form-action 'self'; frame-ancestors 'none'")
 

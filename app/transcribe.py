@@ -5,7 +5,8 @@ window, speller and word decoder) takes the video's frames in order. Frames are 
 (`transcribe.fps`), since the speller's hold is counted in frames, and scaled as the page sends them. The windows
 of a batch of frames go to the model together (Session.read), so a file reads faster than it plays. A word ends at
 the `space` sign or when no hand is seen for `transcribe.word_gap_s`, as a signer lowers the hand between words.
-stdout gets the transcript only; progress goes to stderr. The page's uploads (app.live.videos) use `transcribe`.
+stdout gets the transcript only; progress goes to stderr. The page's uploads use `transcribe` too (app.live.videos,
+or a cluster's workers: app.cluster.videos).
 """
 from __future__ import annotations
 
@@ -61,6 +62,12 @@ class Transcript:
 
     def as_dict(self) -> dict:
         return {"text": self.text, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Transcript":
+        """The transcript `as_dict` wrote (a cluster worker's, read back from Redis)."""
+        words = [Word(**{**w, "letters": [Letter(**x) for x in w["letters"]]}) for w in data["words"]]
+        return cls(words, data["duration"], data["frames_read"], data["frames_with_hand"])
 
 
 class Video:

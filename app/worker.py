@@ -1,4 +1,4 @@
-"""`python -m app.worker`: a training worker of cluster mode (SIGN2SOUND_MESSAGE_QUEUE=redis://...).
+"""`python -m app.worker`: a worker of cluster mode (SIGN2SOUND_MESSAGE_QUEUE=redis://...): training jobs and videos.
 
 It takes jobs from the RQ queue the servers fill (app.cluster) and runs each exactly as the embedded server
 does (app.admin.jobs.JobRunner: `python -m ml.train` in a subprocess, its JSON lines turned into progress), but
@@ -9,9 +9,13 @@ One job at a time, run in this process (RQ's SimpleWorker: no fork), so `kill -9
 job: the trainer is told by the kernel to die with it (PR_SET_PDEATHSIG), the heartbeat stops, and the
 servers mark the job failed. Start as many workers as there are machines (or cores) to train on; each one
 needs the data sets its jobs name (../shared/data, and recorded sets in its instance/datasets).
+
+It also reads the videos uploaded to the page (app.cluster.videos), one at a time, in this process too: a waiting
+video goes before the next training job, but not past a running one; `--queues videos` keeps a worker for videos.
 """
 from __future__ import annotations
 
+import argparse
 import ctypes
 import logging
 import signal
@@ -22,6 +26,7 @@ from flask_socketio import SocketIO
 from rq import SimpleWorker
 
 from app.cluster import HEARTBEAT_S, HEARTBEAT_TTL_S, cluster_registry, job_queue
+from app.cluster.videos import VideoReader, video_queue
 from app.admin.datasets import DatasetStore
 from app.admin.jobs import JobRunner
 from app.cluster.store import RedisStore, connect
@@ -29,6 +34,8 @@ from ml.config import load_config, project_path
 
 log = logging.getLogger(__name__)
 _runner: "WorkerRunner | None" = None
+_reader: VideoReader | None = None  # made at the first video: a worker for training only never loads MediaPipe
+QUEUES = {"videos": video_queue, "training": job_queue}
 
 
 def _die_with_parent() -> None:
@@ -94,7 +101,21 @@ def train(job_id: int) -> None:
     _runner.run(int(job_id))
 
 
-def main() -> int:
+def transcribe(video_id: str) -> None:
+    """The RQ job: read uploaded video `video_id` of the shared store."""
+    global _reader
+    if _reader is None:
+        config = load_config()
+        _reader = VideoReader(config, RedisStore(connect(config["message_queue"])),
+                              project_path(config["instance_dir"]))
+    _reader.read(video_id)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--queues", nargs="+", choices=list(QUEUES), default=list(QUEUES),
+                        help="the queues to take jobs from, the first first (default: videos training)")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = load_config()
     if not config.get("message_queue"):
@@ -102,7 +123,7 @@ def main() -> int:
               file=sys.stderr)
         return 2
     client = connect(config["message_queue"])
-    SimpleWorker([job_queue(client)], connection=client).work(with_scheduler=False)
+    SimpleWorker([QUEUES[name](client) for name in args.queues], connection=client).work(with_scheduler=False)
     return 0
 
 

@@ -85,7 +85,7 @@ def run() -> dict:
         try:
             page = browser.new_page()
             page.add_init_script(script)
-            page.goto(server.url + "/")
+            page.goto(server.url + "/?landmarks=server")
             page.locator("#status-model").filter(has_text="shipped").wait_for(timeout=60_000)
             shown = page.locator("#calibration-class")
             model = page.locator("#status-model")

@@ -1,9 +1,9 @@
 """`make cluster` (python -m deploy.cluster --servers N): a whole cluster on this machine, in the foreground.
 
 redis-server, N Sign2Sound servers (gunicorn, one worker each) on consecutive ports after the proxy's, one
-training worker (python -m app.worker) and nginx (deploy/nginx.conf) on --port. Ctrl-C (or SIGTERM) stops
-them all; if any of them dies, the rest are stopped too and the exit status says so. Redis keeps its data
-(append-only file) and nginx its run files under --run-dir. The tests start the same processes through
+cluster worker (python -m app.worker: training jobs and videos) and nginx (deploy/nginx.conf) on --port. Ctrl-C (or
+SIGTERM) stops them all; if any of them dies, the rest are stopped too and the exit status says so. Redis keeps its
+data (append-only file) and nginx its run files under --run-dir. The tests start the same processes through
 the functions here.
 """
 from __future__ import annotations

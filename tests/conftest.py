@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -29,8 +31,8 @@ SHIPPED_CHECKPOINT = ROOT / "checkpoints" / "best_model.pth"
 HANG_GUARD_S = 600
 # Test clients send frames at up to CLIENT_FPS, one in flight, and wait for each reply: at 20 a second (near the
 # page's 15) the protocol tests spent most of their time sleeping between frames. The servers of a test session
-# admit TEST_MAX_FPS a client (config.yaml: 30), so no paced frame is refused; a burst past the limit still is
-# (tests/test_realtime.py).
+# admit TEST_MAX_FPS a client (config.yaml: 30), so no paced frame is refused (the rate limit has its own
+# server in tests/test_realtime.py).
 CLIENT_FPS = 100
 TEST_MAX_FPS = 120
 
@@ -92,9 +94,29 @@ def cli_in_process(main, *args) -> subprocess.CompletedProcess:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, taken from this test process's own block below the kernel's ephemeral
+    range: `make test` runs several test processes at once (pytest-xdist), and a port the kernel hands out for
+    bind(0) can be handed again, to another process or to a client's outgoing connection, before the server that
+    was meant to have it binds it."""
+    while True:
+        port = next(_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # someone else's: take the next
+            return port
+
+
+def _port_block() -> "itertools.count":
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    start = PORTS_FROM + PORTS_PER_PROCESS * (worker % 8)
+    return itertools.count(start + random.randrange(PORTS_PER_PROCESS // 2))  # two suites at once rarely meet
+
+
+# 16000-31999: eight blocks of 2,000 below Linux's ephemeral ports (32768 up), so no outgoing connection takes one.
+PORTS_FROM, PORTS_PER_PROCESS = 16000, 2000
+_PORTS = _port_block()
 
 
 @pytest.hookimpl(hookwrapper=True)

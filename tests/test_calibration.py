@@ -49,12 +49,13 @@ class Client:
     def next(self, name: str, timeout: float = TIMEOUT) -> dict:
         return self.events[name].get(timeout=timeout)
 
-    def frame(self, jpeg: bytes) -> tuple[str, dict]:
-        """Send one frame, wait for its one reply (`result` or `error` with its seq)."""
+    def frame(self, jpeg: bytes | dict) -> tuple[str, dict]:
+        """Send one frame (image bytes, or a landmark frame's fields), wait for its one reply (`result` or `error`
+        with its seq)."""
         time.sleep(max(0.0, self.sent + 1 / CLIENT_FPS - time.monotonic()))  # under the servers' limit
         self.sent = time.monotonic()
         self.seq += 1
-        self.sio.emit("frame", {"seq": self.seq, "image": jpeg})
+        self.sio.emit("frame", {"seq": self.seq, **({"image": jpeg} if isinstance(jpeg, bytes) else jpeg)})
         with self.cond:
             if not self.cond.wait_for(lambda: self.seq in self.answered, timeout=TIMEOUT):
                 raise TimeoutError(f"no reply to frame {self.seq}")

@@ -1,5 +1,5 @@
 """Cluster mode for real: a redis-server on a free port, two servers under gunicorn (each with its own instance
-folder, so models can only travel through Redis), one training worker (python -m app.worker) and nginx with
+folder, so models can only travel through Redis), one worker (python -m app.worker: training and videos) and nginx with
 deploy/nginx.conf in front, all on 127.0.0.1, started and stopped here (deploy.cluster builds the commands).
 
 The tests run in file order on one cluster: the worker and Redis are stopped in the middle and brought back,
@@ -7,6 +7,7 @@ and the last test kills a server for good.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from tests.admin_client import ADMIN_ENV, AdminClient
 from tests.conftest import Server, free_port, kaggle_photos, webcam_jpeg
 from tests.test_jobs import gone, wait_for, write_tiny_set
 from tests.test_realtime import LiveClient, spell
+from tests.test_transcribe import WORDS, follow, post, spelled_parts, write_video
 
 
 TINY = {"datasets": ["tiny"], "epochs": 1, "lr": 0.01, "batch_size": 32}
@@ -278,6 +280,52 @@ def test_a_job_queued_or_running_on_the_worker_is_cancelled_from_another_server(
     assert admins[0].post(f"/api/admin/jobs/{running}/cancel").status_code == 409
 
 
+@pytest.fixture(scope="module")
+def spelled(tmp_path_factory) -> dict[str, Path]:
+    """tests/test_transcribe.py's video of FULL FLY (11 s: read over seconds), and one of FLY alone (5 s)."""
+    folder = tmp_path_factory.mktemp("videos")
+    return {"long": write_video(folder / "long.mp4", spelled_parts()),
+            "short": write_video(folder / "short.mp4", spelled_parts(WORDS[1:]))}
+
+
+def test_videos_are_read_by_the_worker_bounded_cluster_wide_and_served_by_every_server(cluster, spelled):
+    """Cluster mode's "Transcribe a video": the upload goes through Redis to the worker, which reads it (not the
+    server that took it); every server answers its progress and results (the proxy may route a poll anywhere); a
+    worker killed mid-video fails that video only; transcribe.max_jobs counts the videos of all servers."""
+    import redis
+
+    r = redis.Redis.from_url(cluster.url)
+    status, job = post(cluster.servers[0].url, spelled["long"].read_bytes())
+    assert status == 202, job
+    assert wait_for(lambda: json.loads(r.hget(f"sign2sound:video:{job['id']}", "status")) == "reading", 120)
+    cluster.worker.stop(signal.SIGKILL)
+    lost = follow(cluster.servers[1].url, job["id"])
+    assert (lost["status"], lost["error"]["code"]) == ("failed", "video_worker_lost"), lost
+    # its place is free: max_jobs (2) videos wait for a worker, one through the proxy; one more, on a server that
+    # holds at most one of them, is refused
+    waiting = [post(base, spelled["short"].read_bytes()) for base in (cluster.proxy, cluster.servers[0].url)]
+    assert [status for status, _ in waiting] == [202, 202], waiting
+    status, busy = post(cluster.servers[1].url, spelled["short"].read_bytes())
+    assert (status, busy["error"]["code"]) == (429, "video_busy"), busy
+    cluster.worker.start()  # the waiting videos were kept for it
+    for _, job in waiting:
+        done = follow(cluster.proxy, job["id"])
+        assert done["status"] == "done" and done["transcript"]["text"] == WORDS[1], (done, cluster.logs())
+        reader = r.hget(f"sign2sound:video:{job['id']}", "worker")
+        assert json.loads(reader).split("@")[0] == str(cluster.worker.proc.pid)  # the worker's process read it
+        for server in cluster.servers:
+            assert follow(server.url, job["id"]) == done
+            srt = requests.get(f"{server.url}/api/videos/{job['id']}/captions.srt", timeout=10)
+            assert srt.text.splitlines()[2] == WORDS[1]
+            assert done["speech"] and requests.get(f"{server.url}/api/videos/{job['id']}/speech.wav",
+                                                   timeout=10).content[:4] == b"RIFF"
+    assert all(list((server.instance_dir / "videos").iterdir()) == [] for server in cluster.servers)
+    assert r.keys("sign2sound:blob:videos/*.upload") == [] and r.zcard("sign2sound:videos-active") == 0
+    # over nginx's usual body limit, under the server's: the server refuses it, in words
+    status, reply = post(cluster.proxy, b"not a video\n" * 500_000)
+    assert (status, reply["error"]["code"]) == (400, "not_video"), reply
+
+
 def test_a_worker_killed_mid_job_leaves_the_job_failed_on_every_server(cluster, admins):
     job_id = admins[0].start_job(**LONG)
     job = admins[1].wait_job(job_id, until=("running",), need_pid=True)
@@ -428,6 +476,10 @@ def test_with_redis_down_frames_are_answered_and_the_admin_says_so_then_recovers
         assert down.status_code == 503 and down.json()["code"] == "queue_unreachable", down.text
         assert "unreachable" in down.json()["error"] and "Redis" in down.json()["error"]
         assert admins[1].post("/api/admin/jobs", TINY).status_code == 503
+        status, reply = post(cluster.proxy, b"\0" * 1000)  # a video is refused in words the page shows
+        assert (status, reply["error"]["code"]) == (503, "video_queue_down"), reply
+        polled = requests.get(f"{cluster.proxy}/api/videos/any-id", timeout=10)
+        assert (polled.status_code, polled.json()["error"]["code"]) == (503, "video_queue_down")
         assert wait_for(lambda: len(replies) > sent_before + 20)  # frames keep coming back while Redis is down
         cluster.redis.start()
         assert wait_for(lambda: admins[0].get("/api/admin/jobs").status_code == 200, 30)

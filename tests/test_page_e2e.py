@@ -90,7 +90,7 @@ def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
     page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    page.goto(server.url + "/")
+    page.goto(server.url + "/?landmarks=server")
     # Screen readers hear one live region say each change once (static/js/announce.js), not #word and #text both.
     live = page.evaluate("""() => [...document.querySelectorAll('[aria-live], [role=status], [role=alert]')]
         .filter((e) => !e.closest('[hidden]') || e.id === 'calibration-status').map((e) => e.id).sort()""")
@@ -174,6 +174,24 @@ def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
     expect(page.locator("#forget-me")).to_be_hidden()
     assert page.evaluate(stored) == [None, None]
 
+    # Practice, chosen from the first visit's offer: the page names a word (the opening's first, THE), the camera
+    # spells (part of) FLY, and each letter of THE is shown misread or missed, with the score, and said.
+    page.click("#calibration-offer-practice")
+    expect(page.locator("#practice-panel")).to_be_visible()
+    expect(page.locator("#calibration-offer")).to_be_hidden()
+    expect(page.locator("#practice-word")).to_have_text("THE")
+    page.evaluate("() => document.getElementById('video').play()")
+    expect(page.locator("#practice-score")).to_have_text("0 of 1 words right", timeout=60_000)
+    verdicts = page.locator("#practice-letters li").all_text_contents()
+    assert [v[0] for v in verdicts] == list("THE") and all(
+        v[2:] == "missed" or (v[2:].startswith("misread as ") and v[-1] in WORD) for v in verdicts), verdicts
+    said = page.evaluate("() => window.said")
+    assert any("THE: T " in text and "0 of 1 words right" in text for text in said), said  # with the word read
+    expect(page.locator("#practice-word")).to_have_text("HATS", timeout=10_000)  # the next: a del drill
+    page.click("#practice-stop")
+    expect(page.locator("#practice-panel")).to_be_hidden()
+    page.evaluate("() => document.getElementById('video').pause()")
+
     # Enter and Space belong to the focused control: the recorder's summary opens and closes from the keyboard.
     page.focus("#record-panel summary")
     page.keyboard.press("Enter")
@@ -207,7 +225,7 @@ def test_what_the_server_refuses_to_bring_back_is_dropped_and_said(server, brows
     # The page sends what it kept of the user on connect; a record the server refuses (here a tampered count) is
     # said once and dropped, not sent again at every visit. The valid kept spellings stay.
     page = browser.new_page()
-    page.goto(server.url + "/")
+    page.goto(server.url + "/?landmarks=server")
     expect(page.locator("#status-connection")).to_have_text("connected")
     page.evaluate("""() => {
         localStorage.setItem('sign2sound.misreadings', JSON.stringify({model: 'x', meant: {T: -1}, misread: {}}));
@@ -222,7 +240,7 @@ def test_what_the_server_refuses_to_bring_back_is_dropped_and_said(server, brows
 def test_the_page_says_when_the_server_is_unreachable_and_reconnects(make_server, browser):
     server = make_server()
     page = browser.new_page()
-    page.goto(server.url + "/")
+    page.goto(server.url + "/?landmarks=server")
     expect(page.locator("#status-connection")).to_have_text("connected")
     server.stop()
     expect(page.locator("#messages")).to_contain_text("unreachable")
@@ -234,14 +252,14 @@ def test_the_page_says_when_the_server_is_unreachable_and_reconnects(make_server
 
 def test_the_page_says_when_the_camera_is_denied(server, browser_without_permission):
     page = browser_without_permission.new_page()
-    page.goto(server.url + "/")
+    page.goto(server.url + "/?landmarks=server")
     expect(page.locator("#messages")).to_contain_text("Camera permission was denied")
     expect(page.locator("#status-connection")).to_have_text("connected")  # the rest of the page still works
 
 
 def test_without_server_speech_the_page_says_the_browser_speaks(server_without_speech, browser):
     page = browser.new_page()
-    page.goto(server_without_speech.url + "/")
+    page.goto(server_without_speech.url + "/?landmarks=server")
     expect(page.locator("#status-tts")).to_have_text("browser")
     expect(page.locator("#messages")).to_contain_text("this browser's own voice speaks instead")
 
@@ -275,7 +293,7 @@ def test_a_first_calibration_types_nothing_beside_the_camera_and_says_which_sign
     problems = []
     page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(server.url + "/")
+    page.goto(server.url + "/?landmarks=server")
     expect(page.locator("#calibration-offer")).to_be_visible()  # a first-time visitor is offered it once
     expect(page.locator("#calibration-offer")).to_contain_text("about 20 seconds")  # 2 x (1 + 1.5) s + adapting
     expect(page.locator("#calibrate")).to_be_hidden()  # one Calibrate button at a time
@@ -329,7 +347,7 @@ def test_a_first_calibration_types_nothing_beside_the_camera_and_says_which_sign
 
     # A phone: the preview and the panel on one screen too; no key hints on a touch screen; Cancel closes.
     phone = hand_browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
-    phone.goto(server.url + "/")
+    phone.goto(server.url + "/?landmarks=server")
     expect(phone.locator("#speak kbd")).to_be_hidden()
     expect(phone.locator("#end-word")).to_be_visible()  # what the Space key does, for a finger
     phone.click("#calibration-offer-yes")

@@ -103,7 +103,7 @@ def test_the_page_shows_an_unsure_letter_lighter_with_its_second_guess(server, t
     write_y4m(video, [(rest, 0.6), (image(unsure_photo(quality=95)), 1.4), (rest, 3.0)])
     for browser in launch(["--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={video}"]):
         page = browser.new_page()
-        page.goto(server.url + "/")
+        page.goto(server.url + "/?landmarks=server")
         letter, _, second = UNSURE_PHOTO
         unsure = page.locator("#word .unsure").first
         expect(unsure).to_have_text(letter, timeout=60_000)

@@ -53,16 +53,22 @@ def word_starts() -> list[float]:
     return starts
 
 
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("videos")
+def spelled_parts(words: list[str] = WORDS) -> list[tuple[np.ndarray, float]]:
+    """`words` spelled as the module's docstring says: the parts of write_video."""
     rest = photo("nothing")  # a background without a hand
     parts = [(rest, LEAD_S)]
-    for word in WORDS:
+    for word in words:
         for letter in word:
             parts += [(photo(letter), HOLD_S), (rest, REST_S)]
         parts.append((rest, PAUSE_S))
-    spelled = write_video(folder / "spelled.mp4", parts)
+    return parts
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("videos")
+    rest = photo("nothing")
+    spelled = write_video(folder / "spelled.mp4", spelled_parts())
     damaged = folder / "damaged.mp4"
     damaged.write_bytes(spelled.read_bytes()[:len(spelled.read_bytes()) // 2])
     text = folder / "notes.mp4"
@@ -152,8 +158,9 @@ def video_server(tmp_path_factory):
     s.stop()
 
 
-def post(server: Server, data: bytes, **headers) -> tuple[int, dict]:
-    request = urllib.request.Request(server.url + "/api/videos", data=data, method="POST",
+def post(base: str, data: bytes, **headers) -> tuple[int, dict]:
+    """POST a video to the server at `base` (its URL): (HTTP status, reply)."""
+    request = urllib.request.Request(base + "/api/videos", data=data, method="POST",
                                      headers={"Content-Type": "application/octet-stream", **headers})
     try:
         with urllib.request.urlopen(request, timeout=60) as reply:
@@ -162,10 +169,11 @@ def post(server: Server, data: bytes, **headers) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-def follow(server: Server, job_id: str) -> dict:
+def follow(base: str, job_id: str) -> dict:
+    """The video's job once it is read (or failed), polled at the server at `base`."""
     deadline = time.monotonic() + HANG_GUARD_S
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{server.url}/api/videos/{job_id}", timeout=60) as reply:
+        with urllib.request.urlopen(f"{base}/api/videos/{job_id}", timeout=60) as reply:
             job = json.loads(reply.read())
         if job["status"] != "reading":
             return job
@@ -177,19 +185,19 @@ def follow(server: Server, job_id: str) -> dict:
     ("damaged", 400, "video_corrupt"), ("text", 400, "not_video"), ("picture", 400, "not_video"),
     ("long", 400, "video_too_long")])
 def test_the_server_refuses_what_it_cannot_transcribe_and_keeps_nothing(video_server, videos, name, status, code):
-    got, reply = post(video_server, videos[name].read_bytes())
+    got, reply = post(video_server.url, videos[name].read_bytes())
     assert (got, reply["error"]["code"]) == (status, code) and reply["error"]["message"], reply
     assert list((video_server.instance_dir / "videos").iterdir()) == []
 
 
 def test_uploads_from_another_site_oversized_or_without_a_hand_are_refused_leaving_nothing(video_server, videos):
-    status, reply = post(video_server, videos["no_hand"].read_bytes(), **{"Sec-Fetch-Site": "cross-site"})
+    status, reply = post(video_server.url, videos["no_hand"].read_bytes(), **{"Sec-Fetch-Site": "cross-site"})
     assert (status, reply["error"]["code"]) == (403, "cross_site")  # another site's page cannot post one
-    status, reply = post(video_server, b"\0" * (2 * 2**20))
+    status, reply = post(video_server.url, b"\0" * (2 * 2**20))
     assert (status, reply["error"]["code"]) == (413, "video_too_large")
-    status, job = post(video_server, videos["no_hand"].read_bytes())
+    status, job = post(video_server.url, videos["no_hand"].read_bytes())
     assert status == 202
-    job = follow(video_server, job["id"])
+    job = follow(video_server.url, job["id"])
     assert (job["status"], job["error"]["code"]) == ("failed", "video_no_hand")
     assert list((video_server.instance_dir / "videos").iterdir()) == []
 
@@ -202,7 +210,7 @@ def test_the_page_transcribes_an_upload(video_server, videos):
         page = browser.new_page()
         problems = []
         page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(video_server.url + "/")
+        page.goto(video_server.url + "/?landmarks=server")
         page.click("#transcribe-panel summary")
         page.set_input_files("#transcribe-file", str(videos["spelled"]))
         page.click("#transcribe-start")

@@ -8,73 +8,22 @@ Routes (kept stable: the page, tests and tools use them):
 """
 from __future__ import annotations
 
-import logging
-import queue
-
 from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, url_for
 from flask_socketio import ConnectionRefusedError
 
 from app import socketio
 from app.admin import auth
-from app.admin.datasets import DatasetStore
-from app.admin.db import Database
 from app.admin.jobs import JobError, JobRunner, job_defaults, validate_params
 from app.admin.models import ModelError, ModelRegistry
 
 bp = Blueprint("admin", __name__)
-log = logging.getLogger(__name__)
 NAMESPACE = "/admin"
 
 
-def init_app(app: Flask, predictor) -> None:
-    """Wire the admin's parts: SQLite, the model registry (restoring the active model), the data sets and
-    the job runner (marking jobs a previous server left running as interrupted); with `message_queue` set,
-    the shared Redis store and the RQ queue instead of SQLite and the in-process runner."""
-    config = app.config["SIGN2SOUND"]
+def init_app(app: Flask) -> None:
+    """The login and the admin's routes; the models, jobs and data sets they manage are app.backend's."""
     auth.init_app(app)
-    datasets = DatasetStore(config, app.instance_path + "/datasets")
-    pump = EmitPump(NAMESPACE)
-    if config.get("message_queue"):  # cluster mode: Redis store, RQ workers (docs/DEPLOYMENT.md)
-        from app.cluster import init_cluster
-
-        db, registry, runner = init_cluster(app, predictor, pump.put)
-    else:
-        db = Database(app.instance_path + "/sign2sound.db")
-        registry = ModelRegistry(db, predictor, config["model"]["checkpoint"], app.instance_path + "/models")
-        registry.restore()
-        runner = JobRunner(db, registry, datasets, max_concurrent=config["admin"]["max_concurrent_jobs"],
-                           nice=config["admin"].get("job_nice", 10), emit=pump.put)
-    # blobs: the shared store's blob API in cluster mode (files that every server must see), None embedded
-    app.extensions.update(admin_db=db, models=registry, datasets=datasets, jobs=runner, blobs=registry.blobs)
     app.register_blueprint(bp)
-    runner.start()
-
-
-class EmitPump:
-    """Emits on behalf of the job runner's OS threads. Under eventlet only the hub's own green threads may
-    emit (an emit from a real thread never reaches the client), so they queue and one background task of
-    the async mode in use (a green thread, or a thread) sends (to everyone in the namespace, or to one sid).
-    `local`: every emit goes to a client of this server, so not through the cluster's message queue (Redis)."""
-
-    def __init__(self, namespace: str, interval_s: float = 0.1, local: bool = False):
-        self.namespace, self.interval_s, self.local = namespace, interval_s, local
-        self._queue: queue.Queue = queue.Queue()
-        socketio.start_background_task(self._run)
-
-    def put(self, event: str, data: dict, to: str | None = None) -> None:
-        self._queue.put((event, data, to))
-
-    def _run(self) -> None:
-        while True:
-            try:
-                event, data, to = self._queue.get_nowait()
-            except queue.Empty:
-                socketio.sleep(self.interval_s)
-                continue
-            try:
-                socketio.emit(event, data, namespace=self.namespace, to=to, ignore_queue=self.local)
-            except Exception:  # one failed push must not end the pump
-                log.exception("could not push %s", event)
 
 
 def _runner() -> JobRunner:

@@ -288,6 +288,11 @@ class AdaptationPool:
         self._dispatch()
         return position
 
+    def has(self, owner: str) -> bool:
+        """`owner` has a job queued or running."""
+        with self._lock:
+            return any(j.owner == owner for j in [*self._waiting, *self._running])
+
     def cancel(self, owner: str) -> None:
         """Drop `owner`'s job: out of the queue, or its subprocess killed (its staging folder is removed)."""
         with self._lock:

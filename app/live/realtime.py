@@ -1,8 +1,10 @@
 """Socket.IO handlers of the live page (default namespace). Protocol (kept stable: tests and tools use it):
 
-client -> `frame` (JPEG/PNG bytes or {"seq", "image"}), `reset`, `undo`, `speak`, `ping` (acks its payload),
+client -> `frame` (JPEG/PNG bytes or {"seq", "image"}, or the page's own tracker's {"seq", "landmarks", "handedness",
+          "aspect"}: app.live.landmark_frames), `reset`, `undo`, `speak`, `ping` (acks its payload),
           `space` (ends the word as the `space` sign does), `choose` {"index": i} or {"raw": true};
-          `calibrate`, `adapt`, `forget` and connect's auth {"personal_key"}: app.live.calibration;
+          `calibrate`: app.live.calibration; `practice`: app.live.practice; `adapt`, `forget` and connect's
+          auth {"personal_key"}: app.live.learning;
           connect's auth {"words": [spellings the user kept before], "misreadings": the last `misreadings`}:
           a returning user's decoder (Session.restore_words, restore_misreadings)
 server -> `result` (one per accepted frame, with "suggestions" for the current word; "model": "personal" or
@@ -28,12 +30,14 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask, current_app, request
 
 from app import socketio
+from app.live import learning
+from app.live.blocking import run_blocking
 from app.live.frames import FrameError, parse_payload
+from app.live.landmark_frames import is_landmark_frame, parse_landmarks
 from app.live.decoder import shared_lexicon
 from app.live.session import Session, Sessions
 from app.live.speech import Speech, SpeechQueue
@@ -70,24 +74,6 @@ class NoDelay:
         return self.wsgi_app(environ, start_response)
 
 
-# Blocking work (MediaPipe, waiting for the model, speech) runs on a few long-lived threads. Under threading
-# every Socket.IO event gets a fresh thread; MediaPipe run on ever-new threads made glibc give each its own
-# malloc arena (~50 MB each, kept after the thread ends), so server memory climbed with every connection.
-# A small fixed pool bounds both that memory and the CPU work in flight on a 2-core machine.
-BLOCKING_WORKERS = 4
-_pool = ThreadPoolExecutor(BLOCKING_WORKERS, thread_name_prefix="blocking")  # threads start on first use
-
-
-def run_blocking(fn, *args):
-    """Run blocking work without stalling the event loop: on a real OS thread under eventlet (tpool), on the
-    fixed worker pool under threading."""
-    if socketio.async_mode == "eventlet":
-        from eventlet import tpool
-
-        return tpool.execute(fn, *args)
-    return _pool.submit(fn, *args).result()
-
-
 def _session() -> Session | None:
     return current_app.extensions["sessions"].get(request.sid)
 
@@ -95,9 +81,7 @@ def _session() -> Session | None:
 @socketio.on("connect")
 def on_connect(auth=None):
     session = run_blocking(current_app.extensions["sessions"].open, request.sid)
-    from app.live import calibration  # it builds on this module
-
-    calibration.on_connect(session, auth)  # auth {"personal_key"}: read with that user's model
+    learning.on_connect(session, auth)  # auth {"personal_key"}: read with that user's model
     auth = auth if isinstance(auth, dict) else {}
     shared_model = current_app.extensions["predictor"].model_id
     restores = {"words": session.restore_words,
@@ -112,9 +96,7 @@ def on_connect(auth=None):
 
 @socketio.on("disconnect")
 def on_disconnect(reason=None):
-    from app.live import calibration
-
-    calibration.on_disconnect(request.sid)
+    learning.on_disconnect(request.sid)
     run_blocking(current_app.extensions["sessions"].close, request.sid)
 
 
@@ -123,7 +105,7 @@ def on_frame(payload=None, *_):  # any argument count: a bad one gets an error r
     seq = payload.get("seq") if isinstance(payload, dict) else None
     seq = seq if type(seq) is int else None  # echoed in an error only when it is a valid seq
     try:
-        seq, data = parse_payload(payload)
+        seq, data = parse_landmarks(payload) if is_landmark_frame(payload) else parse_payload(payload)
         session = _session()
         if session is None:
             raise FrameError("no_session", "no live session for this connection; reconnect")
@@ -199,6 +181,8 @@ def _speak_words(events: list[dict]) -> None:
     for event in events:
         if event["type"] in ("word", "replace"):
             _speak_later(event["value"])
+        if "practice" in event:  # its frames joined the user's samples: enough of them adapt in the background
+            learning.adapt_when_due(_session())
     if not any(event["type"] in ("word", "replace", "del") for event in events):  # nothing learned or taken back
         return
     session = _session()

@@ -21,7 +21,7 @@ from flask import Flask, current_app, request
 from app import socketio
 from app.admin.datasets import DatasetError, DatasetStore, frames_to_set
 from app.live.frames import FrameError, decode_frame, parse_payload
-from app.live.realtime import run_blocking
+from app.live.blocking import run_blocking
 from app.live.session import RateLimiter, TrackerLease, TrackerPool
 from ml.landmarks import canonical_class
 from ml.model import CLASSES

@@ -15,6 +15,7 @@ import numpy as np
 
 from app.live.decoder import Decoded, Decoder, letter_probs, parse_misreadings, shared_lexicon
 from app.live.frames import FrameError, decode_frame
+from app.live.landmark_frames import LandmarkFrame
 from app.live.speech import SpeechQueue
 from app.live.speller import MAX_WORD, REST, Speller
 from ml.features import hand_features
@@ -124,10 +125,13 @@ class Session:
         self.window: deque[np.ndarray] = deque()
         self.lock = threading.Lock()
         self.closed = False
-        # Calibration (app.live.calibration): the user's personal model and key, and the frames being recorded.
+        # The user's own samples (app.live.learning): their personal model and key, the labelled frames gathered
+        # (calibration, practice) and what gathers them now.
         self.personal: PersonalModel | None = None
         self.personal_key: str | None = None
+        self.gathered = None  # app.live.learning.Gathered, from the first calibration take or practice word
         self.calibration = None  # app.live.calibration.Recorder while this client calibrates
+        self.practice = None  # app.live.practice.Practice while this client practises
         # Words (app.live.decoder): the finished word's decoding and the growing word's suggestions.
         self._decoder: Decoder | None = None  # made on first use: it waits for the shared lexicon
         self.suggestions: list[str] = []  # for the current word
@@ -197,23 +201,25 @@ class Session:
         return {"word": self.speller.word, "text": self.speller.text, "events": events or [],
                 "version": self.version}
 
-    def process(self, data: bytes, predictor: Predictor, seq: int | None = None) -> dict:
-        """One frame's bytes -> the `result` payload (the caller has checked `rate`). FrameError for a bad frame."""
+    def process(self, data: bytes | LandmarkFrame, predictor: Predictor, seq: int | None = None) -> dict:
+        """One frame -> the `result` payload (the caller has checked `rate`): image bytes, read by this session's
+        tracker, or the hand the page's own tracker found (no tracker taken here). FrameError for a bad frame."""
         timings = {}
         t0 = time.perf_counter()
-        image = decode_frame(data, self.frames_config["max_bytes"], self.frames_config["max_pixels"])
+        image = None if isinstance(data, LandmarkFrame) else decode_frame(
+            data, self.frames_config["max_bytes"], self.frames_config["max_pixels"])
         t1 = time.perf_counter()
         timings["decode"] = t1 - t0
         with self.lock:
             if self.closed:
                 raise FrameError("closed", "the session has ended")
-            hand = self.tracker.process(image)
+            hand = data.hand if image is None else self.tracker.process(image)
             t2 = time.perf_counter()
             timings["landmarks"] = t2 - t1
-            h, w = image.shape[:2]
+            aspect = data.aspect if image is None else image.shape[1] / image.shape[0]
             if hand is not None and self.calibration is not None:
-                self.calibration.add(hand, w / h)
-            (reading,) = self.read([(hand, w / h)], predictor, timings)
+                self.calibration.add(hand, aspect)
+            (reading,) = self.read([(hand, aspect)], predictor, timings)
             letter, confidence, top, events = (reading[k] for k in ("letter", "confidence", "top", "events"))
             result = {"seq": seq, "hand": hand is not None, "letter": letter, "confidence": confidence,
                       "top": top, "landmarks": None if hand is None else np.round(hand.landmarks, 4).tolist(),
@@ -251,7 +257,7 @@ class Session:
         t2 = time.perf_counter()
         readings = []
         features = [None if w is None else w[-1] for w in windows]  # the speller sees the hand settle and move
-        for p, hand_now in zip(probs, features):
+        for p, hand_now, (hand, aspect) in zip(probs, features, frames):
             if p is None:
                 letter, confidence, top, letters = REST, 1.0, [[REST, 1.0]], None
             else:
@@ -262,6 +268,8 @@ class Session:
                 letters = letter_probs(p, classes)
             # Calibrating, the user signs every class on request: nothing they show is typed (nor spoken, nor deleted).
             calibrating = self.calibration is not None and self.calibration.active
+            if self.practice is not None:
+                self.practice.frame(hand, aspect, letter)
             events = [] if calibrating else self.decode_words(
                 self.speller.update(letter, confidence, letters, hand_now))
             readings.append({"letter": letter, "confidence": confidence, "top": top, "events": events})
@@ -298,11 +306,12 @@ class Session:
         word); refresh the suggestions when the current word changed."""
         out = []
         for event in events:
+            event = self._practised(event)
             if event["type"] == "word":
                 self.finished = self.decoder.decode(self.speller.finished, self.speller.finished_tail)
                 self.decoder.learn(self.finished.value, self.finished.raw)
                 self.speller.replace_finished(self.finished.value)
-                event = self.finished.event()
+                event = self._practised(self.finished.event())
             elif event["type"] == "clear":
                 self.finished = None
             elif event["type"] == "del" and self.finished is not None and not self.speller.finished:
@@ -341,12 +350,25 @@ class Session:
             if not self.speller.word:
                 return self.state(self._replace(word))
             # End the current word with the choice in its place.
-            events = [e for e in self.speller.finish_word() if e["type"] != "word"]
+            events = [self._practised(e) for e in self.speller.finish_word() if e["type"] != "word"]
             self.finished = Decoded(word, raw, [w for w in options if w not in (word, raw)])
             self.decoder.learn(word, raw)
             self.speller.replace_finished(word)
             self.suggestions = []
-            return self.state(events + [self.finished.event()])
+            return self.state(events + [self._practised(self.finished.event())])
+
+    def _practised(self, event: dict) -> dict:
+        """Practising (app.live.practice): the speller's letters and deletes are followed; a finished word (its
+        decoded event, with "raw") gains its score, and its frames become this user's samples."""
+        if self.practice is None:
+            return event
+        if event["type"] != "word":
+            self.practice.event(event)
+        elif "raw" in event:
+            score = self.practice.finish(event["raw"], self.gathered)
+            if score is not None:
+                return {**event, "practice": score}
+        return event
 
     def _replaceable(self) -> bool:
         """The last finished word is still the end of the text (nothing signed after it)."""

@@ -7,6 +7,8 @@ GET /api/videos/<id> answers {"status": "reading" | "done" | "failed", "progress
 length, the videos read at once and the results kept (count and age) are bounded by config `transcribe`, and an
 id is a random capability. The upload is deleted once read, whatever happened; nothing else touches the disk.
 Refusals are FrameErrors: {"error": {"code", "message"}} with an HTTP status.
+In cluster mode (config `message_queue`) app.cluster.videos takes the uploads instead: the same checks here, then the
+workers read them with `read_upload`, the function this server's threads call, and the bounds hold cluster-wide.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
@@ -30,7 +33,7 @@ bp = Blueprint("videos", __name__)
 CHUNK = 1 << 16
 log = logging.getLogger(__name__)
 # Any other refusal: 400.
-STATUS = {"cross_site": 403, "video_too_large": 413, "video_busy": 429, "video_not_found": 404}
+STATUS = {"cross_site": 403, "video_too_large": 413, "video_busy": 429, "video_not_found": 404, "video_queue_down": 503}
 
 
 @dataclass
@@ -41,13 +44,14 @@ class Job:
     progress: float = 0.0
     transcript: Transcript | None = None
     error: FrameError | None = None
-    wav: bytes | None = None
+    speech: bool = False  # the transcript was spoken: a WAV is kept
+    wav: bytes | None = None  # that WAV (a cluster's job has it only when asked for: get(wav=True))
 
     def public(self) -> dict:
         out = {"id": self.id, "status": self.status, "progress": round(self.progress, 3)}
         if self.transcript:
             out["transcript"] = self.transcript.as_dict()
-            out["speech"] = self.wav is not None
+            out["speech"] = self.speech
         if self.error:
             out["error"] = self.error.as_dict()
         return out
@@ -59,10 +63,7 @@ class Videos:
     def __init__(self, app: Flask):
         self.config = app.config["SIGN2SOUND"]
         self.settings = self.config["transcribe"]
-        self.folder = Path(app.instance_path) / "videos"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for leftover in self.folder.iterdir():  # uploads of a server that stopped mid-read
-            leftover.unlink(missing_ok=True)
+        self.folder = upload_folder(app)
         self.trackers = TrackerPool({**self.config["landmarks"], "max_trackers": self.settings["max_jobs"]})
         self.pool = ThreadPoolExecutor(self.settings["max_jobs"], thread_name_prefix="video")
         self.jobs: dict[str, Job] = {}
@@ -72,9 +73,7 @@ class Videos:
     def start(self, stream, length: int | None, predictor, speech) -> Job:
         """Take an upload: FrameError video_too_large, video_busy, not_video, video_corrupt or video_too_long, and
         nothing kept; else its job, read in the background."""
-        limit = int(self.settings["max_mb"] * 2**20)
-        if length is not None and length > limit:
-            raise FrameError("video_too_large", f"the file has {length} bytes; the limit is {self.settings['max_mb']} MB")
+        refuse_oversized(length, self.settings)
         with self._lock:
             self._expire()
             if self.reading >= self.settings["max_jobs"]:
@@ -82,17 +81,7 @@ class Videos:
             self.reading += 1
         path = None
         try:
-            with tempfile.NamedTemporaryFile(dir=self.folder, suffix=".upload", delete=False) as f:
-                path = Path(f.name)
-                size = 0
-                while chunk := stream.read(CHUNK):
-                    size += len(chunk)
-                    if size > limit:
-                        raise FrameError("video_too_large", f"the file is over the limit of {self.settings['max_mb']} MB")
-                    f.write(chunk)
-            if size == 0:
-                raise FrameError("not_video", "the upload was empty")
-            Video(path, self.settings["max_duration_s"]).close()  # refused at once when it is no readable video
+            path = receive(stream, self.folder, self.settings)
             job = Job(secrets.token_urlsafe(16))
             with self._lock:
                 self.jobs[job.id] = job
@@ -114,22 +103,13 @@ class Videos:
 
     def _read(self, job: Job, path: Path, predictor, speech) -> None:
         def progress(seconds: float, total: float) -> None:
-            job.progress = min(0.99, seconds / total) if total > 0 else 0.0
+            job.progress = fraction(seconds, total)
 
         try:
-            transcript = transcribe(path, self.config, predictor, trackers=self.trackers,
-                                    max_duration_s=self.settings["max_duration_s"], progress=progress)
-            if transcript.text and speech.available:
-                try:
-                    job.wav = speak(transcript.text, speech)
-                except Exception:  # the page speaks with the browser's own voice instead
-                    log.exception("speech for video %s failed", job.id)
-            job.transcript, job.progress, job.status = transcript, 1.0, "done"
+            job.transcript, job.wav = read_upload(path, self.config, predictor, self.trackers, speech, progress)
+            job.speech, job.progress, job.status = job.wav is not None, 1.0, "done"
         except FrameError as exc:
             job.error, job.status = exc, "failed"
-        except Exception:
-            log.exception("video %s failed", job.id)
-            job.error, job.status = FrameError("video_corrupt", "the video could not be read to its end"), "failed"
         finally:
             self._done(path)
 
@@ -139,7 +119,8 @@ class Videos:
         with self._lock:
             self.reading -= 1
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, wav: bool = False) -> Job:
+        """The job (its WAV is in it here; `wav` asks a cluster to fetch it) or FrameError video_not_found."""
         with self._lock:
             self._expire()
             job = self.jobs.get(job_id)
@@ -157,6 +138,70 @@ class Videos:
         finished = [j for j in finished if j.id in self.jobs]
         for job in finished[:max(0, len(finished) - self.settings["max_kept"])]:
             del self.jobs[job.id]
+
+
+def upload_folder(app: Flask) -> Path:
+    """instance/videos, emptied of the uploads a server left there when it stopped mid-read."""
+    folder = Path(app.instance_path) / "videos"
+    folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.iterdir():
+        leftover.unlink(missing_ok=True)
+    return folder
+
+
+def refuse_oversized(length: int | None, settings: dict) -> None:
+    """FrameError video_too_large when the request says it is bigger than `transcribe.max_mb`."""
+    if length is not None and length > settings["max_mb"] * 2**20:
+        raise FrameError("video_too_large", f"the file has {length} bytes; the limit is {settings['max_mb']} MB")
+
+
+def receive(stream, folder: Path, settings: dict) -> Path:
+    """The upload streamed into a file in `folder`, counted as it comes, then opened as a video: its path, or
+    FrameError video_too_large, not_video, video_corrupt or video_too_long with nothing left behind."""
+    limit, path = int(settings["max_mb"] * 2**20), None
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".upload", delete=False) as f:
+            path = Path(f.name)
+            size = 0
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise FrameError("video_too_large", f"the file is over the limit of {settings['max_mb']} MB")
+                f.write(chunk)
+        if size == 0:
+            raise FrameError("not_video", "the upload was empty")
+        Video(path, settings["max_duration_s"]).close()  # refused at once when it is no readable video
+        return path
+    except BaseException:
+        if path is not None:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def read_upload(path: Path, config: dict, predictor, trackers: TrackerPool, speech,
+                progress: Callable[[float, float], None]) -> tuple[Transcript, bytes | None]:
+    """The one reading of an upload, by this server or by a cluster's worker: its transcript and, when there are
+    words and server speech, their WAV. FrameError when it cannot be read (anything unforeseen: video_corrupt)."""
+    try:
+        transcript = transcribe(path, config, predictor, trackers=trackers,
+                                max_duration_s=config["transcribe"]["max_duration_s"], progress=progress)
+    except FrameError:
+        raise
+    except Exception as exc:
+        log.exception("video %s failed", path.name)
+        raise FrameError("video_corrupt", "the video could not be read to its end") from exc
+    wav = None
+    if transcript.text and speech.available:
+        try:
+            wav = speak(transcript.text, speech)
+        except Exception:  # the page speaks with the browser's own voice instead
+            log.exception("speech for video %s failed", path.name)
+    return transcript, wav
+
+
+def fraction(seconds: float, total: float) -> float:
+    """A reading's progress, below 1 until it is done."""
+    return min(0.99, seconds / total) if total > 0 else 0.0
 
 
 def refusal(exc: FrameError):
@@ -189,7 +234,7 @@ def status(job_id: str):
 @bp.get("/api/videos/<job_id>/<name>")
 def result(job_id: str, name: str):
     try:
-        job = current_app.extensions["videos"].get(job_id)
+        job = current_app.extensions["videos"].get(job_id, wav=name == "speech.wav")
     except FrameError as exc:
         return refusal(exc)
     if job.transcript is None or (name == "speech.wav" and job.wav is None):
@@ -207,5 +252,11 @@ def result(job_id: str, name: str):
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["videos"] = Videos(app)
+    """After the admin's init: a cluster's videos use its shared store (app.extensions["admin_db"])."""
+    if app.config["SIGN2SOUND"].get("message_queue"):
+        from app.cluster.videos import ClusterVideos  # Redis and RQ are imported only in cluster mode
+
+        app.extensions["videos"] = ClusterVideos(app, app.extensions["admin_db"])
+    else:
+        app.extensions["videos"] = Videos(app)
     app.register_blueprint(bp)

@@ -1,7 +1,8 @@
 // Screen readers: one polite live region (#announce) says each change of the transcript once. The word, the
 // sentence and the suggestions are drawn by view.js and words.js; this module watches what they show and, after
 // each batch of changes (a result, an ack), says what changed in one message: a letter added or deleted (the word
-// spelled out), a finished or replaced word, a cleared text, new suggestions or "instead of" alternatives.
+// spelled out), a finished or replaced word, a cleared text, new suggestions or "instead of" alternatives. Other
+// modules (practice.js) add their own message with `announce`: said with the next change, or alone just after.
 
 const $ = (id) => document.getElementById(id);
 
@@ -37,14 +38,29 @@ export function describe(was, now) {
   return parts.join(". ");
 }
 
+let pending = []; // messages of other modules, said with the next change
+let flush = null;
+
+function say(message) {
+  const all = [message, ...pending].filter(Boolean).join(". ");
+  pending = [];
+  clearTimeout(flush);
+  if (all) $("announce").textContent = all;
+}
+
+export function announce(message) {
+  pending.push(message);
+  clearTimeout(flush);
+  flush = setTimeout(() => say(""), 150); // no change of the transcript came with it
+}
+
 export function initAnnounce() {
-  const region = $("announce");
   let shown = snapshot();
   const observer = new MutationObserver(() => {
     const now = snapshot();
     const message = describe(shown, now);
     shown = now;
-    if (message) region.textContent = message;
+    if (message) say(message);
   });
   for (const id of ["word", "text", "suggestions"]) {
     observer.observe($(id), { childList: true, characterData: true, subtree: true });

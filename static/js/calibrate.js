@@ -93,6 +93,7 @@ export function showControls() {
   const hasKey = Boolean(localStorage.getItem(STORE.key));
   $("calibration-offer").hidden = Boolean(localStorage.getItem(STORE.offered) || hasKey);
   $("calibrate").hidden = !$("calibration-offer").hidden; // one Calibrate button at a time
+  $("practice").hidden = $("calibrate").hidden;
   $("use-shared").hidden = !hasKey;
   $("forget-me").hidden = !hasKey && !keptWords().length && !keptMisreadings();
   $("use-shared").textContent = localStorage.getItem(STORE.shared) ? "Use my model" : "Use the shared model";
@@ -100,6 +101,7 @@ export function showControls() {
 
 function onResult(result) {
   $("status-model").textContent = result.model === "personal" ? "yours" : result.model;
+  document.body.dataset.model = result.model; // read by tests and styles: "personal" once yours reads
   if (!take || take.done || !result.calibration || result.calibration.label !== take.label) return;
   const now = performance.now();
   const samples = result.calibration.samples;
@@ -224,6 +226,12 @@ function onAdapted(result) {
   const figures = `on your held-back frames the shared model read ${pct(result.before)}, yours reads ${pct(result.after)}`;
   const pairs = Object.entries(result.confused || {});
   confused = CALIBRATABLE.filter((c) => pairs.some((pair) => pair.includes(c))); // a confusion may name `nothing`
+  if (result.source === "practice") { // practice.js says it; the calibration panel stays as it is
+    if (result.switched === false) localStorage.setItem(STORE.shared, "1");
+    else localStorage.removeItem(STORE.shared);
+    showControls();
+    return;
+  }
   if (result.switched === false) {
     // The server kept the shared model: so does this browser, until the user chooses theirs.
     localStorage.setItem(STORE.shared, "1");

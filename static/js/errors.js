@@ -7,6 +7,7 @@ export const ERROR_MESSAGES = {
   bad_image: "A camera picture arrived damaged and was skipped.",
   too_large: "A camera picture was too big to send and was skipped.",
   too_many_pixels: "A camera picture had too many pixels and was skipped.",
+  bad_landmarks: "The page's hand tracker sent landmarks the server could not read, so that reading was skipped.",
   rate_limited: "Too many requests in a short time, so some were refused. Wait a little and try again.",
   server_full: "The server is reading as many people as it can; yours will be read as soon as someone leaves.",
   no_session: "The connection to the server was reset. Reload the page.",
@@ -24,7 +25,8 @@ export const ERROR_MESSAGES = {
   bad_misreadings: "What this browser kept of how your letters are read could not be read, so the server left it out.",
   bad_label: "That sign cannot be calibrated: choose A to Z, space or del.",
   class_full: "Enough pictures of this sign are recorded.",
-  too_few_samples: "Not enough of your signs were recorded yet: calibrate some signs first.",
+  too_few_samples: "Not enough of your signs were recorded yet: calibrate or practise some signs first.",
+  bad_word: "A practice word is 1 to 40 letters A to Z.",
   adapt_busy: "An adaptation is already running for you, or too many are waiting: try again in a minute.",
   adapt_failed: "Adapting to your hand failed; the shared model is still in use. Try again.",
   store_full: "Your personal model could not be stored; the shared model is still in use.",
@@ -38,6 +40,8 @@ export const ERROR_MESSAGES = {
   cross_site: "Only this site's own page can send a video to it.",
   video_busy: "The server is transcribing as many videos as it can: try again in a minute.",
   video_not_found: "That transcript is no longer kept (they expire after a while): transcribe the video again.",
+  video_worker_lost: "The worker reading that video stopped before it finished: send it again.",
+  video_queue_down: "Videos cannot be transcribed right now (the server's job queue is unreachable): try again shortly.",
 };
 
 // The plain message for an `error` from the server. The server's own text is added only where it names

@@ -1,10 +1,12 @@
 // The live page: camera -> frames over Socket.IO -> results on screen -> speech.
 import { initAnnounce } from "./announce.js";
 import { initCalibration, isCalibrationError, personalAuth, showControls } from "./calibrate.js";
-import { CameraError, captureFrame, startCamera } from "./camera.js";
+import { CameraError, startCamera } from "./camera.js";
 import { errorText } from "./errors.js";
 import { drawHand } from "./overlay.js";
+import { initPractice, onEvents as practised } from "./practice.js";
 import { FrameStream } from "./stream.js";
+import { HandTracking } from "./tracking.js";
 import * as view from "./view.js";
 import { Voice } from "./voice.js";
 import { keptMisreadings, keptWords, Words } from "./words.js";
@@ -25,6 +27,7 @@ function auth(callback) {
 const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true, auth });
 initCalibration(socket, { setMessage: view.setMessage, reconnect });
 initAnnounce();
+initPractice(socket);
 let serverTts = false;
 let cameraReady = false;
 
@@ -33,13 +36,20 @@ const voice = new Voice({
   onPlaying: () => view.setMessage("sound", null),
 });
 
+// Where the hand is found: this device's tracker (landmarks are sent) or the server's (pictures are sent).
+const tracking = new HandTracking({
+  video, canvas: captureCanvas, captureWidth: Number(settings.captureWidth) || 480, setMessage: view.setMessage,
+  settings: { modelComplexity: Number(settings.modelComplexity), minDetectionConfidence: Number(settings.minDetectionConfidence),
+    minTrackingConfidence: Number(settings.minTrackingConfidence) },
+});
+
 const stream = new FrameStream({
   fps: Number(settings.sendFps) || 15,
   capture: async () => {
     if (!cameraReady || !socket.connected || video.readyState < 2 || !video.videoWidth) return null;
-    return captureFrame(video, captureCanvas, Number(settings.captureWidth) || 480);
+    return tracking.capture();
   },
-  send: (seq, image) => socket.emit("frame", { seq, image }),
+  send: (seq, frame) => socket.emit("frame", { seq, ...frame }),
 });
 
 // A new connection, whose auth carries the personal key or not (calibrate.js switches models so). The frames in
@@ -66,6 +76,7 @@ const words = new Words(socket, {
   showState: (state) => view.showTranscript(state),
   speakWord: (word) => { if (!serverTts) voice.speakInBrowser(word); }, // the server speaks it otherwise
   onLearned: showControls, // "Forget me" forgets what the browser keeps of the user too
+  onEvents: practised, // a practised word's score, from a word action's ack
 });
 
 function speak(text) {
@@ -122,6 +133,7 @@ socket.on("result", (result) => {
     words.showResult(result);
   }
   view.flashEvent(result.events);
+  practised(result.events);
   drawHand(overlay, result.landmarks);
   const word = result.events.find((e) => e.type === "word");
   if (word && !serverTts) voice.speakInBrowser(word.value);
@@ -170,7 +182,10 @@ document.addEventListener("keydown", (event) => {
   actions[action]();
 });
 
-setInterval(() => view.showStats(stream.stats()), 500);
+setInterval(() => {
+  view.showStats(stream.stats());
+  tracking.show();
+}, 500);
 
 (async () => {
   try {
@@ -180,6 +195,7 @@ setInterval(() => view.showStats(stream.stats()), 500);
     cameraReady = true;
     view.showCameraHint(null);
     stream.start();
+    await tracking.start();
   } catch (err) {
     const text = err instanceof CameraError ? err.message : `The camera could not start (${err}).`;
     view.showCameraHint("No camera");

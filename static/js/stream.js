@@ -10,8 +10,8 @@ const STATS_WINDOW_MS = 2000;
 export class FrameStream {
   constructor({ fps, capture, send }) {
     this.interval = 1000 / fps;
-    this.capture = capture; // () => Promise<ArrayBuffer|null>
-    this.send = send; // (seq, bytes) => void
+    this.capture = capture; // () => Promise<frame fields (a picture or landmarks)|null>
+    this.send = send; // (seq, fields) => void
     this.seq = 0;
     this.inFlight = new Map(); // seq -> time sent
     this.done = []; // [time answered, round trip ms]

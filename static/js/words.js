@@ -43,8 +43,10 @@ function keepWord(word) {
 
 export class Words {
   // fresh(state): false for a state older than one shown; showState(state): show {word, text};
-  // speakWord(word): the browser's voice when the server has none; onLearned(): this browser keeps more of the user.
-  constructor(socket, { fresh, showState, speakWord, onLearned }) {
+  // speakWord(word): the browser's voice when the server has none; onLearned(): this browser keeps more of the user;
+  // onEvents(events): every ack's events (a practised word's score).
+  constructor(socket, { fresh, showState, speakWord, onLearned, onEvents = () => {} }) {
+    this.onEvents = onEvents;
     this.socket = socket;
     this.fresh = fresh;
     this.showState = showState;
@@ -78,6 +80,7 @@ export class Words {
   // The server keeps what the user chose (chosen) and a spelling undo restored: so does this browser.
   apply(state, chosen = false) {
     if (!state) return;
+    this.onEvents(state.events);
     const current = this.fresh(state);
     if (current) this.showState(state);
     const word = state.events.findLast((e) => e.type === "word" || e.type === "replace");
