@@ -29,24 +29,13 @@ CONFIRMED = ("decoded", "right")  # every word the decoder settled on; only the 
 
 
 def aligned_labels(meant: str, confirmed: str) -> list[str | None]:
-    """Per letter of `meant` (what was signed), the letter of `confirmed` aligned to it (Levenshtein), or None."""
-    n, m = len(meant), len(confirmed)
-    cost = np.zeros((n + 1, m + 1), int)
-    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            cost[i, j] = min(cost[i - 1, j - 1] + (meant[i - 1] != confirmed[j - 1]), cost[i - 1, j] + 1,
-                             cost[i, j - 1] + 1)
-    out: list[str | None] = [None] * n
-    i, j = n, m
-    while i and j:
-        if cost[i, j] == cost[i - 1, j - 1] + (meant[i - 1] != confirmed[j - 1]):
-            out[i - 1] = confirmed[j - 1]
-            i, j = i - 1, j - 1
-        elif cost[i, j] == cost[i - 1, j] + 1:
-            i -= 1
-        else:
-            j -= 1
+    """Per letter of `meant` (what was signed), the letter of `confirmed` aligned to it, or None: the alignment
+    practice labels its frames by (app.live.practice.align)."""
+    from app.live.practice import align
+    out: list[str | None] = [None] * len(meant)
+    for i, j in align(meant, confirmed):
+        if i is not None and j is not None:
+            out[i] = confirmed[j]
     return out
 
 
