@@ -97,7 +97,8 @@ def practice(options: list[str]) -> None:
     on another part after 10, 20 and 40 words (ml.practice). --folds DIR as for calibrate; PRACTICE_SIGNERS=a,b
     limits the signers; PRACTICE_ADAPT='{"balance": true}' passes a recipe variant to ml.personal.adapt;
     PRACTICE_KEEP=N keeps each class's newest N frames only; PRACTICE_AFTER=40 (or 10,40) measures after those
-    counts of words only; PRACTICE_SEED=1 draws the takes and adapts with another seed."""
+    counts of words only; PRACTICE_SEED=1 draws the takes and adapts with another seed; PRACTICE_WORDS=THE,HAT,...
+    practises another list than ml.practice_words'."""
     from ml.practice import run_practice
     folds, options = folds_option(options)
     signers = [s for s in os.environ.get("PRACTICE_SIGNERS", ",".join(CALIBRATE_SIGNERS)).split(",") if s]
@@ -106,7 +107,8 @@ def practice(options: list[str]) -> None:
                  emit=lambda record: print(json.dumps(record), flush=True),
                  adapt_options=json.loads(os.environ.get("PRACTICE_ADAPT", "{}")), keep=int(keep) if keep else None,
                  after=tuple(int(n) for n in os.environ.get("PRACTICE_AFTER", "10,20,40").split(",")),
-                 seed=int(os.environ.get("PRACTICE_SEED", "0")))
+                 seed=int(os.environ.get("PRACTICE_SEED", "0")),
+                 words=[w for w in os.environ.get("PRACTICE_WORDS", "").split(",") if w] or None)
 
 
 if __name__ == "__main__":

@@ -176,16 +176,17 @@ def _roll(shape: np.ndarray) -> np.ndarray:
 
 
 def run_practice(signers: list[str], train_options: list[str], folds_dir: str | None, emit, seed: int = 0,
-                 adapt_options: dict | None = None, keep: int | None = None, after=WORDS_AFTER) -> list[dict]:
+                 adapt_options: dict | None = None, keep: int | None = None, after=WORDS_AFTER,
+                 words=None) -> list[dict]:
     """Per signer: the fold model before, calibration alone, practice alone and calibration + practice after each
-    of `after` words; `keep`: each class keeps only its newest `keep` frames (Samples.latest) before adapting.
+    of `after` words (`words`, else ml.practice_words'); `keep`: each class keeps only its newest `keep` frames (Samples.latest) before adapting.
     Adaptation runs its full steps whatever the machine's load (max_seconds None unless adapt_options says)."""
     adapt_options = {"max_seconds": None, **(adapt_options or {})}
     rows = []
     for fold in folds(signers, train_options, folds_dir, seed):
         shared, shared_video = fold.read(fold.model)
         calibration, calibrated = settled_calibration(fold)
-        practice, word_of = practice_takes(fold, calibrated, seed=seed)
+        practice, word_of = practice_takes(fold, calibrated, words or PRACTICE_WORDS, seed=seed)
         row = {"signer": fold.signer, "options": adapt_options, "keep": keep, "test": int(len(fold.y_test)),
                "classes": len(fold.pool), "before": _share(shared), "video_before": _share(shared_video)}
         runs = [("calibration", calibration)]
