@@ -191,8 +191,8 @@ def run_practice(signers: list[str], train_options: list[str], folds_dir: str | 
                "classes": len(fold.pool), "before": _share(shared), "video_before": _share(shared_video)}
         runs = [("calibration", calibration)]
         for n in after:
-            words = practice.subset(word_of < n)
-            runs += [(f"practice {n}", words), (f"calibration + practice {n}", Samples.concat([calibration, words]))]
+            spelled = practice.subset(word_of < n)
+            runs += [(f"practice {n}", spelled), (f"calibration + practice {n}", Samples.concat([calibration, spelled]))]
         for name, samples in runs:
             if keep:
                 samples = samples.latest(keep)
