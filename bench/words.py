@@ -90,12 +90,13 @@ READERS = ("still", "confident")  # the speller given each frame's hand, and giv
 
 
 def spell_all(model, meta, samples, words: list[str], config: dict, rng, runs: list,
-              pace: tuple[int, int] = FRAMES_PER_LETTER) -> dict[str, list[tuple[str, list, object]]]:
+              pace: tuple[int, int] = FRAMES_PER_LETTER, drawn: list | None = None
+              ) -> dict[str, list[tuple[str, list, object]]]:
     """Each word signed letter by letter with the held-out signer's samples (bench.letters.word_hands: each letter
     held `pace` frames with a real hand's shake, the hand moving between letters, a rest before a double letter) at
     frame rate through the rolling window, the model and the real speller, read by each of READERS; returns
     {reader: [(word, the speller's committed letters, the gap after the last)]} for each word the signer has
-    every letter of."""
+    every letter of; `drawn` gets, per word spelled, the index into `samples` of each letter's sample."""
     import numpy as np
     import torch
     from app.live.decoder import letter_probs
@@ -110,8 +111,10 @@ def spell_all(model, meta, samples, words: list[str], config: dict, rng, runs: l
         if any(c not in by_class for c in word):
             continue
         frames, history = [], []
-        for hand in word_hands(word, [feats[rng.choice(by_class[c])] for c in word], runs, pace, rng,
-                               sp["rest_frames"]):
+        chosen = [rng.choice(by_class[c]) for c in word]
+        if drawn is not None:
+            drawn.append(chosen)
+        for hand in word_hands(word, [feats[i] for i in chosen], runs, pace, rng, sp["rest_frames"]):
             if hand is None:
                 frames.append(None)
                 history = []

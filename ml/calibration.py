@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,12 +74,17 @@ def first(available: int, size: int) -> int:
     return max(0, available // 2 - size // 2) if os.environ.get("CALIBRATE_FRAMES") == "middle" else 0
 
 
+def calibration_indices(pool: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, the class's number for each): the first `size` frames of each class's calibration part."""
+    chosen = [(k, i) for k, cls in enumerate(pool) for i in pool[cls][first(len(pool[cls]), size):][:size]]
+    return np.array([i for _, i in chosen]), np.array([k for k, _ in chosen])
+
+
 def calibration_samples(data: LandmarkSet, pool: dict[str, np.ndarray], size: int, photos: bool) -> Samples:
     """The first `size` frames of each class's calibration part, one take per class as the page records; photos
     are a take each (consecutive photos are not a video: their wrist jumps are no motion)."""
-    chosen = [(k, i) for k, cls in enumerate(pool) for i in pool[cls][first(len(pool[cls]), size):][:size]]
-    takes = np.arange(len(chosen)) if photos else np.array([k for k, _ in chosen])
-    idx = np.array([i for _, i in chosen])
+    idx, k = calibration_indices(pool, size)
+    takes = np.arange(len(idx)) if photos else k
     return Samples(data.X[idx], data.aspect[idx], data.handedness[idx] == "Right", data.y[idx], takes)
 
 
@@ -107,9 +113,9 @@ def worst(changed: dict[str, tuple[float, float]]) -> tuple[str, float]:
     return c, round(changed[c][1] - changed[c][0], 4)
 
 
-def fold_model(signer: str, train_options: list[str], folds: str | None):
+def fold_model(signer: str, train_options: list[str], folds_dir: str | None):
     """The model trained without `signer`: DIR/<signer>/best_model.pth when kept there, else trained now."""
-    out = Path(folds) / signer if folds else None
+    out = Path(folds_dir) / signer if folds_dir else None
     if out is None or not (out / "best_model.pth").is_file():
         import tempfile
         tmp = tempfile.TemporaryDirectory() if out is None else None
@@ -122,44 +128,81 @@ def fold_model(signer: str, train_options: list[str], folds: str | None):
     return load_checkpoint(out / "best_model.pth", "cpu")
 
 
-def run_calibration(signers: list[str], train_options: list[str], folds: str | None, emit,
-                    sizes=CALIBRATION_SIZES, seed: int = 0, adapt_options: dict | None = None) -> list[dict]:
-    """adapt_options: keyword arguments for ml.personal.adapt (recipe variants)."""
+@dataclass
+class Fold:
+    """One unseen signer: the model trained without them, the replay set it adapts with, their data split into
+    the calibration part (`pool`: {class: indices in recording order}) and the test part."""
+    signer: str
+    model: torch.nn.Module
+    meta: dict
+    replay: tuple[np.ndarray, np.ndarray]
+    person: LandmarkSet
+    pool: dict[str, np.ndarray]
+    x_test: np.ndarray
+    y_test: np.ndarray
+    video: np.ndarray | None  # a video source's test frames in recording order, through the live window
+
+    @property
+    def photos(self) -> bool:
+        return self.signer.startswith(PHOTO_SIGNERS)
+
+    def read(self, model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray | None]:
+        """Per test frame: read right held still, and (video sources) read right through the live window."""
+        still = accuracy(model, self.meta["window"], self.x_test, self.y_test)
+        return still, None if self.video is None else correct(model, self.video, self.y_test)
+
+
+def folds(signers: list[str], train_options: list[str], folds_dir: str | None, seed: int = 0):
+    """Each signer's Fold (every source loaded once)."""
     args = parse_args([*train_options, "--out", "unused"])
     from ml.config import load_config
     data = load_sets(args.datasets, load_config())
     features = data.features()
     labels = np.array([CLASSES.index(c) for c in data.y])
-    rows = []
     for signer in signers:
         mine = data.group == signer
         if not mine.any():
             raise ValueError(f"no samples of signer {signer!r}")
-        model, meta = fold_model(signer, train_options, folds)
+        model, meta = fold_model(signer, train_options, folds_dir)
         replay = make_replay(features[~mine], labels[~mine], data.group[~mine], seed=seed)
         replay = (replay["replay_features"].float().numpy(), replay["replay_labels"].long().numpy())
         person = data.subset(mine)
         pool, test = calibration_parts(person, signer)
-        # CALIBRATE_SKIP=1: the user skips every other class; the table then shows what the skipped ones keep.
-        skipped = [c for c in pool if os.environ.get("CALIBRATE_SKIP") == "1" and CALIBRATION_CLASSES.index(c) % 2]
-        pool = {c: v for c, v in pool.items() if c not in skipped}
         x_test, y_test = features[mine][test], labels[mine][test]
-        was_skipped = np.isin(y_test, [CLASSES.index(c) for c in skipped])
-        shared_ok = accuracy(model, meta["window"], x_test, y_test)
         # A video source's test part, each class's frames in recording order, read through the live window.
         video = None if signer.startswith(PHOTO_SIGNERS) else take_windows(x_test, y_test, meta["window"])
-        shared_video_ok = None if video is None else correct(model, video, y_test)
+        yield Fold(signer, model, meta, replay, person, pool, x_test, y_test, video)
+
+
+def adapt_as_served(fold: Fold, samples: Samples, seed: int = 0, options: dict | None = None):
+    """ml.personal.adapt on one torch thread, as the server runs it: (result, wall seconds, CPU seconds: on a
+    busy shared machine the wall time includes waiting for a core)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        started, cpu = time.monotonic(), time.thread_time()
+        result = adapt(fold.model, fold.meta, samples, replay=fold.replay, **{"seed": seed, **(options or {})})
+        return result, time.monotonic() - started, time.thread_time() - cpu
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_calibration(signers: list[str], train_options: list[str], folds_dir: str | None, emit,
+                    sizes=CALIBRATION_SIZES, seed: int = 0, adapt_options: dict | None = None) -> list[dict]:
+    """adapt_options: keyword arguments for ml.personal.adapt (recipe variants)."""
+    rows = []
+    for fold in folds(signers, train_options, folds_dir, seed):
+        signer, y_test = fold.signer, fold.y_test
+        # CALIBRATE_SKIP=1: the user skips every other class; the table then shows what the skipped ones keep.
+        skipped = [c for c in fold.pool
+                   if os.environ.get("CALIBRATE_SKIP") == "1" and CALIBRATION_CLASSES.index(c) % 2]
+        pool = {c: v for c, v in fold.pool.items() if c not in skipped}
+        was_skipped = np.isin(y_test, [CLASSES.index(c) for c in skipped])
+        shared_ok, shared_video_ok = fold.read(fold.model)
         for size in sizes:
-            samples = calibration_samples(person, pool, size, signer.startswith(PHOTO_SIGNERS))
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # as the server runs torch
-            try:
-                started = time.monotonic()
-                result = adapt(model, meta, samples, replay=replay, **{"seed": seed, **(adapt_options or {})})
-                seconds = time.monotonic() - started
-            finally:
-                torch.set_num_threads(threads)
-            ok = accuracy(result.model, meta["window"], x_test, y_test)
+            samples = calibration_samples(fold.person, pool, size, fold.photos)
+            result, seconds, _ = adapt_as_served(fold, samples, seed, adapt_options)
+            ok, video_ok = fold.read(result.model)
             per_class = changes(y_test, shared_ok, ok)
             worst_class, worst_change = worst(per_class)
             row = {"signer": signer, "options": adapt_options or {}, "per_class_frames": size, "samples": len(samples),
@@ -170,8 +213,7 @@ def run_calibration(signers: list[str], train_options: list[str], folds: str | N
                    "kept_shared": result.kept_shared, "confused": result.confused, "worst_class": worst_class,
                    "worst_class_change": worst_change,
                    "per_class": {c: [round(b, 3), round(a, 3)] for c, (b, a) in per_class.items()}}
-            if video is not None:
-                video_ok = correct(result.model, video, y_test)
+            if video_ok is not None:
                 video_worst, video_change = worst(changes(y_test, shared_video_ok, video_ok))
                 row |= {"video_before": round(float(shared_video_ok.mean()), 4),
                         "video_after": round(float(video_ok.mean()), 4), "video_worst_class": video_worst,

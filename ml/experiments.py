@@ -3,6 +3,7 @@
     python -m ml.experiments conventions            # how to bring the webcam sets to the photo convention
     python -m ml.experiments loso [TRAIN OPTIONS]   # leave-one-signer-out + the Kaggle 80/20 split
     python -m ml.experiments calibrate [--folds DIR] [TRAIN OPTIONS]   # personal models for unseen signers
+    python -m ml.experiments practice [--folds DIR] [TRAIN OPTIONS]    # ... from practice words, with calibration
 
 Each prints one JSON line per measurement. TRAIN OPTIONS are passed to ml.train (e.g. --epochs 30 --mirror 0.2).
 """
@@ -70,21 +71,45 @@ def loso(options: list[str]) -> None:
           flush=True)
 
 
+def folds_option(options: list[str]) -> tuple[str | None, list[str]]:
+    """(--folds DIR or None, the other options)."""
+    if "--folds" not in options:
+        return None, options
+    i = options.index("--folds")
+    return options[i + 1], options[:i] + options[i + 2:]
+
+
 def calibrate(options: list[str]) -> None:
     """Per unseen signer: calibrate the fold model (trained without them) on CALIBRATION_SIZES frames per class from
     one part of their data, test before and after on the rest (ml.calibration). --folds DIR keeps (and reuses)
     the fold models as DIR/<signer>/best_model.pth; CALIBRATE_SIGNERS=a,b limits the signers;
     CALIBRATE_ADAPT='{"steps": 150}' passes a recipe variant to ml.personal.adapt."""
     from ml.calibration import run_calibration
-    folds = None
-    if "--folds" in options:
-        i = options.index("--folds")
-        folds, options = options[i + 1], options[:i] + options[i + 2:]
+    folds, options = folds_option(options)
     signers = [s for s in os.environ.get("CALIBRATE_SIGNERS", ",".join(CALIBRATE_SIGNERS)).split(",") if s]
     run_calibration(signers, ["--datasets", *SOURCES, *options], folds,
                     emit=lambda record: print(json.dumps(record), flush=True),
                     adapt_options=json.loads(os.environ.get("CALIBRATE_ADAPT", "{}")))
 
 
+def practice(options: list[str]) -> None:
+    """Per unseen signer: practice words spelled from one part of their data, alone and after calibration, tested
+    on another part after 10, 20 and 40 words (ml.practice). --folds DIR as for calibrate; PRACTICE_SIGNERS=a,b
+    limits the signers; PRACTICE_ADAPT='{"balance": true}' passes a recipe variant to ml.personal.adapt;
+    PRACTICE_KEEP=N keeps each class's newest N frames only; PRACTICE_AFTER=40 (or 10,40) measures after those
+    counts of words only; PRACTICE_SEED=1 draws the takes and adapts with another seed; PRACTICE_WORDS=THE,HAT,...
+    practises another list than ml.practice_words'."""
+    from ml.practice import run_practice
+    folds, options = folds_option(options)
+    signers = [s for s in os.environ.get("PRACTICE_SIGNERS", ",".join(CALIBRATE_SIGNERS)).split(",") if s]
+    keep = os.environ.get("PRACTICE_KEEP")
+    run_practice(signers, ["--datasets", *SOURCES, *options], folds,
+                 emit=lambda record: print(json.dumps(record), flush=True),
+                 adapt_options=json.loads(os.environ.get("PRACTICE_ADAPT", "{}")), keep=int(keep) if keep else None,
+                 after=tuple(int(n) for n in os.environ.get("PRACTICE_AFTER", "10,20,40").split(",")),
+                 seed=int(os.environ.get("PRACTICE_SEED", "0")),
+                 words=[w for w in os.environ.get("PRACTICE_WORDS", "").split(",") if w] or None)
+
+
 if __name__ == "__main__":
-    {"conventions": conventions, "loso": loso, "calibrate": calibrate}[sys.argv[1]](sys.argv[2:])
+    {"conventions": conventions, "loso": loso, "calibrate": calibrate, "practice": practice}[sys.argv[1]](sys.argv[2:])

@@ -82,6 +82,20 @@ class Samples:
     def subset(self, mask) -> "Samples":
         return Samples(self.landmarks[mask], self.aspect[mask], self.is_left[mask], self.labels[mask], self.takes[mask])
 
+    @staticmethod
+    def concat(parts: list["Samples"]) -> "Samples":
+        """One user's samples gathered at different times (calibration, then practice words), in that order."""
+        return Samples(*(np.concatenate([getattr(s, f) for s in parts])
+                         for f in ("landmarks", "aspect", "is_left", "labels", "takes")))
+
+    def latest(self, per_class: int) -> "Samples":
+        """The last `per_class` frames of each class (frames are kept in the order they were gathered): a class
+        that has gathered more keeps its newest."""
+        keep = np.zeros(len(self), bool)
+        for cls in np.unique(self.labels):
+            keep[np.flatnonzero(self.labels == cls)[-per_class:]] = True
+        return self.subset(keep)
+
     def save(self, path: str | os.PathLike) -> Path:
         """Atomic .npz write (temp file + rename)."""
         return save_npz(path, landmarks=self.landmarks, aspect=self.aspect, is_left=self.is_left, labels=self.labels,
@@ -212,14 +226,15 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
           seed: int = 0, holdout: float = 0.25, steps: int = 200, lr: float = 3e-3, batch: int = 64,
           replay: tuple[np.ndarray, np.ndarray] | None = None, replay_batch: int = 64,
           min_samples: int = MIN_SAMPLES, head_only: bool = False, user_augment: AugmentConfig | dict | None = None,
-          motion: bool = True, max_seconds: float | None = 12.0) -> AdaptResult:
+          motion: bool = True, max_seconds: float | None = 12.0, balance: bool = False) -> AdaptResult:
     """A personal model from the shared `model` (never changed) and one user's `samples`.
 
     Every step trains on `batch` augmented windows of the user's frames and `replay_batch` of the shared
     replay set (`replay`, else the one stored in `meta`); head_only leaves the GRU as shared; motion makes a
     shape-only (version 1) model see the wrist's path first (with_motion). The learning rate decays by the larger
     of the steps done and the time spent (max_seconds of training): on a busy machine adaptation ends on time, with
-    fewer steps. PersonalError for too few samples."""
+    fewer steps. balance draws every class's frames equally often (else every frame is: a letter that practice
+    words bring often weighs more). PersonalError for too few samples."""
     started = time.monotonic()
     if len(samples) < min_samples:
         raise PersonalError(f"{len(samples)} calibration frames: at least {min_samples} are needed")
@@ -248,6 +263,10 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
     optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     x_user, y_user, motion_user = features[train], labels[train], windows[train][..., N_SHAPE:]
+    weights = None
+    if balance:
+        weights = 1.0 / np.bincount(y_user)[y_user]
+        weights /= weights.sum()
     trained_from, steps_done = time.monotonic(), 0
     for step in range(steps):
         done = step / steps
@@ -256,7 +275,7 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
         if done >= 1:
             break
         personal.train()
-        pick = rng.integers(0, len(x_user), batch)
+        pick = rng.choice(len(x_user), batch, p=weights) if balance else rng.integers(0, len(x_user), batch)
         user = training_windows(x_user[pick], y_user[pick], window, rng, user_augment)
         user[..., N_SHAPE:] = motion_user[pick]  # the user's own wrist path over the window
         xs, ys = [user], [y_user[pick]]
