@@ -6,6 +6,7 @@ import math
 from flask import Blueprint, current_app, jsonify, render_template, send_from_directory
 
 from ml.config import ROOT
+from ml.practice_words import DEL_EVERY, OPENING, PRACTICE_WORDS
 
 bp = Blueprint("pages", __name__)
 # The page's hand tracker (MediaPipe Hands with its models and WASM, static/js/tracker.js): the npm package that
@@ -21,7 +22,8 @@ def index():
     classes = page_classes(config)
     return render_template("index.html", frames=config["frames"], landmarks=config["landmarks"],
                            calibration_classes=classes,
-                           calibration_s=calibration_seconds(config, classes))
+                           calibration_s=calibration_seconds(config, classes),
+                           practice={"words": PRACTICE_WORDS, "opening": OPENING, "del_every": DEL_EVERY})
 
 
 def page_classes(config: dict) -> list[str]:

@@ -1,23 +1,23 @@
-"""The graded practice list (issue 22): the words the page asks a learner to spell, in order.
+"""The practice list (issue 22): the words the live page asks a learner to spell, in order, and what
+`python -m ml.experiments practice` spells for an unseen signer, so the figures measure the page's own list.
 
-Short common words first, then longer ones, then names. Every letter of A-Z comes up within the first
-17 words (about 55 letters: well inside the first two minutes at a learner's pace), and the hard ones (J, Q,
-X, Z, V) more than once within the first 40. Double letters (a rest between them) wait for the later words.
-`space` ends each word when it is signed; `del` is asked every DEL_EVERY words (erase the word's last letter and
-sign it again), so both come up early too. `python -m ml.experiments practice` measures what these words teach a
-personal model (docs/EXPERIMENTS.md, "Practice words"); the page asks for them in this order.
+The opening (its first OPENING words) is "the quick brown fox jumps over the lazy dog" rearranged into short words:
+every letter A-Z and 8 spaces in 35 letters, about two minutes at 2.5 s a sign. Then short common words, longer ones
+and names; after the opening the page prefers, among the next few words, one with the letters this user gets wrong.
+Every DEL_EVERY-th word is a `del` drill: spell the word, take its last letter back with `del`, sign it again.
 """
 from __future__ import annotations
 
 PRACTICE_WORDS = (
-    # short and common: all 26 letters by TOP
-    "CAB", "DOG", "SUN", "FIX", "JAM", "ZIP", "WEB", "KEY", "VAN", "QUIZ", "HELP", "BOX", "GYM", "LAKE", "YES",
-    "RUN", "TOP", "HAND", "WORD", "JUMP", "BLUE", "FROG", "MILK", "CITY", "PLAY",
-    # longer
-    "WATER", "HOUSE", "QUICK", "ZEBRA", "VOICE", "PLANT", "NIGHT", "EXTRA", "JUICE", "MOVIE", "LIGHT", "GHOST",
-    "SWIFT", "FRIEND", "KNIGHT", "PUZZLE", "YELLOW", "OXYGEN", "SCHOOL", "JACKET", "WINDOW",
+    # the opening
+    "THE", "HAT", "FOX", "JUMPS", "QUICK", "BROWN", "LAZY", "DIVING",
+    # short common words
+    "AND", "YOU", "CAN", "NOT", "WHO", "YES", "BIG", "RED", "SUN", "CUP", "MAP", "KEY", "ZOO", "JOB", "WAX", "GYM",
+    # longer ones
+    "HELLO", "THANKS", "PLEASE", "FRIEND", "SCHOOL", "WATER", "FAMILY", "QUIET", "PIZZA", "JACKET", "OXYGEN",
+    "KNOWLEDGE", "BEAUTIFUL", "SANDWICH",
     # names (the decoder must keep them as spelled)
-    "MARIA", "JOHN", "DAVID", "KEIRA", "OSCAR", "LUCY", "PIERRE", "XAVIER", "ZOE", "HUGO", "BEA", "VIKTOR",
-    "JUNE", "QUINN",
+    "ANNA", "JAMES", "MARIA", "KEVIN", "SOPHIA", "OLIVIA", "XAVIER", "ZOE", "QUINN", "YUSUF", "BEATRIX", "WOJCIECH",
 )
-DEL_EVERY = 5  # every 5th word: erase its last letter with `del`, then sign that letter again
+OPENING = 8  # the page asks these in order; all 26 letters are in them
+DEL_EVERY = 5  # every 5th word: its last letter taken back with `del` and signed again

@@ -1,7 +1,7 @@
 // Practice on the live page: the page names a word, the user spells it and ends it (the space sign, or Space), the
 // page shows each letter read right, misread as X, or missed, a score, and the next word. Each practised word is
 // also labelled frames of the user's hand: the server adapts to them in the background, and "model: yours" shows.
-// The words: a fixed opening with every letter A-Z, `del` and `space` in about two minutes (at 2.5 s a sign), then
+// The words (ml/practice_words.py): a fixed opening with every letter A-Z and `space` in about two minutes, then
 // a graded list (short common words, longer ones, names), preferring words with the letters this user gets wrong.
 // The server's protocol: `practice` {word} (null ends), the word event's "practice" {target, correct, letters}.
 
@@ -10,26 +10,18 @@ import { isCalibrationError, showControls } from "./calibrate.js";
 import { errorText } from "./errors.js";
 
 const $ = (id) => document.getElementById(id);
-// The opening: "the quick brown fox jumps over the lazy dog" rearranged into short words, with a del drill
-// (spell HATS, take the S back with del): the word sent to the server is what should remain.
-const OPENING = [{ word: "THE" }, { word: "HAT", extra: "S" }, { word: "FOX" }, { word: "JUMPS" }, { word: "QUICK" },
-  { word: "BROWN" }, { word: "LAZY" }, { word: "DIVING" }]; // 35 letters, a del and 8 spaces: ~2 min at 2.5 s a sign
-const GRADED = [
-  // short common words
-  "AND", "YOU", "CAN", "NOT", "WHO", "YES", "BIG", "RED", "SUN", "CUP", "MAP", "KEY", "ZOO", "JOB", "WAX", "GYM",
-  // longer ones
-  "HELLO", "THANKS", "PLEASE", "FRIEND", "SCHOOL", "WATER", "FAMILY", "QUIET", "PIZZA", "JACKET", "OXYGEN",
-  "KNOWLEDGE", "BEAUTIFUL", "SANDWICH",
-  // names
-  "ANNA", "JAMES", "MARIA", "KEVIN", "SOPHIA", "OLIVIA", "XAVIER", "ZOE", "QUINN", "YUSUF", "BEATRIX", "WOJCIECH",
-];
+// The words and the del drill come from the server (ml/practice_words.py: the list `ml.experiments practice`
+// measures): its first `opening` words hold every letter A-Z; every `del_every`-th word is a del drill.
+const listData = () => $("practice-panel").dataset; // words, opening, delEvery
+const listWords = () => listData().words.split(",");
 const LOOK_AHEAD = 8; // the next word is the likeliest to practise a weak letter among the next few of the list
 const NEXT_MS = 1500; // the score stays this long before the next word
 
 let socket = null;
 let active = false;
-let item = null; // {word, extra}
+let item = null; // {word, drill: a del drill}
 let queue = [];
+let asked = 0; // words asked since practice started (every del_every-th is a del drill)
 let score = { right: 0, done: 0 };
 const misses = {}; // letter -> times read wrong or missed in practice, plus the confusions an adaptation named
 
@@ -69,8 +61,9 @@ export function onEvents(events) {
 function start() {
   if (active) return;
   active = true;
-  queue = [...OPENING];
+  queue = listWords().slice(0, Number(listData().opening));
   score = { right: 0, done: 0 };
+  asked = 0;
   document.body.classList.add("practising");
   $("practice-panel").hidden = false;
   localStorage.setItem("sign2sound.calibrationOffered", "1"); // chosen: the first-visit offer is answered
@@ -98,30 +91,33 @@ function weight(word) {
 
 function pick() {
   if (queue.length) return queue.shift();
+  const graded = listWords().slice(Number(listData().opening));
   const seen = new Set(JSON.parse($("practice-panel").dataset.seen || "[]"));
-  let list = GRADED.filter((w) => !seen.has(w));
-  if (!list.length) list = GRADED; // all practised: round again
+  let list = graded.filter((w) => !seen.has(w));
+  if (!list.length) list = graded; // all practised: round again
   const window = list.slice(0, LOOK_AHEAD);
   const best = window.reduce((a, b) => (weight(b) > weight(a) ? b : a), window[0]);
-  $("practice-panel").dataset.seen = JSON.stringify([...seen, best].slice(-GRADED.length + 1));
-  return { word: best };
+  $("practice-panel").dataset.seen = JSON.stringify([...seen, best].slice(-graded.length + 1));
+  return best;
 }
 
 function next() {
-  item = pick();
+  asked += 1;
+  const word = pick();
+  item = { word, drill: asked % Number(listData().delEvery) === 0 };
   send();
-  const shown = item.word + (item.extra || "");
-  $("practice-word").textContent = shown;
-  $("practice-word").setAttribute("aria-label", shown.split("").join(" "));
-  const weak = [...new Set(item.word)].filter((c) => misses[c]);
-  const how = item.extra ? `Spell ${shown}, sign del to take back the ${item.extra}, then sign space (or press Space).`
+  $("practice-word").textContent = word;
+  $("practice-word").setAttribute("aria-label", word.split("").join(" "));
+  const weak = [...new Set(word)].filter((c) => misses[c]);
+  const last = word[word.length - 1];
+  const how = item.drill ? `Spell it, sign del to take back the ${last}, sign ${last} again, then sign space (or press Space).`
     : "Spell it, then sign space (or press Space).";
   $("practice-how").textContent = weak.length
     ? `${how} Your ${weak.join(", ")} ${weak.length > 1 ? "were" : "was"} read wrong before: try with your hand turned a little.`
     : how;
   $("practice-letters").replaceChildren();
   status("");
-  announce(`Practice: spell ${shown.split("").join(" ")}`);
+  announce(`Practice: spell ${word.split("").join(" ")}`);
 }
 
 function send() {
