@@ -269,17 +269,13 @@ def merged(recorded: Samples | None, store: PersonalStore, key: str, replaced: s
         earlier = None
     if earlier is not None and len(earlier) and recorded is not None:
         earlier.takes = earlier.takes - earlier.takes.max() - 1  # numbered below the new takes
-        recorded = Samples(*(np.concatenate([getattr(earlier, f), getattr(recorded, f)]) for f in
-                             ("landmarks", "aspect", "is_left", "labels", "takes")))
+        recorded = Samples.concat([earlier, recorded])
     elif recorded is None:
         recorded = earlier
     if recorded is None or not len(recorded):
         raise FrameError("too_few_samples", "no frames of your signs are kept any more: calibrate or practise "
                                             "some signs first")
-    keep = np.zeros(len(recorded), bool)
-    for label in set(recorded.labels):
-        keep[np.flatnonzero(recorded.labels == label)[-max_per_class:]] = True
-    return recorded.subset(keep)
+    return recorded.latest(max_per_class)
 
 
 def _adapted(app: Flask, sid: str, session: Session, key: str, staged, result: dict, started: float,
