@@ -13,6 +13,7 @@ side by side in one run.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -141,7 +142,7 @@ def main(argv=None) -> None:
 
 `python -m bench.videos{f" --speed-clips {len(timed)}" if len(timed) < n else ""}`: {len(timed)} signademy clips ({duration:.1f} s of 1080x1920 video at 30 fps), each read whole
 twice, alternating clip by clip: the model's windows in batches of {batch} (`transcribe.batch`) and one at a time.
-{machine_label()}; measured on a busy shared 2-core machine.
+{machine_label()}; 1-min load average {os.getloadavg()[0]:.1f} as the run ended (the run's own work included).
 
 | windows to the model | wall time | x real time |
 | --- | --- | --- |
