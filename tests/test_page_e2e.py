@@ -348,6 +348,9 @@ def test_a_first_calibration_types_nothing_beside_the_camera_and_says_which_sign
     # A phone: the preview and the panel on one screen too; no key hints on a touch screen; Cancel closes.
     phone = hand_browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
     phone.goto(server.url + "/?landmarks=server")
+    expect(phone.locator("#status-connection")).to_have_text("connected")
+    assert phone.evaluate("() => Math.max(...[...document.querySelectorAll('#status > span')].map("
+                          "(e) => e.getBoundingClientRect().right)) <= 390")  # the status line wraps within the screen
     expect(phone.locator("#speak kbd")).to_be_hidden()
     expect(phone.locator("#end-word")).to_be_visible()  # what the Space key does, for a finger
     phone.click("#calibration-offer-yes")
