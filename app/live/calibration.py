@@ -16,7 +16,7 @@ from app import socketio
 from app.live import learning
 from app.live.blocking import run_blocking
 from app.live.frames import FrameError
-from app.live.session import Session
+from app.live.session import current_session
 from ml.personal import CALIBRATION_CLASSES
 
 
@@ -51,14 +51,11 @@ class Recorder:
         return status
 
 
-def _session() -> Session | None:
-    return current_app.extensions["sessions"].get(request.sid)
-
 
 @socketio.on("calibrate")
 def on_calibrate(payload=None, *_):
     label = payload.get("label", "missing") if isinstance(payload, dict) else "missing"
-    session = _session()
+    session = current_session()
     if session is None or (label is not None and label not in CALIBRATION_CLASSES):
         learning.error(request.sid, FrameError("bad_label", f"calibrate takes {{\"label\": one of "
                                                             f"{', '.join(CALIBRATION_CLASSES)}}} or "

@@ -38,7 +38,7 @@ from app import socketio
 from app.live.blocking import run_blocking
 from app.live.frames import FrameError
 from app.live.personal import SWEEP_S, AdaptationPool, HourlyLimit, Job, PersonalStore, key_hash, new_key
-from app.live.session import Session
+from app.live.session import Session, current_session
 from app.pump import EmitPump
 from ml.personal import Samples
 
@@ -177,13 +177,10 @@ def on_disconnect(sid: str) -> None:
     current_app.extensions["adaptations"].cancel(sid)
 
 
-def _session() -> Session | None:
-    return current_app.extensions["sessions"].get(request.sid)
-
 
 @socketio.on("adapt")
 def on_adapt(*_):
-    sid, session = request.sid, _session()
+    sid, session = request.sid, current_session()
     try:
         if session is None:
             raise FrameError("adapt_failed", "no live session for this connection; reconnect")
@@ -303,7 +300,7 @@ def _adapted(app: Flask, sid: str, session: Session, key: str, staged, result: d
 
 @socketio.on("forget")
 def on_forget(*_):
-    session = _session()
+    session = current_session()
     shared = current_app.extensions["predictor"].model_id
     if session is None:
         return {"model": shared}

@@ -25,6 +25,7 @@ from app import socketio
 from app.live import learning
 from app.live.blocking import run_blocking
 from app.live.frames import FrameError
+from app.live.session import current_session
 from app.live.speller import DELETE, MAX_WORD, SPACE
 
 WORD = re.compile(f"[A-Z]{{1,{MAX_WORD}}}")
@@ -135,14 +136,11 @@ class Practice:
                 gathered.add(label, take, hand.landmarks, aspect, hand.is_left)
 
 
-def _session():
-    return current_app.extensions["sessions"].get(request.sid)
-
 
 @socketio.on("practice")
 def on_practice(payload=None, *_):
     word = payload.get("word", "missing") if isinstance(payload, dict) else "missing"
-    session = _session()
+    session = current_session()
     if session is None or not (word is None or (isinstance(word, str) and WORD.fullmatch(word))):
         learning.error(request.sid, FrameError("bad_word", f'practice takes {{"word": 1 to {MAX_WORD} letters '
                                                            'A-Z}, or {"word": null} to stop practising'))

@@ -39,7 +39,7 @@ from app.live.blocking import run_blocking
 from app.live.frames import FrameError, parse_payload
 from app.live.landmark_frames import is_landmark_frame, parse_landmarks
 from app.live.decoder import shared_lexicon
-from app.live.session import Session, Sessions
+from app.live.session import Sessions, current_session
 from app.live.speech import Speech, SpeechQueue
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,6 @@ class NoDelay:
         return self.wsgi_app(environ, start_response)
 
 
-def _session() -> Session | None:
-    return current_app.extensions["sessions"].get(request.sid)
-
 
 @socketio.on("connect")
 def on_connect(auth=None):
@@ -106,7 +103,7 @@ def on_frame(payload=None, *_):  # any argument count: a bad one gets an error r
     seq = seq if type(seq) is int else None  # echoed in an error only when it is a valid seq
     try:
         seq, data = parse_landmarks(payload) if is_landmark_frame(payload) else parse_payload(payload)
-        session = _session()
+        session = current_session()
         if session is None:
             raise FrameError("no_session", "no live session for this connection; reconnect")
         session.rate.admit()
@@ -131,7 +128,7 @@ def on_ping(payload=None, *_):
 
 def _word_action(name: str, *args):
     """Run session.<name> (undo, space, choose): its state is the ack; a word it finished or replaced is spoken."""
-    session = _session()
+    session = current_session()
     if not session:
         return None
     state = run_blocking(getattr(session, name), *args)
@@ -160,13 +157,13 @@ def on_choose(choice=None, *_):
 
 @socketio.on("reset")
 def on_reset(*_):
-    session = _session()
+    session = current_session()
     return run_blocking(session.reset) if session else None
 
 
 @socketio.on("speak")
 def on_speak(*_):
-    session = _session()
+    session = current_session()
     text = session.speller.text.strip() if session else ""
     if not text:
         socketio.emit("error", FrameError("nothing_to_speak", "there is no text to speak yet").as_dict(),
@@ -182,10 +179,10 @@ def _speak_words(events: list[dict]) -> None:
         if event["type"] in ("word", "replace"):
             _speak_later(event["value"])
         if "practice" in event:  # its frames joined the user's samples: enough of them adapt in the background
-            learning.adapt_when_due(_session())
+            learning.adapt_when_due(current_session())
     if not any(event["type"] in ("word", "replace", "del") for event in events):  # nothing learned or taken back
         return
-    session = _session()
+    session = current_session()
     # Off the event loop: it waits for the session's lock, which a frame being read holds.
     learned = session and run_blocking(session.misreadings, current_app.extensions["predictor"].model_id)
     if learned:
@@ -195,7 +192,7 @@ def _speak_words(events: list[dict]) -> None:
 def _speak_later(text: str) -> None:
     """Render `text` in the background and send it to this client as `speech` (the result goes first): queued
     behind what this client is already hearing, one speaker per client (app.live.speech.SpeechQueue)."""
-    session = _session()
+    session = current_session()
     if session is not None and session.to_speak.put(text):
         socketio.start_background_task(_speaker, current_app.extensions["speech"], request.sid, session.to_speak)
 

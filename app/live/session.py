@@ -12,6 +12,7 @@ import time
 from collections import deque
 
 import numpy as np
+from flask import current_app, request
 
 from app.live.decoder import Decoded, Decoder, letter_probs, parse_misreadings, shared_lexicon
 from app.live.frames import FrameError, decode_frame
@@ -389,6 +390,11 @@ class Session:
             if not self.closed:
                 self.closed = True
                 self.tracker.release()
+
+
+def current_session() -> Session | None:
+    """The live session of the Socket.IO connection being handled (None once it has ended)."""
+    return current_app.extensions["sessions"].get(request.sid)
 
 
 class Sessions:
