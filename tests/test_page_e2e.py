@@ -90,13 +90,16 @@ def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, browser):
     page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    # What the live region says, from before the page's own scripts run: on a busy machine the camera's first
+    # letter can be read and said before a test step after the page's load could start listening.
+    page.add_init_script("""window.said = []; document.addEventListener('DOMContentLoaded', () => {
+        const region = document.getElementById('announce');
+        new MutationObserver(() => window.said.push(region.textContent)).observe(region, {childList: true}); });""")
     page.goto(server.url + "/?landmarks=server")
     # Screen readers hear one live region say each change once (static/js/announce.js), not #word and #text both.
     live = page.evaluate("""() => [...document.querySelectorAll('[aria-live], [role=status], [role=alert]')]
         .filter((e) => !e.closest('[hidden]') || e.id === 'calibration-status').map((e) => e.id).sort()""")
     assert live == ["announce", "calibration-status", "messages", "record-status", "transcribe-status"], live
-    page.evaluate("""() => { window.said = []; const region = document.getElementById('announce');
-        new MutationObserver(() => window.said.push(region.textContent)).observe(region, {childList: true}); }""")
 
     expect(page.locator("#status-connection")).to_have_text("connected")
     for hidden in ("#calibration-panel", "#spelled", "#forget-me"):  # nothing to calibrate, keep or forget yet
