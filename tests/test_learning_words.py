@@ -112,3 +112,21 @@ def test_the_switch_off_gathers_nothing(words_server, rest):
         assert client.call("adapt")["queued"] is not None  # on again: the next word taught
     finally:
         client.close()
+
+
+def test_the_page_has_the_switch_on_by_default_and_keeps_it_off_once_turned_off(words_server):
+    from tests.test_page_e2e import expect, launch
+
+    for browser in launch([]):  # no camera: the switch needs none
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(words_server.url + "/?landmarks=server")
+        expect(page.locator("#status-connection")).to_have_text("connected")
+        switch = page.get_by_label("Learn from my spelling")
+        expect(switch).to_be_checked()
+        switch.uncheck()
+        page.reload()
+        expect(page.locator("#status-connection")).to_have_text("connected")
+        expect(page.get_by_label("Learn from my spelling")).not_to_be_checked()  # this browser remembers
+        assert errors == []
