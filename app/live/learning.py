@@ -27,7 +27,8 @@ connect auth {"personal_key": K}   reads with K's personal model, or `error` unk
                                    (cluster mode with Redis down: personal_unavailable, the key stays good)
 
 Bounds: samples per class (`calibration.max_samples_per_class`, in memory and in the store: the newest kept), the
-28 classes, adaptations per key and per client address per hour, the queue, the store.
+28 classes, adaptations per key and per client address per hour, the queue, the store; a word's frames
+(`practice.max_frames_per_word`, practised or spelled freely) and one word waiting for confirmation.
 """
 from __future__ import annotations
 
