@@ -68,7 +68,7 @@ class Gathered:
         self.stored_through = 0  # frames up to this serial are in the store
         self.sources: dict[str, int] = {}  # source -> the serial its latest take started at
         self.replaced: dict[str, int] = {}  # class -> serial of the calibration take that replaces its stored frames
-        self.added = 0  # frames added since the last adaptation started: practice adapts past a threshold
+        self.added = 0  # frames added since the last adaptation started, words' aside: practice adapts past a threshold
         self.words = 0  # words confirmed since the last adaptation started: free spelling adapts past a threshold
 
     def new_take(self, label: str, source: str) -> int:
@@ -91,7 +91,7 @@ class Gathered:
         self.serial += 1
         frames.append((np.asarray(landmarks, np.float32), float(aspect), bool(is_left), take, self.serial,
                        source))
-        self.added += 1
+        self.added += source != WORDS  # (free spelling counts its words instead)
         return True
 
     def count(self, label: str) -> int:
