@@ -30,8 +30,8 @@ CONFIRMED = ("decoded", "right")  # every word the decoder settled on; only the 
 
 def aligned_labels(meant: str, confirmed: str) -> list[str | None]:
     """Per letter of `meant` (what was signed), the letter of `confirmed` aligned to it, or None: the alignment
-    practice labels its frames by (app.live.practice.align)."""
-    from app.live.practice import align
+    practice and the live free spelling label their frames by (app.live.word_frames.align)."""
+    from app.live.word_frames import align
     out: list[str | None] = [None] * len(meant)
     for i, j in align(meant, confirmed):
         if i is not None and j is not None:

@@ -175,7 +175,7 @@ def test_practice_words_must_be_letters_a_to_z(practice_server):
 
 
 def test_alignment_keeps_the_letters_after_a_missed_or_extra_one():
-    from app.live.practice import align
+    from app.live.word_frames import align
 
     assert align("CAB", "CAB") == [(0, 0), (1, 1), (2, 2)]
     assert align("CAB", "CB") == [(0, 0), (1, None), (2, 1)]  # A missed: B stays B
@@ -198,9 +198,9 @@ def test_new_samples_join_the_stored_ones_newest_kept_and_a_calibration_take_rep
     gathered = Gathered(max_per_class=4)
     take = gathered.new_take("A", "practice")
     for i in range(3):
-        gathered.add("A", take, hand + 10 + i, 1.0, False)
+        gathered.add("A", take, hand + 10 + i, 1.0, False, source="practice")
     take = gathered.new_take("B", "calibration")
-    gathered.add("B", take, hand + 20, 1.0, False)
+    gathered.add("B", take, hand + 20, 1.0, False, source="calibration")
     gathered.new_take("C", "calibration")  # a take that kept no frame replaces nothing
     out = merged(gathered.unstored(), store, key, gathered.replacing(), gathered.max_per_class)
     mine = {label: sorted(int(lm[0, 0]) for lm, lab in zip(out.landmarks, out.labels) if lab == label)

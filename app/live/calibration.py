@@ -38,7 +38,8 @@ class Recorder:
 
     def add(self, hand, aspect: float) -> None:
         if self.label is not None:
-            self.gathered.add(self.label, self.take, hand.landmarks, aspect, hand.is_left, evict=False)
+            self.gathered.add(self.label, self.take, hand.landmarks, aspect, hand.is_left,
+                             source="calibration", evict=False)
 
     def status(self) -> dict:
         if self.label is None:

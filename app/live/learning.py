@@ -4,7 +4,7 @@ All three are ways of gathering one thing: labelled frames of this user (landmar
 gather in the session's `Gathered` (bounded per class), and an adaptation merges them with the ones kept under the
 user's key (one store, one bound per class, one `forget`), runs in the background pool (app.live.personal), and
 the session reads with the result. The handlers that gather (app.live.calibration's `calibrate`,
-app.live.practice's `practice`) only pass frames on.
+app.live.practice's `practice`, the session's words for app.live.confirmed) only pass frames on.
 
 client `adapt`                     ack {"queued": n} (place in the queue, 1 = next; 0: started at once), then
                                    `adapt_progress` {"step", "steps"} and `adapted` {"model", "key", "samples",
@@ -15,14 +15,20 @@ client `adapt`                     ack {"queued": n} (place in the queue, 1 = ne
                                    personal model ("model": "personal", switched) unless some are confused, then
                                    it keeps the shared one (the key opens the personal model when asked for).
                                    Practice also adapts by itself once `practice.adapt_after_samples` new frames
-                                   have gathered (same events, no ack; a refusal is only logged).
+                                   have gathered, free spelling once `learning.adapt_after_words` words were
+                                   confirmed (same events, no ack; a refusal is only logged).
+client `learn_words` {"on": bool}  whether the words this client spells freely teach (app.live.confirmed; on from
+                                   connect): off, its words waiting and the frames they gave that no adaptation
+                                   stored yet go. Ack {"on"}; anything else: `error` bad_payload (ack null). The
+                                   page sends {"on": false} on every connect while its switch is off.
 client `forget`                    the personal model, its samples and the frames gathered since deleted;
                                    ack {"model": the shared id}
 connect auth {"personal_key": K}   reads with K's personal model, or `error` unknown_key and the shared model
                                    (cluster mode with Redis down: personal_unavailable, the key stays good)
 
 Bounds: samples per class (`calibration.max_samples_per_class`, in memory and in the store: the newest kept), the
-28 classes, adaptations per key and per client address per hour, the queue, the store.
+28 classes, adaptations per key and per client address per hour, the queue, the store; a word's frames
+(`practice.max_frames_per_word`, practised or spelled freely) and one word waiting for confirmation.
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ from flask import Flask, current_app, request
 
 from app import socketio
 from app.live.blocking import run_blocking
+from app.live.confirmed import SOURCE as WORDS, ConfirmedWords
 from app.live.frames import FrameError
 from app.live.personal import SWEEP_S, AdaptationPool, HourlyLimit, Job, PersonalStore, key_hash, new_key
 from app.live.session import Session, current_session
@@ -48,19 +55,21 @@ SOURCES = ("calibration", "practice", "words")  # what gathered an adaptation's 
 
 class Gathered:
     """One session's labelled frames, from any source: at most `max_per_class` a class, the newest kept. A take is
-    one showing of one class (a calibration capture, one letter of a practice word); a calibration take replaces
-    its class's earlier frames (that is redo) and stops at the bound instead. Frames stay after an adaptation
-    stored them (a calibration may be adapted again); only those not yet stored join the stored samples."""
+    one showing of one class (a calibration capture, one letter of a practice or confirmed word); a calibration
+    take replaces its class's earlier frames (that is redo) and stops at the bound instead. Frames stay after an
+    adaptation stored them (a calibration may be adapted again); only those not yet stored join the stored
+    samples."""
 
     def __init__(self, max_per_class: int):
         self.max_per_class = int(max_per_class)
-        self.frames: dict[str, deque] = {}  # class -> (landmarks, aspect, is_left, take, serial)
+        self.frames: dict[str, deque] = {}  # class -> (landmarks, aspect, is_left, take, serial, source)
         self.take = 0
         self.serial = 0  # of the latest frame
         self.stored_through = 0  # frames up to this serial are in the store
         self.sources: dict[str, int] = {}  # source -> the serial its latest take started at
         self.replaced: dict[str, int] = {}  # class -> serial of the calibration take that replaces its stored frames
-        self.added = 0  # frames added since the last adaptation started: practice adapts past a threshold
+        self.added = 0  # frames added since the last adaptation started, words' aside: practice adapts past a threshold
+        self.words = 0  # words confirmed since the last adaptation started: free spelling adapts past a threshold
 
     def new_take(self, label: str, source: str) -> int:
         self.take += 1
@@ -70,16 +79,19 @@ class Gathered:
             self.replaced[label] = self.serial + 1
         return self.take
 
-    def add(self, label: str, take: int, landmarks, aspect: float, is_left: bool, evict: bool = True) -> bool:
-        """Keep one frame; at the bound the oldest of its class goes (`evict`), or the frame is not kept."""
+    def add(self, label: str, take: int, landmarks, aspect: float, is_left: bool, *, source: str,
+            evict: bool = True) -> bool:
+        """Keep one frame of `source` (what gathered its take); at the bound the oldest of its class goes
+        (`evict`), or the frame is not kept."""
         frames = self.frames.setdefault(label, deque())
         if len(frames) >= self.max_per_class:
             if not evict:
                 return False
             frames.popleft()
         self.serial += 1
-        frames.append((np.asarray(landmarks, np.float32), float(aspect), bool(is_left), take, self.serial))
-        self.added += 1
+        frames.append((np.asarray(landmarks, np.float32), float(aspect), bool(is_left), take, self.serial,
+                       source))
+        self.added += source != WORDS  # (free spelling counts its words instead)
         return True
 
     def count(self, label: str) -> int:
@@ -91,11 +103,19 @@ class Gathered:
     def unstored(self) -> Samples | None:
         """The frames no adaptation has stored yet."""
         rows = [(lm, a, left, take, label) for label, frames in self.frames.items()
-                for lm, a, left, take, serial in frames if serial > self.stored_through]
+                for lm, a, left, take, serial, _ in frames if serial > self.stored_through]
         if not rows:
             return None
         lm, aspect, left, takes, labels = zip(*rows)
         return Samples(np.stack(lm), np.array(aspect), np.array(left), np.array(labels), np.array(takes))
+
+    def drop(self, source: str) -> None:
+        """The frames of `source` no adaptation has stored yet go (the user turned that source off)."""
+        for label, frames in self.frames.items():
+            self.frames[label] = deque(f for f in frames if f[5] != source or f[4] <= self.stored_through)
+        self.sources.pop(source, None)
+        if source == WORDS:
+            self.words = 0
 
     def replacing(self) -> set[str]:
         """The classes whose stored frames a new calibration take replaces (one that kept no frame replaces none)."""
@@ -157,7 +177,9 @@ def error(sid: str, exc: FrameError) -> None:
 
 
 def on_connect(session: Session, auth: object) -> None:
-    """Called by realtime's connect handler: load the personal model the client's key opens."""
+    """Called by realtime's connect handler: free spelling teaches (until `learn_words` off); load the personal
+    model the client's key opens."""
+    session.spelling = spelling(session)
     key = auth.get("personal_key") if isinstance(auth, dict) else None
     if key is None:
         return
@@ -177,6 +199,34 @@ def on_disconnect(sid: str) -> None:
     current_app.extensions["adaptations"].cancel(sid)
 
 
+def spelling(session: Session) -> ConfirmedWords:
+    """What gathers this session's confirmed words."""
+    config = current_app.config["SIGN2SOUND"]
+    per_class = config["calibration"]["max_samples_per_class"]
+    return ConfirmedWords(config["practice"]["max_frames_per_word"], lambda: gathered(session, per_class))
+
+
+@socketio.on("learn_words")
+def on_learn_words(payload=None, *_):
+    on = payload.get("on") if isinstance(payload, dict) else None
+    session = current_session()
+    if session is None or not isinstance(on, bool):
+        error(request.sid, FrameError("bad_payload", 'learn_words takes {"on": true} or {"on": false}'))
+        return None
+    made = spelling(session) if on else None
+
+    def switch():
+        with session.lock:
+            if not on:
+                session.spelling = None
+                if session.gathered is not None:
+                    session.gathered.drop(WORDS)
+            elif session.spelling is None:
+                session.spelling = made
+
+    run_blocking(switch)
+    return {"on": on}
+
 
 @socketio.on("adapt")
 def on_adapt(*_):
@@ -191,13 +241,22 @@ def on_adapt(*_):
     return {"queued": queued}
 
 
-def adapt_when_due(session: Session) -> None:
-    """After a practice word: adapt in the background once enough new frames have gathered since the last one.
+def adapt_when_due(session: Session | None) -> None:
+    """After a word: adapt in the background once enough has gathered since the last adaptation: practising,
+    `practice.adapt_after_samples` new frames; spelling freely, `learning.adapt_after_words` confirmed words.
     A refusal (a limit, one already running) is only logged: the frames stay for the next word or `adapt`."""
-    due = current_app.config["SIGN2SOUND"]["practice"]["adapt_after_samples"]
-    with session.lock:
-        ready = session.gathered is not None and session.gathered.added >= due
-    if not ready or current_app.extensions["adaptations"].has(request.sid):
+    config = current_app.config["SIGN2SOUND"]
+
+    def due() -> bool:
+        with session.lock:  # (off the event loop: a frame being read holds it)
+            new, calibration = session.gathered, session.calibration
+            if new is None or (calibration is not None and calibration.active):
+                return False
+            if session.practice is not None:
+                return new.added >= config["practice"]["adapt_after_samples"]
+            return new.words >= config["learning"]["adapt_after_words"]
+
+    if session is None or not run_blocking(due) or current_app.extensions["adaptations"].has(request.sid):
         return  # (one running: its `adapted` comes, and the frames gathered since wait for the next word)
     try:
         start_adaptation(request.sid, session)
@@ -251,7 +310,7 @@ def start_adaptation(sid: str, session: Session) -> int:
         shutil.rmtree(staged, ignore_errors=True)
         raise
     with session.lock:
-        new.added = 0
+        new.added = new.words = 0
     return queued
 
 
@@ -321,6 +380,8 @@ def on_forget(*_):
             session.gathered = None
             if session.practice is not None:
                 session.practice.clear()
+            if session.spelling is not None:
+                session.spelling.clear()
         session.use_personal(None, None)
         session.forget_words()
 

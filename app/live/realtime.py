@@ -3,8 +3,8 @@
 client -> `frame` (JPEG/PNG bytes or {"seq", "image"}, or the page's own tracker's {"seq", "landmarks", "handedness",
           "aspect"}: app.live.landmark_frames), `reset`, `undo`, `speak`, `ping` (acks its payload),
           `space` (ends the word as the `space` sign does), `choose` {"index": i} or {"raw": true};
-          `calibrate`: app.live.calibration; `practice`: app.live.practice; `adapt`, `forget` and connect's
-          auth {"personal_key"}: app.live.learning;
+          `calibrate`: app.live.calibration; `practice`: app.live.practice; `adapt`, `forget`, `learn_words`
+          (whether free spelling teaches: app.live.confirmed) and connect's auth {"personal_key"}: app.live.learning;
           connect's auth {"words": [spellings the user kept before], "misreadings": the last `misreadings`}:
           a returning user's decoder (Session.restore_words, restore_misreadings)
 server -> `result` (one per accepted frame, with "suggestions" for the current word; "model": "personal" or
@@ -178,8 +178,8 @@ def _speak_words(events: list[dict]) -> None:
     for event in events:
         if event["type"] in ("word", "replace"):
             _speak_later(event["value"])
-        if "practice" in event:  # its frames joined the user's samples: enough of them adapt in the background
-            learning.adapt_when_due(current_session())
+    if any(event["type"] in ("word", "replace") for event in events):  # a word taught: enough adapt in the background
+        learning.adapt_when_due(current_session())
     if not any(event["type"] in ("word", "replace", "del") for event in events):  # nothing learned or taken back
         return
     session = current_session()

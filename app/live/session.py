@@ -127,12 +127,13 @@ class Session:
         self.lock = threading.Lock()
         self.closed = False
         # The user's own samples (app.live.learning): their personal model and key, the labelled frames gathered
-        # (calibration, practice) and what gathers them now.
+        # (calibration, practice, confirmed words) and what gathers them now.
         self.personal: PersonalModel | None = None
         self.personal_key: str | None = None
         self.gathered = None  # app.live.learning.Gathered, from the first calibration take or practice word
         self.calibration = None  # app.live.calibration.Recorder while this client calibrates
         self.practice = None  # app.live.practice.Practice while this client practises
+        self.spelling = None  # app.live.confirmed.ConfirmedWords while its free spelling teaches (on by default)
         # Words (app.live.decoder): the finished word's decoding and the growing word's suggestions.
         self._decoder: Decoder | None = None  # made on first use: it waits for the shared lexicon
         self.suggestions: list[str] = []  # for the current word
@@ -271,6 +272,8 @@ class Session:
             calibrating = self.calibration is not None and self.calibration.active
             if self.practice is not None:
                 self.practice.frame(hand, aspect, letter)
+            elif self.spelling is not None and not calibrating:
+                self.spelling.frame(hand, aspect, letter)
             events = [] if calibrating else self.decode_words(
                 self.speller.update(letter, confidence, letters, hand_now))
             readings.append({"letter": letter, "confidence": confidence, "top": top, "events": events})
@@ -286,6 +289,8 @@ class Session:
         with self.lock:
             if self._replaceable() and self.finished.value != self.finished.raw:
                 self.decoder.remember(self.finished.raw)
+                if self.spelling is not None:
+                    self.spelling.undone()
                 return self.state(self._replace(self.finished.raw))
             return self.state(self.decode_words(self.speller.undo()))
 
@@ -307,19 +312,23 @@ class Session:
         word); refresh the suggestions when the current word changed."""
         out = []
         for event in events:
-            event = self._practised(event)
+            event = self._taught(event)
             if event["type"] == "word":
                 self.finished = self.decoder.decode(self.speller.finished, self.speller.finished_tail)
                 self.decoder.learn(self.finished.value, self.finished.raw)
                 self.speller.replace_finished(self.finished.value)
-                event = self._practised(self.finished.event())
+                event = self._taught(self.finished.event())
             elif event["type"] == "clear":
                 self.finished = None
+                if self.spelling is not None:
+                    self.spelling.clear()  # (practising too: the word waiting for confirmation is gone)
             elif event["type"] == "del" and self.finished is not None and not self.speller.finished:
                 # The space was deleted (the speller let go of the finished word's evidence): the word is being
                 # spelled again, so its lesson is taken back; it teaches once more, as finally spelled, when it ends.
                 self.decoder.learn(self.finished.value, self.finished.raw, weight=-1)
                 self.finished = None
+                if self.spelling is not None:
+                    self.spelling.undone()
             out.append(event)
         if events:
             self.suggestions = self.decoder.suggest(self.speller.letters)
@@ -349,19 +358,29 @@ class Session:
             word = raw if choice.get("raw") is True else options[index]
             self.decoder.remember(word)
             if not self.speller.word:
-                return self.state(self._replace(word))
+                events = self._replace(word)
+                if self.spelling is not None:
+                    self.spelling.replaced(word)
+                return self.state(events)
             # End the current word with the choice in its place.
-            events = [self._practised(e) for e in self.speller.finish_word() if e["type"] != "word"]
+            events = [self._taught(e) for e in self.speller.finish_word() if e["type"] != "word"]
             self.finished = Decoded(word, raw, [w for w in options if w not in (word, raw)])
             self.decoder.learn(word, raw)
             self.speller.replace_finished(word)
             self.suggestions = []
-            return self.state(events + [self._practised(self.finished.event())])
+            return self.state(events + [self._taught(self.finished.event(), chosen=True)])
 
-    def _practised(self, event: dict) -> dict:
-        """Practising (app.live.practice): the speller's letters and deletes are followed; a finished word (its
-        decoded event, with "raw") gains its score, and its frames become this user's samples."""
+    def _taught(self, event: dict, chosen: bool = False) -> dict:
+        """What a word teaches (app.live.learning): the speller's letters and deletes are followed, and a finished
+        word (its decoded event, with "raw"; `chosen` by the user) becomes this user's samples: practising
+        (app.live.practice) as the word asked for, its event gaining its score; spelling freely
+        (app.live.confirmed) once confirmed."""
         if self.practice is None:
+            if self.spelling is not None:
+                if event["type"] != "word":
+                    self.spelling.event(event)
+                elif "raw" in event:
+                    self.spelling.finished(event["raw"], event["value"], chosen)
             return event
         if event["type"] != "word":
             self.practice.event(event)

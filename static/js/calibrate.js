@@ -226,7 +226,7 @@ function onAdapted(result) {
   const figures = `on your held-back frames the shared model read ${pct(result.before)}, yours reads ${pct(result.after)}`;
   const pairs = Object.entries(result.confused || {});
   confused = CALIBRATABLE.filter((c) => pairs.some((pair) => pair.includes(c))); // a confusion may name `nothing`
-  if (result.source === "practice") { // practice.js says it; the calibration panel stays as it is
+  if (result.source !== "calibration") { // practice.js, learn_words.js say it; the calibration panel stays as it is
     if (result.switched === false) localStorage.setItem(STORE.shared, "1");
     else localStorage.removeItem(STORE.shared);
     showControls();

@@ -3,6 +3,7 @@ import { initAnnounce } from "./announce.js";
 import { initCalibration, isCalibrationError, personalAuth, showControls } from "./calibrate.js";
 import { CameraError, startCamera } from "./camera.js";
 import { errorText } from "./errors.js";
+import { initLearnWords } from "./learn_words.js";
 import { drawHand } from "./overlay.js";
 import { initPractice, onEvents as practised } from "./practice.js";
 import { FrameStream } from "./stream.js";
@@ -28,6 +29,7 @@ const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true
 initCalibration(socket, { setMessage: view.setMessage, reconnect });
 initAnnounce();
 initPractice(socket);
+initLearnWords(socket, { setMessage: view.setMessage });
 let serverTts = false;
 let cameraReady = false;
 
