@@ -106,6 +106,25 @@ def entries(server) -> list[Path]:
     return sorted(p for p in folder.iterdir()) if folder.exists() else []
 
 
+def child(server, module: str, timeout: float = TIMEOUT) -> int:
+    """The pid of the server's child process running `module` (`python -m module`), once it has started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for task in Path(f"/proc/{server.proc.pid}/task").iterdir():
+            for pid in (task / "children").read_text().split():
+                try:
+                    if module in Path(f"/proc/{pid}/cmdline").read_text():
+                        return int(pid)
+                except OSError:
+                    pass  # ended meanwhile
+        time.sleep(0.05)
+    raise TimeoutError(f"no child running {module}")
+
+
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
 def read(client: Client, jpegs: list[bytes], rest: bytes) -> list[str]:
     """The letter read for each photo, each held 3 frames (the window fills) with a rest before it."""
     letters = []
@@ -208,7 +227,8 @@ def test_a_bad_frame_during_calibration_is_refused_and_stores_nothing(server):
 
 
 def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_server):
-    server = make_server(env={**FAST, "SIGN2SOUND_CALIBRATION_MAX_SAMPLES_PER_CLASS": "3",
+    server = make_server(env={**FAST, "SIGN2SOUND_CALIBRATION_NICE": "10",  # the product's (tests run at 0)
+                              "SIGN2SOUND_CALIBRATION_MAX_SAMPLES_PER_CLASS": "3",
                               "SIGN2SOUND_CALIBRATION_ADAPTATIONS_PER_KEY_PER_HOUR": "0",
                               "SIGN2SOUND_CALIBRATION_ADAPTATIONS_PER_CLIENT_PER_HOUR": "3",
                               "SIGN2SOUND_CALIBRATION_MAX_PERSONAL_MODELS": "1"})
@@ -227,6 +247,7 @@ def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_
     assert client.call("adapt") == {"queued": 0}
     assert client.call("adapt") == {"queued": None}
     assert client.next("error")["code"] == "adapt_busy"
+    assert niceness(child(server, "app.live.personal")) == 10  # the adaptation yields the CPU to live frames
     first = client.next("adapted", timeout=ADAPT_TIMEOUT)
     # Adaptations per key per hour (0 here: a key's model cannot be adapted again) ...
     assert client.call("adapt") == {"queued": None}
