@@ -197,7 +197,9 @@ def serving(cluster: bool, max_clients: int):
         cluster = Cluster(Path(tmp) / "cluster", tiny_sets=False)
         try:
             cluster.start()
-            pids = [s.serving_pid for s in cluster.servers] + [cluster.nginx.proc.pid, cluster.redis.proc.pid]
+            nginx = cluster.nginx.proc.pid  # its worker process does the proxying
+            nginx_workers = Path(f"/proc/{nginx}/task/{nginx}/children").read_text().split()
+            pids = [s.serving_pid for s in cluster.servers] + [*map(int, nginx_workers), cluster.redis.proc.pid]
             yield cluster.proxy, pids, SOURCES
         finally:
             cluster.stop()
