@@ -32,16 +32,36 @@ class ProtocolError(RuntimeError):
     pass
 
 
-def ws_frame(text: str) -> bytes:
-    """A client's WebSocket text frame (FIN, opcode 1), masked as the protocol requires of clients."""
-    payload = text.encode()
+def ws_frame(payload: str | bytes) -> bytes:
+    """A client's WebSocket frame (FIN; text for a str, binary for bytes), masked as the protocol requires."""
+    opcode = 1 if isinstance(payload, str) else 2
+    payload = payload.encode() if isinstance(payload, str) else payload
     n = len(payload)
-    header = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    header = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
                               if n < 65536 else bytes([0x80 | 127]) + n.to_bytes(8, "big"))
     mask = os.urandom(4)
     keystream = (mask * (n // 4 + 1))[:n]
     masked = (int.from_bytes(payload, "big") ^ int.from_bytes(keystream, "big")).to_bytes(n, "big") if n else b""
     return header + mask + masked
+
+
+def event_messages(event: str, data: dict) -> list[str | bytes]:
+    """The WebSocket messages of a Socket.IO event: one text message, or with bytes in `data` (an image frame) a
+    binary event whose attachments follow as binary messages."""
+    attachments: list[bytes] = []
+
+    def placeholders(value):
+        if isinstance(value, (bytes, bytearray)):
+            attachments.append(bytes(value))
+            return {"_placeholder": True, "num": len(attachments) - 1}
+        if isinstance(value, dict):
+            return {k: placeholders(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [placeholders(v) for v in value]
+        return value
+
+    body = json.dumps([event, placeholders(data)])
+    return [f"45{len(attachments)}-{body}", *attachments] if attachments else ["42" + body]
 
 
 def ws_messages(buffer: bytearray) -> list[tuple[int, bytes]]:
@@ -135,8 +155,8 @@ class Client:
                 self.rtts.append((now - sent) * 1000)
                 self.timings.append(data.get("timings_ms") or {})
 
-    def send(self, text: str) -> None:
-        data = ws_frame(text)
+    def send(self, message: str | bytes) -> None:
+        data = ws_frame(message)
         # Replies are small and the kernel's buffer large: a short write means a stalled server; finish it anyway.
         while data:
             try:
@@ -154,7 +174,8 @@ class Client:
             self.dropped += 1
         else:
             self.sent_at[self.seq] = now
-            self.send("42" + json.dumps(["frame", {"seq": self.seq, **self.frames[self.seq % len(self.frames)]}]))
+            for message in event_messages("frame", {"seq": self.seq, **self.frames[self.seq % len(self.frames)]}):
+                self.send(message)
             self.sent += 1
         self.seq += 1
 
