@@ -90,8 +90,11 @@ def ws_messages(buffer: bytearray) -> list[tuple[int, bytes]]:
 class Client:
     """One streaming client's socket and counts."""
 
-    def __init__(self, url: str, frames: list[dict], period: float, phase: float, source: str | None):
+    def __init__(self, url: str, frames: list[dict], period: float, phase: float, source: str | None,
+                 auth: dict | None = None):
         self.url, self.frames, self.period, self.phase, self.source = url, frames, period, phase, source
+        self.auth = auth  # connect's auth, e.g. {"personal_key"}
+        self.models: set[str] = set()  # what read this client's frames (a result's "model")
         self.sock: socket.socket | None = None
         self.inbox = bytearray()
         self.connected = False  # Socket.IO's namespace connect answered
@@ -137,7 +140,7 @@ class Client:
 
     def on_message(self, text: str, now: float) -> None:
         if text.startswith("0"):  # Engine.IO open: join the default namespace
-            self.send("40")
+            self.send("40" + (json.dumps(self.auth) if self.auth else ""))
         elif text == "2":  # Engine.IO ping
             self.send("3")
         elif text.startswith("40"):
@@ -153,6 +156,7 @@ class Client:
                 self.errors += 1
             elif event == "result" and sent is not None:
                 self.rtts.append((now - sent) * 1000)
+                self.models.add(data.get("model"))
                 self.timings.append(data.get("timings_ms") or {})
 
     def send(self, message: str | bytes) -> None:
@@ -181,13 +185,13 @@ class Client:
 
 
 def stream(url: str, n_clients: int, seconds: float, fps: float, frames: list[dict], sources: int = 1,
-           probe=lambda: None) -> tuple[list[Client], list]:
+           probe=lambda: None, auths: list[dict] | None = None) -> tuple[list[Client], list]:
     """n_clients stream `frames` at `fps` to `url` for `seconds` (after all have connected): the clients (their
     counts) and what `probe()` returned when the streaming started, every tenth of it, and when it ended (CPU
-    clocks, memory). sources > 1: client k connects from 127.0.(k % sources + 1).1."""
+    clocks, memory). sources > 1: client k connects from 127.0.(k % sources + 1).1; auths: client k's connect auth."""
     period = 1.0 / fps
-    clients = [Client(url, frames, period, period * k / n_clients,
-                      f"127.0.{k % sources + 1}.1" if sources > 1 else None) for k in range(n_clients)]
+    clients = [Client(url, frames, period, period * k / n_clients, f"127.0.{k % sources + 1}.1" if sources > 1 else None,
+                      auths[k] if auths else None) for k in range(n_clients)]
     selector = selectors.DefaultSelector()
     for client in clients:
         try:
