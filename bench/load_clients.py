@@ -145,8 +145,9 @@ class Client:
             self.send("3")
         elif text.startswith("40"):
             self.connected = True
-        elif text.startswith("44"):  # Socket.IO connect_error
-            raise ProtocolError(f"connection refused: {text[:200]}")
+        elif text.startswith("44"):  # Socket.IO connect_error: the server refused this client
+            self.errors += 1
+            self.connect_failed = True
         elif text.startswith("42"):
             event, *args = json.loads(text[2:])
             data = args[0] if args else None
@@ -202,10 +203,10 @@ def stream(url: str, n_clients: int, seconds: float, fps: float, frames: list[di
             client.connect_failed = True
     deadline = time.perf_counter() + CONNECT_TIMEOUT_S
     live = [c for c in clients if not c.connect_failed]
-    while not all(c.connected for c in live) and time.perf_counter() < deadline:
+    while not all(c.connected or c.connect_failed for c in live) and time.perf_counter() < deadline:
         _read(selector, 0.05)
     for client in live:
-        if not client.connected:
+        if not (client.connected or client.connect_failed):
             client.errors += 1
             client.connect_failed = True
     probes = [probe()]
