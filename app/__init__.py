@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 import secrets
 
+import torch
 from flask import Flask
 from flask_socketio import SocketIO
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app.packets import FastCheckPacket
 from ml.config import ROOT, load_config, project_path
 from ml.inference import Predictor
 
@@ -25,8 +27,13 @@ def create_app(config: dict | None = None) -> Flask:
     if config.get("trusted_proxies"):  # behind nginx: the login limiter must see the client, not the proxy
         n = int(config["trusted_proxies"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
+    # model.torch_threads (1 on 2 cores) was applied only by video readers: the server kept torch's default, a thread
+    # per core, and a one-window forward then cost ~16 ms of CPU instead of ~1.4 ms on a busy machine (intra-op
+    # threads spinning against the server's own threads: docs/PERFORMANCE.md, "Landmark frames: where the time goes").
+    torch.set_num_threads(int(config["model"]["torch_threads"]))
     app.extensions["predictor"] = Predictor(project_path(config["model"]["checkpoint"]),
-                                            device=config["model"]["device"], model_id="shipped")
+                                            device=config["model"]["device"], model_id="shipped",
+                                            runtime=config["model"]["runtime"])
 
     from app import pages
     from app.security import init_security
@@ -39,7 +46,8 @@ def create_app(config: dict | None = None) -> Flask:
                       max_http_buffer_size=2 * config["frames"]["max_bytes"],
                       cors_allowed_origins=config.get("cors_allowed_origins") or None,
                       # cluster mode: emits (job progress, ...) reach the clients of every server
-                      message_queue=config.get("message_queue") or None)
+                      message_queue=config.get("message_queue") or None,
+                      serializer=FastCheckPacket)  # the same packets, checked for bytes at less cost
     from app.live.realtime import init_realtime  # the live page's Socket.IO handlers, sessions and speech
     init_realtime(app)
     from app import admin, backend

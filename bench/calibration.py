@@ -33,7 +33,8 @@ import numpy as np
 import socketio
 
 from app.live.personal import key_hash, new_key
-from bench.load import StreamingClient, webcam_frames
+from bench import load_clients
+from bench.load import frame_fields, webcam_frames
 from bench.report import machine_label, write_section
 from ml.checkpoint import load_checkpoint
 from ml.config import load_config
@@ -82,27 +83,13 @@ class Calibrator:
         self.sio.disconnect()
 
 
-class PersonalClient(StreamingClient):
-    """bench.load's streaming client, connecting with a personal key."""
-
-    def __init__(self, url: str, frames: list[bytes], fps: float, key: str):
-        super().__init__(url, frames, fps)
-        connect = self.sio.connect
-        self.sio.connect = lambda *a, **kw: connect(*a, auth={"personal_key": key}, **kw)
-        self.models: set[str] = set()
-        self.sio.on("result", lambda r: (self.models.add(r.get("model")), self._on_reply(r)))
-
-
-def stream(clients: list[StreamingClient], seconds: float) -> dict:
-    threads = [threading.Thread(target=c.run, args=(seconds,)) for c in clients]
-    for t in threads:
-        t.start()
-        time.sleep(0.05)  # staggered, as browsers are
-    for t in threads:
-        t.join()
+def stream(url: str, frames: list[dict], seconds: float, keys: list[str] | None = None) -> dict:
+    """CLIENTS stream at FPS (bench.load_clients), each with its personal key when `keys` are given."""
+    clients, _ = load_clients.stream(url, CLIENTS, seconds, FPS, frames,
+                                     auths=[{"personal_key": k} for k in keys] if keys else None)
     rtts = np.array([r for c in clients for r in c.rtts])
     return {"answered": len(rtts), "p50_ms": float(np.percentile(rtts, 50)), "p95_ms": float(np.percentile(rtts, 95)),
-            "errors": sum(c.errors for c in clients)}
+            "errors": sum(c.errors for c in clients), "models": sorted(set().union(*(c.models for c in clients)))}
 
 
 def clone_personal(instance: Path, key: str, count: int) -> list[str]:
@@ -116,7 +103,7 @@ def clone_personal(instance: Path, key: str, count: int) -> list[str]:
 
 def run(seconds: float, rounds: int, adaptations: int) -> dict:
     load_before = os.getloadavg()[0]
-    frames = webcam_frames()
+    frames = frame_fields("image", webcam_frames())
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp) / "instance", ENV).start()
         try:
@@ -126,20 +113,18 @@ def run(seconds: float, rounds: int, adaptations: int) -> dict:
             phases: dict[str, list[dict]] = {"idle": [], "adapting": [], "personal": []}
             adapting_runs: list[dict] = []
             for _ in range(rounds):
-                phases["idle"].append(stream([StreamingClient(server.url, frames, FPS) for _ in range(CLIENTS)], seconds))
+                phases["idle"].append(stream(server.url, frames, seconds))
                 stop = threading.Event()
                 before = len(calibrator.adapted)
                 worker = threading.Thread(target=calibrator.adapt_until, args=(stop,))
                 worker.start()
                 time.sleep(2.0)  # the adaptation's subprocess is running when the streams start
-                phases["adapting"].append(stream([StreamingClient(server.url, frames, FPS) for _ in range(CLIENTS)],
-                                                 seconds))
+                phases["adapting"].append(stream(server.url, frames, seconds))
                 stop.set()
                 worker.join()
                 adapting_runs += calibrator.adapted[before:]
-                personal = [PersonalClient(server.url, frames, FPS, k) for k in keys]
-                phases["personal"].append(stream(personal, seconds))
-                assert all(c.models == {"personal"} for c in personal), [c.models for c in personal]
+                phases["personal"].append(stream(server.url, frames, seconds, keys))
+                assert phases["personal"][-1]["models"] == ["personal"], phases["personal"][-1]
             calibrator.close()
         finally:
             server.stop()

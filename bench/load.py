@@ -1,9 +1,10 @@
-"""Load and soak: N python-socketio clients stream real frames at a set rate to a real server on 127.0.0.1.
+"""Load and soak: N Socket.IO clients stream real frames at a set rate to a real server on 127.0.0.1.
 
     python -m bench.load --clients 1 4 8 12 16 --seconds 20          # sweep; the largest N with p95 <= 100 ms
     python -m bench.load --clients 8 --seconds 600 --section soak    # 10-minute soak, server RSS over time
     python -m bench.load --clients 1 8 --seconds 15 --compare gunicorn proxy werkzeug --rounds 3
     python -m bench.load --clients 8 50 100 150 --kinds image landmarks --max-p95 50 --section landmarks
+    python -m bench.load --clients 8 32 64 100 --kinds landmarks image --max-p95 50 --cluster --section cluster
 
 The server is gunicorn (deploy/gunicorn.conf.py), as `make run` serves. --compare starts the named set-ups side by
 side (werkzeug: `python wsgi.py`, the development server; gunicorn: `make run`'s server; proxy: a whole cluster,
@@ -13,15 +14,18 @@ turn, round by round, so all see the same machine (2 cores shared with other wor
 --kinds: image clients send the page's webcam JPEGs (the server's tracker reads them); landmark clients send what the
 page's own tracker would send for the same frames ({"landmarks", "handedness", "aspect"}, made here by the server's
 tracker), so the server runs only the model. With both, each N is loaded with one kind then the other, in one run.
-Each client keeps at most 2 frames in flight, like the page: a frame due while 2 are in flight is dropped
-(counted as dropped by backpressure), never queued. Bounded in time, loopback only.
+The clients are bench.load_clients': all in one thread, each like the page (at most 2 frames in flight; a frame
+due while 2 are in flight is dropped, counted as dropped by backpressure, never queued), so that the load
+generator takes little of the cores it shares with the server (its CPU is measured and reported beside the
+server's). --cluster loads `make cluster`'s set-up instead of one server, the clients spread over its servers by
+nginx's ip_hash (they connect from distinct loopback addresses). Bounded in time, loopback only.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -30,10 +34,10 @@ import socketio
 
 from ml.config import load_config
 
+from bench.load_clients import stream
 from bench.report import machine_label, rss_mb, write_section
 from tests.conftest import Server, kaggle_photos, webcam_jpeg
 
-MAX_IN_FLIGHT = 2
 SETTLE_S = 15  # --kinds: after image clients, the seconds their frames queued in the server take to drain (measured:
                # 100 landmark clients right after 50 image clients could not connect within 10 s)
 
@@ -65,94 +69,55 @@ def cpu_s(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class StreamingClient:
-    def __init__(self, url: str, frames: list[dict], fps: float):
-        self.url, self.frames, self.period = url, frames, 1.0 / fps
-        self.sio = socketio.Client(reconnection=False)
-        self.sent_at: dict[int, float] = {}
-        self.rtts: list[float] = []
-        self.sent = self.dropped = self.errors = 0
-        self.connect_failed = False
-        self.lock = threading.Lock()
-        self.sio.on("result", self._on_reply)
-        self.sio.on("error", lambda data: self._on_reply(data, error=True))
+def run_load(url: str, pids: list[int], n_clients: int, seconds: float, fps: float, frames: list[dict],
+             sources: int = 1) -> dict:
+    """n_clients stream for `seconds` (bench.load_clients, one thread); RTTs, counts and the CPU each side used.
+    pids: the serving processes (a cluster's servers, and its proxy and Redis: all on the same cores)."""
+    def probe():
+        return time.perf_counter(), cpu_s(), [cpu_s(p) for p in pids], rss_mb(pids[0])
 
-    def _on_reply(self, data, error=False):
-        seq = data.get("seq") if isinstance(data, dict) else None
-        with self.lock:
-            sent = self.sent_at.pop(seq, None)
-            if error:
-                self.errors += 1
-            elif sent is not None:
-                self.rtts.append((time.perf_counter() - sent) * 1000)
-
-    def run(self, seconds: float) -> None:
-        try:  # a busy machine can take seconds to answer a connect; a client that never connects is an error
-            self.sio.connect(self.url, transports=["websocket"], wait_timeout=10)
-        except socketio.exceptions.ConnectionError:
-            self.errors += 1
-            self.connect_failed = True
-            return
-        start = time.perf_counter()
-        seq = 0
-        while (now := time.perf_counter()) - start < seconds:
-            with self.lock:
-                # a frame with no answer after 2 s is lost: free its slot like the page's timeout does
-                for s, t in list(self.sent_at.items()):
-                    if now - t > 2.0:
-                        del self.sent_at[s]
-                        self.errors += 1
-                busy = len(self.sent_at) >= MAX_IN_FLIGHT
-                if not busy:
-                    self.sent_at[seq] = now
-            if busy:
-                self.dropped += 1
-            else:
-                self.sio.emit("frame", {"seq": seq, **self.frames[seq % len(self.frames)]})
-                self.sent += 1
-            seq += 1
-            time.sleep(max(0.0, start + seq * self.period - time.perf_counter()))
-        time.sleep(0.5)  # let the last answers arrive
-        self.sio.disconnect()
-
-
-def run_load(url: str, pid: int, n_clients: int, seconds: float, fps: float, frames: list[dict]) -> dict:
-    clients = [StreamingClient(url, frames, fps) for _ in range(n_clients)]
-    threads = [threading.Thread(target=c.run, args=(seconds,)) for c in clients]
-    rss = [(0.0, rss_mb(pid))]
-    cpu0 = (cpu_s(), cpu_s(pid))
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-        time.sleep(0.05)  # stagger, as real browsers are
-    while any(t.is_alive() for t in threads):
-        time.sleep(min(10.0, seconds / 10))
-        rss.append((round(time.perf_counter() - start, 1), rss_mb(pid)))
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
-    clients_cores, server_cores = ((cpu_s() - cpu0[0]) / wall, (cpu_s(pid) - cpu0[1]) / wall)
+    clients, probes = stream(url, n_clients, seconds, fps, frames, sources, probe)
+    (t0, mine0, theirs0, _), (t1, mine1, theirs1, _) = probes[0], probes[-1]
+    wall = t1 - t0
     rtts = np.array([r for c in clients for r in c.rtts]) if any(c.rtts for c in clients) else np.array([np.nan])
     answered = sum(len(c.rtts) for c in clients)
+    stages = {}
+    for timings in (t for c in clients for t in c.timings):
+        for stage, ms in timings.items():
+            stages.setdefault(stage, []).append(ms)
     return dict(clients=n_clients, fps=fps, seconds=seconds, sent=sum(c.sent for c in clients), answered=answered,
                 throughput_fps=round(answered / seconds, 1),
                 dropped_backpressure=sum(c.dropped for c in clients), errors=sum(c.errors for c in clients),
                 connect_failures=sum(c.connect_failed for c in clients),
                 p50_ms=round(float(np.percentile(rtts, 50)), 1), p95_ms=round(float(np.percentile(rtts, 95)), 1),
-                p99_ms=round(float(np.percentile(rtts, 99)), 1), rss_mb=[(t, round(m, 1)) for t, m in rss],
+                p99_ms=round(float(np.percentile(rtts, 99)), 1),
+                rss_mb=[(round(t - t0, 1), round(m, 1)) for t, _, _, m in probes],
                 kind="landmarks" if "landmarks" in frames[0] else "image",
-                clients_cores=round(clients_cores, 2), server_cores=round(server_cores, 2))
+                clients_cores=round((mine1 - mine0) / wall, 2),
+                server_cores=round(sum(b - a for a, b in zip(theirs0, theirs1)) / wall, 2),
+                server_ms_per_frame={k: round(float(np.mean(v)), 3) for k, v in stages.items()},
+                load_average=os.getloadavg())
 
 
-def markdown(results: list[dict], command: str, section: str, max_p95: float = 100) -> str:
-    lines = [f"## Load ({section})", "", f"Machine: {machine_label()}.", f"Command: `{command}`", "",
+def markdown(results: list[dict], command: str, section: str, max_p95: float = 100, cluster: bool = False) -> str:
+    serving = ("a cluster: 2 gunicorn servers in cluster mode behind nginx, Redis, an idle training worker "
+               "(`make cluster`'s), clients spread by ip_hash; \"server\" below is all of them and nginx and Redis"
+               if cluster else "one gunicorn server (`make run`'s)")
+    loads = [r["load_average"][0] for r in results]
+    lines = [f"## Load ({section})", "",
+             f"Machine: {machine_label()}; measured on a busy shared 2-core machine (1-minute load average "
+             f"{min(loads):.1f}-{max(loads):.1f} during the runs). Serving: {serving}. Load clients: "
+             "bench.load_clients, all in one thread of the bench's process, on the same 2 cores.",
+             f"Command: `{command}`", "",
              "| frames | clients | fps each | throughput fps | p50 ms | p95 ms | p99 ms | dropped (backpressure) | "
-             "errors | server RSS start -> end MB | cores: server, load clients |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "errors | server RSS start -> end MB | cores: server, load clients | server CPU ms a frame | load avg |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
+        per_frame = 1000 * r["server_cores"] / r["throughput_fps"] if r["throughput_fps"] else float("nan")
         lines.append(f"| {r['kind']} | {r['clients']} | {r['fps']:g} | {r['throughput_fps']} | {r['p50_ms']} | "
                      f"{r['p95_ms']} | {r['p99_ms']} | {r['dropped_backpressure']} | {r['errors']} | "
-                     f"{r['rss_mb'][0][1]} -> {r['rss_mb'][-1][1]} | {r['server_cores']}, {r['clients_cores']} |")
+                     f"{r['rss_mb'][0][1]} -> {r['rss_mb'][-1][1]} | {r['server_cores']}, {r['clients_cores']} | "
+                     f"{per_frame:.2f} | {r['load_average'][0]:.1f} |")
     lines.append("")
     for kind in dict.fromkeys(r["kind"] for r in results):
         mine = [r for r in results if r["kind"] == kind]
@@ -178,34 +143,78 @@ def main(argv=None) -> None:
     parser.add_argument("--compare", nargs="+", choices=list(SETUPS),
                         help="load these set-ups in turn, all running at once (the first is the baseline)")
     parser.add_argument("--rounds", type=int, default=3, help="--compare: rounds of turns")
+    parser.add_argument("--cluster", action="store_true",
+                        help="load a cluster (Redis, 2 servers, a worker, nginx: `make cluster`'s) instead of one server; "
+                             "clients connect from distinct loopback addresses so that ip_hash spreads them")
     args = parser.parse_args(argv)
 
     jpegs = webcam_frames()
     if args.compare:
         return compare(args, frame_fields("image", jpegs))
     frames = {kind: frame_fields(kind, jpegs) for kind in args.kinds}
-    # gunicorn's threads bound the connections (config.yaml server.threads): room for every client here
-    server = Server(Path("instance") / "bench", gunicorn=True,
-                    env={"SIGN2SOUND_SERVER_THREADS": str(max(100, max(args.clients) + 10))}).start()
-    try:
+    with serving(args.cluster, max(args.clients)) as (url, pids, sources):
         # Warm-up, not recorded: the first frames wait for the word decoder's lexicon and the model's first calls.
-        run_load(server.url, server.serving_pid, 2, 3, args.fps, frames[args.kinds[0]])
+        run_load(url, pids, 2 * len(pids), 3, args.fps, frames[args.kinds[0]], sources)
         results = []
         for n in args.clients:
             for kind in args.kinds:
-                result = run_load(server.url, server.serving_pid, n, args.seconds, args.fps, frames[kind])
+                result = run_load(url, pids, n, args.seconds, args.fps, frames[kind], sources)
                 print(json.dumps({k: v for k, v in result.items() if k != "rss_mb"}), flush=True)
                 results.append(result)
                 if kind == "image" and len(args.kinds) > 1:
                     time.sleep(SETTLE_S)  # the frames an overloaded server still holds are not the next run's
-    finally:
-        server.stop()
     command = "python -m bench.load " + " ".join(
         [f"--clients {' '.join(map(str, args.clients))}", f"--seconds {args.seconds:g}", f"--fps {args.fps:g}",
-         f"--kinds {' '.join(args.kinds)}", f"--max-p95 {args.max_p95:g}", f"--section {args.section}"])
-    write_section(f"load-{args.section}", markdown(results, command, args.section, args.max_p95))
+         f"--kinds {' '.join(args.kinds)}", f"--max-p95 {args.max_p95:g}", f"--section {args.section}"]
+        + (["--cluster"] if args.cluster else []))
+    write_section(f"load-{args.section}", markdown(results, command, args.section, args.max_p95, args.cluster))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
+
+
+SOURCES = 64  # --cluster: the loopback /24s the clients connect from (127.0.k.1), so nginx's ip_hash spreads them
+
+
+@contextlib.contextmanager
+def serving(cluster: bool, max_clients: int):
+    """The set-up under load, started and stopped: (its URL, the processes that serve it, client source addresses).
+    One gunicorn server (`make run`'s), or with `cluster` the whole cluster, whose every process (servers, nginx,
+    Redis; the idle training worker aside) counts as the serving side's CPU."""
+    import tempfile
+
+    # gunicorn's threads bound the connections (config.yaml server.threads): room for every client here
+    threads = {"SIGN2SOUND_SERVER_THREADS": str(max(100, max_clients + 10))}
+    if not cluster:
+        server = Server(Path("instance") / "bench", gunicorn=True, env=threads).start()
+        try:
+            yield server.url, [server.serving_pid], 1
+        finally:
+            server.stop()
+        return
+    from tests.test_cluster import Cluster
+
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, patched_environ(threads):
+        cluster = Cluster(Path(tmp) / "cluster", tiny_sets=False)
+        try:
+            cluster.start()
+            nginx = cluster.nginx.proc.pid  # its worker process does the proxying
+            nginx_workers = Path(f"/proc/{nginx}/task/{nginx}/children").read_text().split()
+            pids = [s.serving_pid for s in cluster.servers] + [*map(int, nginx_workers), cluster.redis.proc.pid]
+            yield cluster.proxy, pids, SOURCES
+        finally:
+            cluster.stop()
+
+
+@contextlib.contextmanager
+def patched_environ(values: dict):
+    """os.environ with `values` while inside (the cluster's servers take the bench's environment)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 SETUPS = {"werkzeug": "1 server, Werkzeug (python wsgi.py)", "gunicorn": "1 server, gunicorn (make run)",
@@ -230,10 +239,10 @@ def compare(args, frames: list[dict]) -> None:
                 server.start()
             for round_ in range(args.rounds):
                 for name in args.compare:
-                    url, pid = ((cluster.proxy, cluster.servers[0].serving_pid) if name == "proxy"
-                                else (servers[name].url, servers[name].serving_pid))
+                    url, pids = ((cluster.proxy, [s.serving_pid for s in cluster.servers]) if name == "proxy"
+                                 else (servers[name].url, [servers[name].serving_pid]))
                     for n in args.clients:
-                        result = run_load(url, pid, n, args.seconds, args.fps, frames)
+                        result = run_load(url, pids, n, args.seconds, args.fps, frames)
                         print(json.dumps({"round": round_ + 1, "setup": name,
                                           **{k: v for k, v in result.items() if k != "rss_mb"}}), flush=True)
                         rows[name].append(result)

@@ -24,7 +24,17 @@ from ml.features import N_FEATURES
 
 def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: int = 17) -> Path:
     model, meta = load_checkpoint(checkpoint)
-    example = torch.zeros(2, meta["window"], N_FEATURES)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_bytes(onnx_bytes(model, meta["window"], opset=opset))
+    os.replace(tmp, out)
+    return out
+
+
+def onnx_bytes(model: torch.nn.Module, window: int, opset: int = 17) -> bytes:
+    """The model as an ONNX graph: "windows" (batch, window, 67) -> "logits" (batch, classes)."""
+    example = torch.zeros(2, window, N_FEATURES)
     buffer = io.BytesIO()
     # The TorchScript exporter: it handles nn.GRU directly and needs no onnxscript. Its warnings about tracing
     # and the batch size are moot here: parity is checked at other batch sizes (max_difference, the tests).
@@ -33,12 +43,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: in
         torch.onnx.export(model, (example,), buffer, dynamo=False, input_names=["windows"],
                           output_names=["logits"], dynamic_axes={"windows": {0: "batch"}, "logits": {0: "batch"}},
                           opset_version=opset)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, out)
-    return out
+    return buffer.getvalue()
 
 
 def max_difference(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, batch: int = 16,

@@ -26,6 +26,8 @@ COORD_RANGE = (-1.0, 2.0)
 MAX_DEPTH = 2.0
 ASPECT_RANGE = (0.2, 5.0)  # from a 1:5 portrait strip to a 5:1 panorama; a camera gives 9:16 to 16:9
 MAX_VALUES = 200  # values a frame may hold in all, nested ones counted (a good one holds 93)
+NUMBER_TYPES = {int, float}
+SCALAR_TYPES = {int, float, str, type(None)}
 
 
 @dataclass
@@ -46,7 +48,7 @@ def bad(message: str) -> FrameError:
 
 def parse_landmarks(payload: dict) -> tuple[int | None, LandmarkFrame]:
     """A landmark frame's payload -> (seq, LandmarkFrame); FrameError bad_landmarks (bad_payload for a bad seq)."""
-    if _count_values(payload, MAX_VALUES) > MAX_VALUES:
+    if not _frame_sized(payload) and _count_values(payload, MAX_VALUES) > MAX_VALUES:
         raise bad(f"the landmark frame is too large: at most {MAX_VALUES} values (21 landmarks of x, y, z)")
     unknown = set(payload) - KEYS
     if unknown:
@@ -83,9 +85,12 @@ def _points(landmarks) -> np.ndarray:
     if not (isinstance(landmarks, list) and len(landmarks) == N_LANDMARKS
             and all(isinstance(p, list) and len(p) == 3 for p in landmarks)):
         raise bad(f"landmarks must be {N_LANDMARKS} points of [x, y, z], or null for no hand")
-    if not all(_is_number(v) for p in landmarks for v in p):
+    # The types at once, then finiteness in numpy: ~10 x cheaper than a check per value (bool is not a number here).
+    if not {type(v) for p in landmarks for v in p} <= NUMBER_TYPES:
         raise bad("every landmark coordinate must be a finite number")
     points = np.array(landmarks, dtype=np.float64)
+    if not np.isfinite(points).all():
+        raise bad("every landmark coordinate must be a finite number")
     low, high = COORD_RANGE
     if not ((points[:, :2] >= low).all() and (points[:, :2] <= high).all() and (abs(points[:, 2]) <= MAX_DEPTH).all()):
         raise bad(f"landmarks lie far outside the image (x and y are fractions of its width and height: "
@@ -94,7 +99,19 @@ def _points(landmarks) -> np.ndarray:
 
 
 def _is_number(value) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
+    return type(value) in NUMBER_TYPES and math.isfinite(value)
+
+
+def _frame_sized(payload: dict) -> bool:
+    """A landmark frame's shape (known keys, no long string, 21 points of 3 or no hand): it holds at most 93 values
+    by construction, so it needs no counting. Counting walked every value in Python, a tenth of a millisecond a
+    frame, more than the rest of the checks."""
+    landmarks = payload["landmarks"]
+    return (payload.keys() <= KEYS
+            and all(type(v) in SCALAR_TYPES and (type(v) is not str or len(v) <= 64)
+                    for k, v in payload.items() if k != "landmarks")
+            and (landmarks is None or (type(landmarks) is list and len(landmarks) == N_LANDMARKS
+                                       and all(type(p) is list and len(p) == 3 for p in landmarks))))
 
 
 def _count_values(value, limit: int) -> int:

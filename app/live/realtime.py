@@ -35,9 +35,9 @@ from flask import Flask, current_app, request
 
 from app import socketio
 from app.live import learning
-from app.live.blocking import run_blocking
+from app.live.blocking import run_blocking, run_without_tracker
 from app.live.frames import FrameError, parse_payload
-from app.live.landmark_frames import is_landmark_frame, parse_landmarks
+from app.live.landmark_frames import LandmarkFrame, is_landmark_frame, parse_landmarks
 from app.live.decoder import shared_lexicon
 from app.live.session import Sessions, current_session
 from app.live.speech import Speech, SpeechQueue
@@ -107,7 +107,8 @@ def on_frame(payload=None, *_):  # any argument count: a bad one gets an error r
         if session is None:
             raise FrameError("no_session", "no live session for this connection; reconnect")
         session.rate.admit()
-        result = run_blocking(session.process, data, current_app.extensions["predictor"], seq)
+        run = run_without_tracker if isinstance(data, LandmarkFrame) else run_blocking
+        result = run(session.process, data, current_app.extensions["predictor"], seq)
     except FrameError as exc:
         socketio.emit("error", exc.as_dict(seq), to=request.sid, ignore_queue=True)
         return
