@@ -32,8 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
     # threads spinning against the server's own threads: docs/PERFORMANCE.md, "Landmark frames: where the time goes").
     torch.set_num_threads(int(config["model"]["torch_threads"]))
     app.extensions["predictor"] = Predictor(project_path(config["model"]["checkpoint"]),
-                                            device=config["model"]["device"], model_id="shipped",
-                                            runtime=config["model"]["runtime"])
+                                            device=config["model"]["device"], model_id="shipped")
 
     from app import pages
     from app.security import init_security

@@ -4,8 +4,8 @@
 
 1. In this process, one stage at a time, CPU per call (the best of 5 repeats, so another engineer's burst on the
    shared cores counts least): the steps a landmark frame takes through the server, each with what it was before
-   the cuts beside it (the torch model with torch's default threads or one, the shared model in ONNX Runtime;
-   python-socketio's own packet against app.packets').
+   the cuts beside it (the torch model with torch's default threads or one; python-socketio's own packet against
+   app.packets').
 2. A real server (gunicorn, `make run`'s) under N landmark clients (bench.load_clients): its CPU per answered frame
    split by thread role, from Linux's per-thread CPU clocks; a sitecustomize put on the server's PYTHONPATH names
    each thread id for it. Threads that ended during the run (python-socketio's thread per event) are what the
@@ -91,10 +91,9 @@ def in_process(frames: list[dict]) -> list[tuple[str, float]]:
     window = np.random.default_rng(0).normal(0, 1, (1, 8, 67)).astype(np.float32)
     batch = np.repeat(window, 8, axis=0)
     results = {}
-    for label, threads, runtime in [("torch, torch's default threads (2)", 2, "torch"), ("torch, 1 thread", 1, "torch"),
-                                    ("ONNX Runtime, 1 thread", 1, "onnxruntime")]:
+    for label, threads in [("torch's default threads (2)", 2), ("1 thread", 1)]:
         torch.set_num_threads(threads)
-        predictor = Predictor(checkpoint, "cpu", runtime=runtime)
+        predictor = Predictor(checkpoint, "cpu")
         rows.append((f"model, 1 window, {label}", cpu_ms(lambda i: predictor.predict(window))))
         rows.append((f"model, 8 windows in one pass, per window, {label}", cpu_ms(lambda i: predictor.predict(batch)) / 8))
         session = Session(config, Sessions(config).trackers)
@@ -103,7 +102,7 @@ def in_process(frames: list[dict]) -> list[tuple[str, float]]:
                      cpu_ms(lambda i: out.append(session.process(parsed[i % len(parsed)], predictor, i)))))
         results[label] = out[-1]
         predictor.close()
-    result = results["ONNX Runtime, 1 thread"]
+    result = results["1 thread"]
     for cls in (Packet, FastCheckPacket):
         rows.append((f"`result` packet made and encoded ({cls.__module__}.{cls.__name__})",
                      cpu_ms(lambda i: cls(EVENT, data=["result", result]).encode())))

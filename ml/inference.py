@@ -7,14 +7,9 @@ waiting, groups it by the shape of its model and runs one forward pass per group
 models of one architecture cost one pass over their stacked weights (ml.model.stacked_forward), not 8 passes.
 `swap(path)` loads a new shared checkpoint fully first (a bad file raises and changes nothing), then replaces the
 model between two batches.
-On a CPU the shared model may be read by ONNX Runtime instead of torch (`runtime`): the same graph, exported at
-load and checked against torch; a one-window pass cost ~0.2 ms of CPU there against ~1.3 ms in torch, whose
-per-call overhead dominates so small a GRU (docs/PERFORMANCE.md, "Landmark frames: where the time goes").
-Personal models stay in torch (their stacked pass has no ONNX form).
 """
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 from concurrent.futures import Future
@@ -25,12 +20,9 @@ import numpy as np
 import torch
 
 from ml.checkpoint import load_checkpoint, resolve_device
-from ml.features import N_FEATURES
 from ml.model import same_shape, stack_weights, stacked_forward
 
 _STOP = object()
-ONNX_TOLERANCE = 1e-3  # largest logit difference from torch accepted for the ONNX Runtime session (seen: ~1e-6)
-log = logging.getLogger(__name__)
 
 
 class ReadsCheckpoint:
@@ -55,14 +47,11 @@ class PersonalModel(ReadsCheckpoint):
 
 class Predictor(ReadsCheckpoint):
     def __init__(self, checkpoint: str | Path, device: str = "auto", max_batch: int = 64,
-                 model_id: str | None = None, runtime: str = "torch"):
-        """runtime: "torch"; "onnxruntime" (CPU only); "auto": ONNX Runtime on a CPU where it is installed."""
+                 model_id: str | None = None):
         self.device = resolve_device(device)
         self.max_batch = max_batch
-        self.runtime = runtime
-        self._lock = threading.Lock()  # guards the (model, meta, model_id, runner) set
+        self._lock = threading.Lock()  # guards the (model, meta, model_id) triple
         self._model, self.meta = load_checkpoint(checkpoint, self.device)
-        self._runner = onnx_runner(self._model, self.meta, self.device, runtime)
         self.checkpoint = Path(checkpoint)  # what personal models are adapted from
         self.model_id = model_id or Path(checkpoint).stem
         self._queue: queue.Queue = queue.Queue()
@@ -72,18 +61,16 @@ class Predictor(ReadsCheckpoint):
 
     def info(self) -> dict:
         return {"model": self.model_id, "classes": self.classes, "window": self.window,
-                "device": self.device.type, "runtime": "onnxruntime" if self._runner else "torch"}
+                "device": self.device.type}
 
     def predict(self, windows: np.ndarray, model: torch.nn.Module | None = None) -> np.ndarray:
         """(B, T, 63) -> (B, n_classes) probabilities, on the calling thread (the shared model by default)."""
-        runner = None
         if model is None:
             with self._lock:
-                model, runner = self._model, self._runner
+                model = self._model
         with torch.inference_mode():
-            x = np.asarray(windows, dtype=np.float32)
-            logits = torch.from_numpy(runner(x)) if runner else model(torch.as_tensor(x, device=self.device))
-            return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            x = torch.as_tensor(np.asarray(windows, dtype=np.float32), device=self.device)
+            return torch.softmax(model(x).float(), dim=-1).cpu().numpy()
 
     def submit(self, window: np.ndarray, personal: PersonalModel | None = None) -> Future:
         """One (t, 63) window (any t >= 1: fitted to the model's T) -> Future of (n_classes,) probabilities,
@@ -94,9 +81,8 @@ class Predictor(ReadsCheckpoint):
 
     def swap(self, checkpoint: str | Path, model_id: str | None = None) -> None:
         model, meta = load_checkpoint(checkpoint, self.device)  # raises CheckpointError; nothing changes
-        runner = onnx_runner(model, meta, self.device, self.runtime)
         with self._lock:
-            self._model, self.meta, self.checkpoint, self._runner = model, meta, Path(checkpoint), runner
+            self._model, self.meta, self.checkpoint = model, meta, Path(checkpoint)
             self.model_id = model_id or Path(checkpoint).stem
 
     def close(self) -> None:
@@ -121,24 +107,21 @@ class Predictor(ReadsCheckpoint):
             # One forward pass per shape of model among the waiting windows: the shared model's, and all personal
             # models of one architecture together (stacked_forward). Each window is fitted to its model's T.
             with self._lock:
-                shared, shared_window, runner = self._model, self.window, self._runner
+                shared, shared_window = self._model, self.window
             groups: dict[tuple, list] = {}
             for window, personal, future in batch:
                 if future.set_running_or_notify_cancel():
                     model, length = (personal.model, personal.window) if personal else (shared, shared_window)
                     groups.setdefault((same_shape(model) or id(model), length), []).append((window, model, future))
             for (_, length), items in groups.items():
-                self._forward(items, length, shared, runner)
+                self._forward(items, length)
 
-    def _forward(self, items: list, length: int, shared: torch.nn.Module, runner) -> None:
+    def _forward(self, items: list, length: int) -> None:
         try:
-            windows = np.stack([fit_window(w, length) for w, _, _ in items])
-            x = torch.as_tensor(windows, device=self.device)
+            x = torch.as_tensor(np.stack([fit_window(w, length) for w, _, _ in items]), device=self.device)
             models = list({id(m): m for _, m, _ in items}.values())
             with torch.inference_mode():
-                if models == [shared] and runner:
-                    logits = torch.from_numpy(runner(windows))
-                elif len(models) == 1:
+                if len(models) == 1:
                     logits = models[0](x)
                 else:
                     which = None if len(models) == len(items) else torch.tensor(
@@ -169,37 +152,3 @@ def fit_window(window: np.ndarray, length: int) -> np.ndarray:
     if len(window) >= length:
         return window[-length:]
     return np.concatenate([np.repeat(window[:1], length - len(window), axis=0), window])
-
-
-def onnx_runner(model: torch.nn.Module, meta: dict, device: torch.device, runtime: str):
-    """The model as an ONNX Runtime session on the CPU, (B, T, 67) float32 -> (B, classes) logits; None when torch
-    reads it: runtime "torch", a GPU, or "auto" without onnxruntime installed or with outputs that differ from torch's."""
-    if runtime not in ("torch", "onnxruntime", "auto"):
-        raise ValueError(f"model runtime {runtime!r}: torch, onnxruntime or auto")
-    if runtime == "torch" or device.type != "cpu":
-        return None
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        if runtime == "onnxruntime":
-            raise
-        return None
-    from ml.export import onnx_bytes
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
-    session = ort.InferenceSession(onnx_bytes(model, meta["window"]), options,
-                                   providers=["CPUExecutionProvider"])
-
-    def run(windows: np.ndarray) -> np.ndarray:
-        return session.run(None, {"windows": windows})[0]
-
-    x = np.random.default_rng(0).normal(0, 1, (5, meta["window"], N_FEATURES)).astype(np.float32)
-    with torch.inference_mode():
-        difference = float(np.abs(run(x) - model(torch.from_numpy(x)).numpy()).max())
-    if difference > ONNX_TOLERANCE:
-        if runtime == "onnxruntime":
-            raise RuntimeError(f"ONNX Runtime's logits differ from torch's by {difference:g}")
-        log.warning("reading with torch: ONNX Runtime's logits differ from torch's by %g", difference)
-        return None
-    return run

@@ -43,24 +43,3 @@ def test_cli_checks_parity_and_rejects_bad_checkpoints(tmp_path):
     assert failed.returncode == 2 and "not a readable checkpoint" in failed.stderr
     assert not (tmp_path / "b.onnx").exists()
 
-
-def test_the_predictor_reads_the_shared_model_with_onnx_runtime_as_torch_does():
-    """model.runtime onnxruntime: the server's Predictor runs the exported graph (one window cost ~0.2 ms of CPU
-    against ~0.6-1.3 ms in torch) and must answer as torch does, by predict() and through its worker."""
-    from ml.inference import Predictor
-
-    by_torch = Predictor(SHIPPED_CHECKPOINT, "cpu", runtime="torch")
-    by_onnx = Predictor(SHIPPED_CHECKPOINT, "cpu", runtime="onnxruntime")
-    try:
-        assert (by_torch.info()["runtime"], by_onnx.info()["runtime"]) == ("torch", "onnxruntime")
-        x = np.random.default_rng(5).normal(0, 1, (6, by_onnx.window, N_FEATURES)).astype(np.float32)
-        expected = by_torch.predict(x)
-        assert np.abs(by_onnx.predict(x) - expected).max() < 1e-5
-        # through the worker, a short window fitted to the model's T as torch's is
-        got = [by_onnx.submit(w[-3:]).result(timeout=30) for w in x]
-        want = [by_torch.submit(w[-3:]).result(timeout=30) for w in x]
-        assert np.abs(np.array(got) - np.array(want)).max() < 1e-5
-        assert [p.argmax() for p in got] == [p.argmax() for p in want]
-    finally:
-        by_torch.close()
-        by_onnx.close()
