@@ -178,6 +178,8 @@ def test_invalid_settings_are_refused():
         Speller(hold_frames=0)
     with pytest.raises(ValueError):
         Speller(rest_frames=0)
+    with pytest.raises(ValueError):
+        Speller(unsure_frames=0)
 
 
 LABELS = st.sampled_from(["A", "B", "L", "del", "space", "nothing", None])
@@ -245,6 +247,19 @@ def test_a_still_hand_commits_when_it_rests_and_when_the_word_ends():
     assert s.update(None, 1.0) == [{"type": "letter", "value": "T", "unsure": True, "second": "S"}]
     held(s, "O", 0.5, 4, shape=0.3, second="C")
     assert [e["type"] for e in s.finish_word()] == ["letter", "space", "word"] and s.text == "TO "
+
+
+def test_a_short_unsure_pause_writes_nothing_but_a_held_unsure_letter_and_a_short_sure_one_commit():
+    s = Speller(hold_frames=4, min_confidence=0.6, still_frames=3, unsure_frames=4)
+    # A hand rising into view pauses 3 frames on a shape the model reads unsure (P at 0.4), then moves on.
+    held(s, "P", 0.4, 3, shape=0.0, second="K")
+    held(s, "B", 0.45, 4, shape=0.6, second="W")  # the letter signed, read unsure, held 4 frames
+    assert s.update(None, 1.0) == [{"type": "letter", "value": "B", "unsure": True, "second": "W"}]
+    assert s.text == "B"
+    # A sure letter needs no more than still_frames: 3 still frames at 0.7, 0.5, 0.8 (never 4 in a row at 0.6).
+    for p in (0.7, 0.5, 0.8):
+        s.update("O", p, probs_of("O", p), hand(0.3))
+    assert s.update(None, 1.0) == [{"type": "letter", "value": "O"}] and s.text == "BO"
 
 
 def test_a_hand_held_still_for_minutes_keeps_bounded_state_and_still_commits_once():

@@ -7,7 +7,9 @@ A letter is the hand held still, whatever the model's confidence. Two rules comm
   stays within `still_motion` (palm widths, shape and wrist) of where it settled form a hold. A hold of at least
   `still_frames` frames that committed nothing commits, when the hand moves on or rests (or the word ends), the
   letter likeliest over its frames, marked `unsure` when that likelihood is below
-  `min_confidence`: a stranger's letter the model reads at 0.45 is written, flagged, instead of lost.
+  `min_confidence`: a stranger's letter the model reads at 0.45 is written, flagged, instead of lost. An unsure
+  hold needs `unsure_frames` frames (one more): a hand pausing on its way (rising into view, changing shape) for just
+  `still_frames` is read unsure far more often than a letter held.
 A hand moving (a frame farther than `still_motion` from its hold) breaks any hold, so the shapes a hand passes
 through between two letters commit nothing (J and Z, which are motions, keep the confident rule alone).
 The same label is not committed again until it is re-armed by `rest_frames` frames of `nothing` (or no hand), so a
@@ -55,13 +57,13 @@ def motion(a: np.ndarray, b: np.ndarray) -> float:
 
 class Speller:
     def __init__(self, hold_frames: int = 4, min_confidence: float = 0.6, rest_frames: int = 1,
-                 still_frames: int = 3, still_motion: float = 0.25):
-        if hold_frames < 1 or rest_frames < 1 or still_frames < 1:
-            raise ValueError("hold_frames, rest_frames and still_frames must be >= 1")
+                 still_frames: int = 3, still_motion: float = 0.25, unsure_frames: int = 4):
+        if min(hold_frames, rest_frames, still_frames, unsure_frames) < 1:
+            raise ValueError("hold_frames, rest_frames, still_frames and unsure_frames must be >= 1")
         self.hold_frames = hold_frames
         self.min_confidence = min_confidence
         self.rest_frames = rest_frames
-        self.still_frames, self.still_motion = still_frames, still_motion
+        self.still_frames, self.still_motion, self.unsure_frames = still_frames, still_motion, unsure_frames
         self.text = ""  # the whole transcript; the current word is what follows the last space
         self._candidate: str | None = None
         self._held = 0
@@ -143,15 +145,15 @@ class Speller:
 
     def _settle(self) -> list[dict]:
         """The still hold ends: a long enough one that committed nothing commits the letter likeliest over its
-        frames, unsure below min_confidence."""
+        frames, unsure below min_confidence (then only after unsure_frames)."""
         hold, events = self._still, []
         vectors = [p for label, p in hold if p is not None and label not in (SPACE, DELETE)]
         if not self._still_done and self._still_n >= self.still_frames and 2 * len(vectors) > len(hold):
             probs = mean(vectors)
             order = sorted(range(len(LETTERS)), key=probs.__getitem__, reverse=True)
             label, likely = LETTERS[order[0]], probs[order[0]]
-            if label != self._last:
-                unsure = likely < self.min_confidence
+            unsure = likely < self.min_confidence
+            if label != self._last and (not unsure or self._still_n >= self.unsure_frames):
                 events = self._commit(label, self._repeats(label), [(likely, p) for p in vectors],
                                       self._still_gapped, LETTERS[order[1]] if unsure else None)
         self._drop_still()
