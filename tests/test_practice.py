@@ -202,11 +202,13 @@ def test_new_samples_join_the_stored_ones_newest_kept_and_a_calibration_take_rep
     take = gathered.new_take("B", "calibration")
     gathered.add("B", take, hand + 20, 1.0, False, source="calibration")
     gathered.new_take("C", "calibration")  # a take that kept no frame replaces nothing
-    out = merged(gathered.unstored(), store, key, gathered.replacing(), gathered.max_per_class)
+    out, fresh = merged(gathered.unstored(), store, key, gathered.replacing(), gathered.max_per_class)
     mine = {label: sorted(int(lm[0, 0]) for lm, lab in zip(out.landmarks, out.labels) if lab == label)
             for label in "ABC"}
     assert mine == {"A": [2, 10, 11, 12], "B": [20], "C": [5]}, mine  # A: the newest 4; B: calibrated again
     assert out.takes[out.landmarks[:, 0, 0] < 10].max() < out.takes[out.landmarks[:, 0, 0] >= 10].min()
+    assert list(fresh) == list(out.landmarks[:, 0, 0] >= 10)  # the key's model never saw these (kept last)
+    assert fresh[-fresh.sum():].all()
     assert gathered.source() == "calibration"
     gathered.stored(gathered.serial)  # adapted: nothing new until more frames come
     assert gathered.unstored() is None and gathered.replacing() == set()
