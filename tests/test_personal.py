@@ -208,3 +208,30 @@ def test_a_later_adaptation_keeps_the_better_of_the_new_and_the_current_personal
                    current=with_motion(model), fresh=fresh)
     assert better.kept == "new" and better.compared["new"] > better.compared["current"] + 0.2, better.compared
     assert better.after >= 0.95
+
+
+def test_the_servers_adaptation_keeps_the_current_models_file_when_the_new_one_reads_worse(shipped, webcam, swapped,
+                                                                                          tmp_path, capsys):
+    """app.live.personal's subprocess, in process: given the user's current model (--current) and how many of the
+    samples came after it (--fresh), a new model that reads those worse leaves model.pth the current file, byte for
+    byte, says so in its result, and no copy of the current model stays in the folder that becomes the entry."""
+    import json
+
+    from app.live.personal import CURRENT_FILE, MODEL_FILE, SAMPLES_FILE, main
+    calibration, calibrated, _, _ = swapped
+    practice = recorded(webcam, ["A", "B", "K", "L", "V", "Y"], start=100, labels=SWAP)
+    practice.takes = practice.takes + 100
+    Samples.concat([calibration, practice]).save(tmp_path / SAMPLES_FILE)
+    calibrated.save(tmp_path / CURRENT_FILE)
+    current = (tmp_path / CURRENT_FILE).read_bytes()
+    threads = torch.get_num_threads()
+    try:  # one vanishing step (--steps 1 at the default rate barely moves the shared weights)
+        main(["--checkpoint", str(CHECKPOINT), "--folder", str(tmp_path), "--steps", "1",
+              "--current", str(tmp_path / CURRENT_FILE), "--fresh", str(len(practice))])
+    finally:
+        torch.set_num_threads(threads)
+    done = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["done"]
+    assert done["kept"] == "current" and done["compared"]["frames"] == 120, done
+    assert done["compared"]["new"] < done["compared"]["current"], done
+    assert (tmp_path / MODEL_FILE).read_bytes() == current
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MODEL_FILE, SAMPLES_FILE]
