@@ -141,6 +141,25 @@ def test_a_missed_letter_costs_only_itself(practised):
     assert "L" not in set(samples.labels)
 
 
+def test_a_later_adaptation_is_compared_with_the_learners_own_model(practised):
+    """The words practised after the background adaptation adapt again (`adapt`): the new model is compared with
+    the learner's current one on held-back frames of those words, the better kept (a kept current model's file
+    unchanged), and the entry holds only its two files."""
+    client, server = practised["client"], practised["server"]
+    [entry] = entries(server)
+    current = (entry / "model.pth").read_bytes()
+    if client.call("adapt") == {"queued": None}:  # a background one is running already: its result is as good
+        assert client.next("error")["code"] == "adapt_busy"
+    adapted = client.next("adapted", timeout=ADAPT_TIMEOUT)
+    compared = adapted["compared"]
+    assert compared is not None and compared["frames"] > 0, adapted
+    print(f"later adaptation: kept {adapted['kept']}, compared {compared}")  # with -s
+    assert (adapted["kept"] == "current") == (compared["new"] < compared["current"]), adapted
+    [entry] = entries(server)
+    assert sorted(p.name for p in entry.iterdir()) == ["model.pth", "samples.npz"]
+    assert ((entry / "model.pth").read_bytes() == current) == (adapted["kept"] == "current"), adapted
+
+
 def test_practice_samples_obey_the_bound_per_class_and_forget(practised):
     server = practised["server"]
     samples = stored_samples(server)
