@@ -4,10 +4,11 @@ The page records ~1.5 s of frames per signable class (`Samples`: landmarks only,
 a copy of the shared model on them, with windows of the shared training data replayed in every batch so that the
 classes the user skipped keep the shared model's knowledge. Before and after are measured on a
 held-out tail of each class's frames (the last takes, or the last frames of a single take: never random frames,
-which would sit beside their training neighbours). A personal model that reads the held-out frames worse than
-the shared one is not handed out: the shared weights are returned instead. A later adaptation (the user already
-has a personal model, `current`) is also compared with that model, on the held-out frames gathered since it was
-made (`fresh`: neither model trained on them); when it reads them worse, the current model is kept (`kept`). A
+which would sit beside their training neighbours). A later adaptation (the user already has a personal model,
+`current`) is first compared with that model, on the held-out frames gathered since it was made (`fresh`: neither
+model trained on them); when it reads them worse, the current model is kept (`kept`). A personal model (new or
+kept) that reads the held-out frames worse than the shared one is not handed out: the shared weights are
+returned instead. A
 class whose held-out frames the kept model reads as one other class is named (`confused`: the user's two signs
 look alike to it). The recipe's measurements are in
 docs/EXPERIMENTS.md (`python -m ml.experiments calibrate`).
@@ -323,11 +324,11 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
             was, _ = _accuracy(current, windows[fair], labels[fair])
             now, _ = _accuracy(personal, windows[fair], labels[fair])
             compared = {"current": was, "new": now, "frames": int(fair.sum())}
-            if now < was:  # (the current model passed the shared guard when it was made)
+            if now < was:
                 kept = "current"
                 personal = current
                 after, pred_after = _accuracy(personal, test_windows, labels[test])
-    if kept == "new" and after < before:
+    if after < before:  # whichever personal model it is: never one that reads worse than the shared model
         kept = "shared"
         personal, after, pred_after = shared_cpu, before, pred_before
     personal.eval()

@@ -12,7 +12,7 @@ client `adapt`                     ack {"queued": n} (place in the queue, 1 = ne
                                    "kept", "compared"}, or `error` {"code", "message"} (then the ack is
                                    {"queued": null}). source: what gathered the new samples ("calibration",
                                    "practice" or "words"). kept: the model the key now opens, "new", "shared"
-                                   (the new one read the held-back frames worse than the shared model: its
+                                   (the personal one read the held-back frames worse than the shared model: its
                                    weights are stored) or "current" (a later adaptation read the held-back frames
                                    gathered since the user's personal model worse than that model, which stays,
                                    its file unchanged; the new samples are stored for later adaptations);
