@@ -93,8 +93,9 @@ def calibrate(options: list[str]) -> None:
 
 
 def practice(options: list[str]) -> None:
-    """Per unseen signer: practice words spelled from one part of their data, alone and after calibration, tested
-    on another part after 10, 20 and 40 words (ml.practice). --folds DIR as for calibrate; PRACTICE_SIGNERS=a,b
+    """Per unseen signer: practice words spelled from one part of their data, alone and after calibration (also
+    guarded: compared with the calibration model, the better kept), tested on another part after 10, 20 and 40
+    words (ml.practice). --folds DIR as for calibrate; PRACTICE_SIGNERS=a,b
     limits the signers; PRACTICE_ADAPT='{"balance": true}' passes a recipe variant to ml.personal.adapt;
     PRACTICE_KEEP=N keeps each class's newest N frames only; PRACTICE_AFTER=40 (or 10,40) measures after those
     counts of words only; PRACTICE_SEED=1 draws the takes and adapts with another seed; PRACTICE_WORDS=THE,HAT,...

@@ -4,9 +4,13 @@ The page records ~1.5 s of frames per signable class (`Samples`: landmarks only,
 a copy of the shared model on them, with windows of the shared training data replayed in every batch so that the
 classes the user skipped keep the shared model's knowledge. Before and after are measured on a
 held-out tail of each class's frames (the last takes, or the last frames of a single take: never random frames,
-which would sit beside their training neighbours). A personal model that reads the held-out frames worse than
-the shared one is not handed out: the shared weights are returned instead; a class whose held-out frames it reads
-as one other class is named (`confused`: the user's two signs look alike to it). The recipe's measurements are in
+which would sit beside their training neighbours). A later adaptation (the user already has a personal model,
+`current`) is first compared with that model, on the held-out frames gathered since it was made (`fresh`: neither
+model trained on them); when it reads them worse, the current model is kept (`kept`). A personal model (new or
+kept) that reads the held-out frames worse than the shared one is not handed out: the shared weights are
+returned instead. A
+class whose held-out frames the kept model reads as one other class is named (`confused`: the user's two signs
+look alike to it). The recipe's measurements are in
 docs/EXPERIMENTS.md (`python -m ml.experiments calibrate`).
 
     samples = Samples(landmarks, aspect, is_left, labels, takes)   # Samples.save / Samples.load: .npz
@@ -91,10 +95,14 @@ class Samples:
     def latest(self, per_class: int) -> "Samples":
         """The last `per_class` frames of each class (frames are kept in the order they were gathered): a class
         that has gathered more keeps its newest."""
+        return self.subset(self.newest(per_class))
+
+    def newest(self, per_class: int) -> np.ndarray:
+        """Boolean mask of the frames `latest` keeps (their order unchanged)."""
         keep = np.zeros(len(self), bool)
         for cls in np.unique(self.labels):
             keep[np.flatnonzero(self.labels == cls)[-per_class:]] = True
-        return self.subset(keep)
+        return keep
 
     def save(self, path: str | os.PathLike) -> Path:
         """Atomic .npz write (temp file + rename)."""
@@ -124,6 +132,8 @@ class AdaptResult:
     held_out: int = 0                 # frames the two accuracies are measured on (0: measured on the training frames)
     per_class: dict = field(default_factory=dict)  # class -> (before, after) on the held-out frames
     kept_shared: bool = False         # the personal model was no better, so the shared weights were kept
+    kept: str = "new"                 # the model returned: "new", "shared" (kept_shared) or "current"
+    compared: dict | None = None      # with a current model: {"current", "new": accuracies, "frames"} on fresh frames
     confused: dict = field(default_factory=dict)  # class -> the class most of its held-out frames read as
     steps: int = 0                    # training steps done (fewer than asked when max_seconds ended it)
 
@@ -226,7 +236,8 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
           seed: int = 0, holdout: float = 0.25, steps: int = 200, lr: float = 3e-3, batch: int = 64,
           replay: tuple[np.ndarray, np.ndarray] | None = None, replay_batch: int = 64,
           min_samples: int = MIN_SAMPLES, head_only: bool = False, user_augment: AugmentConfig | dict | None = None,
-          motion: bool = True, max_seconds: float | None = 12.0, balance: bool = False) -> AdaptResult:
+          motion: bool = True, max_seconds: float | None = 12.0, balance: bool = False,
+          current: nn.Module | None = None, fresh: np.ndarray | None = None) -> AdaptResult:
     """A personal model from the shared `model` (never changed) and one user's `samples`.
 
     Every step trains on `batch` augmented windows of the user's frames and `replay_batch` of the shared
@@ -234,7 +245,9 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
     shape-only (version 1) model see the wrist's path first (with_motion). The learning rate decays by the larger
     of the steps done and the time spent (max_seconds of training): on a busy machine adaptation ends on time, with
     fewer steps. balance draws every class's frames equally often (else every frame is: a letter that practice
-    words bring often weighs more). PersonalError for too few samples."""
+    words bring often weighs more). `current`: the user's personal model so far, kept (and returned) when the new
+    one reads worse the held-out frames among `fresh` (mask: frames gathered since `current` was made; default
+    all), the ones neither model trained on. PersonalError for too few samples."""
     started = time.monotonic()
     if len(samples) < min_samples:
         raise PersonalError(f"{len(samples)} calibration frames: at least {min_samples} are needed")
@@ -247,6 +260,8 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
     torch.manual_seed(seed)
     features = samples.features()
     labels = np.array([classes.index(c) for c in samples.labels], dtype=np.int64)
+    if fresh is not None and len(fresh) != len(samples):
+        raise PersonalError(f"fresh has {len(fresh)} entries for {len(samples)} frames")
     held = split_holdout(samples, holdout)
     train = ~held
     test = held if held.any() else train
@@ -301,8 +316,20 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
     shared_cpu = copy.deepcopy(model).cpu()
     before, pred_before = _accuracy(shared_cpu, test_windows, labels[test])
     after, pred_after = _accuracy(personal, test_windows, labels[test])
-    kept_shared = after < before
-    if kept_shared:
+    kept, compared = "new", None
+    if current is not None:
+        fair = held & (np.ones(len(samples), bool) if fresh is None else np.asarray(fresh, bool))
+        if fair.any():  # else nothing tells them apart fairly: the new one, trained on more, stays
+            current = copy.deepcopy(current).cpu()
+            was, _ = _accuracy(current, windows[fair], labels[fair])
+            now, _ = _accuracy(personal, windows[fair], labels[fair])
+            compared = {"current": was, "new": now, "frames": int(fair.sum())}
+            if now < was:
+                kept = "current"
+                personal = current
+                after, pred_after = _accuracy(personal, test_windows, labels[test])
+    if after < before:  # whichever personal model it is: never one that reads worse than the shared model
+        kept = "shared"
         personal, after, pred_after = shared_cpu, before, pred_before
     personal.eval()
     per_class = {}
@@ -317,5 +344,5 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
     return AdaptResult(model=personal, meta=out_meta, before=before, after=after,
                        seconds=time.monotonic() - started, samples=len(samples),
                        classes=[c for c in CALIBRATION_CLASSES if c in set(samples.labels)],
-                       held_out=int(held.sum()), per_class=per_class, kept_shared=kept_shared, steps=steps_done,
-                       confused=confusions(labels[test], pred_after, classes))
+                       held_out=int(held.sum()), per_class=per_class, kept_shared=kept == "shared", kept=kept,
+                       compared=compared, steps=steps_done, confused=confusions(labels[test], pred_after, classes))

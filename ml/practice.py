@@ -9,7 +9,8 @@ photo; a video signer's a run of 8-14 consecutive frames, a letter held 0.5-1 s 
 it), each word ending with a `space` take and every DEL_EVERY-th word with a `del` take and its last letter again,
 where the signer has those signs (a sign the signer lacks is a letter the page missed: no take). After 10, 20 and
 40 words ml.personal.adapt runs as the server runs it on everything gathered, practice alone and calibration +
-practice; every model is tested on the other part (held still; video sources also through the live window).
+practice, the latter also guarded as the server guards a later adaptation (compared with the calibration model on
+held-back practice frames, the better kept); every model is tested on the other part (held still; video sources also through the live window).
 `misreads` says what the frames still read wrong are like.
 """
 from __future__ import annotations
@@ -189,18 +190,24 @@ def run_practice(signers: list[str], train_options: list[str], folds_dir: str | 
         practice, word_of = practice_takes(fold, calibrated, words or PRACTICE_WORDS, seed=seed)
         row = {"signer": fold.signer, "options": adapt_options, "keep": keep, "test": int(len(fold.y_test)),
                "classes": len(fold.pool), "before": _share(shared), "video_before": _share(shared_video)}
-        runs = [("calibration", calibration)]
+        runs = [("calibration", calibration, None)]
         for n in after:
             spelled = practice.subset(word_of < n)
-            runs += [(f"practice {n}", spelled), (f"calibration + practice {n}", Samples.concat([calibration, spelled]))]
-        for name, samples in runs:
+            both, fresh = Samples.concat([calibration, spelled]), np.arange(len(calibration) + len(spelled))
+            runs += [(f"practice {n}", spelled, None), (f"calibration + practice {n}", both, None),
+                     (f"guarded {n}", both, fresh >= len(calibration))]
+        current = None  # the calibration model, which a guarded run compares with
+        for name, samples, fresh in runs:
             if keep:
-                samples = samples.latest(keep)
-            result, seconds, cpu = adapt_as_served(fold, samples, seed, adapt_options)
+                kept = samples.newest(keep)
+                samples, fresh = samples.subset(kept), None if fresh is None else fresh[kept]
+            guard = {} if fresh is None else {"current": current, "fresh": fresh}
+            result, seconds, cpu = adapt_as_served(fold, samples, seed, {**adapt_options, **guard})
+            current = result.model if name == "calibration" else current
             ok, video_ok = fold.read(result.model)
             row[name] = {"after": _share(ok), "video_after": _share(video_ok), "samples": len(samples),
                          "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "steps": result.steps,
-                         "kept_shared": result.kept_shared}
+                         "kept_shared": result.kept_shared, "kept": result.kept, "compared": result.compared}
             if name == f"calibration + practice {after[-1]}":
                 row["misreads"] = misreads(fold, result.model, samples)
                 row["per_class"] = {CLASSES[c]: round(float(ok[fold.y_test == c].mean()), 3)
@@ -221,10 +228,12 @@ def table(rows: list[dict], after=WORDS_AFTER) -> str:
     def pct(v):
         return f"{v:.1%}" if v is not None else ""
 
-    names = ["calibration", *(f"practice {n}" for n in after), *(f"calibration + practice {n}" for n in after)]
+    names = ["calibration", *(f"practice {n}" for n in after), *(f"calibration + practice {n}" for n in after),
+             *(f"guarded {n}" for n in after)]
     lines = ["| signer | before | calibration | " + " | ".join(f"practice, {n} words" for n in after) + " | "
-             + " | ".join(f"calibration + {n} words" for n in after) + " | adaptation s, wall / CPU (max) |",
-             "|" + " --- |" * (3 + 2 * len(after) + 1)]
+             + " | ".join(f"calibration + {n} words" for n in after) + " | "
+             + " | ".join(f"guarded, {n} words" for n in after) + " | adaptation s, wall / CPU (max) |",
+             "|" + " --- |" * (3 + 3 * len(after) + 1)]
     for r in rows:
         cells = [pct(r["before"])] + [pct(r[n]["after"]) for n in names]
         video = [pct(r["video_before"])] + [pct(r[n]["video_after"]) for n in names]

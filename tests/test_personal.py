@@ -36,6 +36,22 @@ def recorded(data, classes, per_class=20, start=0, labels=None) -> Samples:
     return Samples(data.X[idx], data.aspect[idx], data.handedness[idx] == "Right", y, takes)
 
 
+SWAP = {"K": "V", "V": "K"}
+
+
+@pytest.fixture(scope="module")
+def swapped(shipped, webcam):
+    """A real person whose K and V are each other's (their recorded K frames are V-shaped), calibrated: (samples,
+    result, progress calls, the shared model's weights before). Fewer, smaller steps than the server's (a busy test machine); no time bound, so the
+    adaptation is deterministic."""
+    model, meta = shipped
+    samples = recorded(webcam, ["A", "B", "K", "L", "V", "Y"], labels=SWAP)
+    calls, state = [], {k: v.clone() for k, v in model.state_dict().items()}
+    result = adapt(model, meta, samples, steps=80, batch=32, replay_batch=32, max_seconds=None,
+                   progress=lambda step, steps: calls.append((step, steps)))
+    return samples, result, calls, state
+
+
 def test_samples_round_trip_and_refuse_bad_input(tmp_path):
     rng = np.random.default_rng(0)
     s = Samples(rng.uniform(0, 1, (6, 21, 3)), np.full(6, 4 / 3), [True, False] * 3, list("AABBJJ"), [0, 0, 1, 1, 2, 2])
@@ -82,18 +98,11 @@ def test_a_shape_only_model_given_motion_answers_as_before(shipped):
     torch.testing.assert_close(moving(x), model(x), atol=1e-5, rtol=1e-5)
 
 
-def test_a_user_who_signs_two_letters_differently_is_read_after_adapting(shipped, webcam):
-    """A real person whose K and V are each other's (their recorded K frames are V-shaped): the shared model reads
-    them wrong; after adapting it reads this user's held-out frames right, keeps a letter the user skipped, and
-    the shared model is untouched."""
+def test_a_user_who_signs_two_letters_differently_is_read_after_adapting(shipped, webcam, swapped):
+    """The K/V-swapped user: the shared model reads them wrong; after adapting it reads this user's held-out frames
+    right, keeps a letter the user skipped, and the shared model is untouched."""
     model, meta = shipped
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    classes = ["A", "B", "K", "L", "V", "Y"]
-    samples = recorded(webcam, classes, labels={"K": "V", "V": "K"})
-    calls = []
-    # Fewer, smaller steps than the server's (a busy test machine); no time bound, so the test is deterministic.
-    result = adapt(model, meta, samples, steps=80, batch=32, replay_batch=32, max_seconds=None,
-                   progress=lambda step, steps: calls.append((step, steps)))
+    samples, result, calls, state = swapped
     assert calls[-1] == (80, 80) and len(calls) == 80 and result.steps == 80
     assert result.before < 0.75 and result.after >= 0.95, (result.before, result.after)
     assert result.samples == len(samples) and result.classes == ["A", "B", "K", "L", "V", "Y"]
@@ -172,3 +181,57 @@ def test_the_calibration_protocol_never_tests_on_calibration_frames():
     assert list(pool["C"]) == list(range(10)) and test[10:20].all() and not test[:10].any()
     samples = calibration_samples(webcam, pool, 5, photos=False)
     assert len(samples) == 10 and list(samples.takes) == [0] * 5 + [1] * 5
+
+
+def test_a_later_adaptation_keeps_the_better_of_the_new_and_the_current_personal_model(shipped, webcam, swapped):
+    """The K/V-swapped user calibrated (their current personal model reads them), then practises (later frames of
+    the same recording). A new model that reads the practice's held-back frames worse than the current one is not
+    handed out: the current one comes back, unchanged; one that reads them better replaces it. The two are compared
+    only on the held-back frames `fresh` marks (gathered since the current model)."""
+    model, meta = shipped
+    calibration, calibrated, _, _ = swapped
+    practice = recorded(webcam, ["A", "B", "K", "L", "V", "Y"], start=100, labels=SWAP)
+    practice.takes = practice.takes + 100  # takes of their own, after calibration's: each class's last is held back
+    both = Samples.concat([calibration, practice])
+    fresh = (np.arange(len(both)) >= len(calibration)) & (both.labels != "A")  # as if A's were older
+
+    # One vanishing step: the new model reads the swapped K and V as the shared model does.
+    worse = adapt(model, meta, both, steps=1, lr=1e-9, current=calibrated.model, fresh=fresh, max_seconds=None)
+    assert worse.kept == "current" and not worse.kept_shared
+    assert worse.compared["new"] < 0.8 < 0.95 <= worse.compared["current"], worse.compared
+    assert worse.held_out == 120 and worse.compared["frames"] == 100  # practice's held-back takes, less A's
+    for k, v in calibrated.model.state_dict().items():
+        assert torch.equal(worse.model.state_dict()[k], v), f"the current model changed: {k}"
+
+    # A current model that never learned the swap (the shared weights, as a kept_shared adaptation stores them).
+    better = adapt(model, meta, both, steps=80, batch=32, replay_batch=32, max_seconds=None,
+                   current=with_motion(model), fresh=fresh)
+    assert better.kept == "new" and better.compared["new"] > better.compared["current"] + 0.2, better.compared
+    assert better.after >= 0.95
+
+
+def test_the_servers_adaptation_keeps_the_current_models_file_when_the_new_one_reads_worse(shipped, webcam, swapped,
+                                                                                          tmp_path, capsys):
+    """app.live.personal's subprocess, in process: given the user's current model (--current) and how many of the
+    samples came after it (--fresh), a new model that reads those worse leaves model.pth the current file, byte for
+    byte, says so in its result, and no copy of the current model stays in the folder that becomes the entry."""
+    import json
+
+    from app.live.personal import CURRENT_FILE, MODEL_FILE, SAMPLES_FILE, main
+    calibration, calibrated, _, _ = swapped
+    practice = recorded(webcam, ["A", "B", "K", "L", "V", "Y"], start=100, labels=SWAP)
+    practice.takes = practice.takes + 100
+    Samples.concat([calibration, practice]).save(tmp_path / SAMPLES_FILE)
+    calibrated.save(tmp_path / CURRENT_FILE)
+    current = (tmp_path / CURRENT_FILE).read_bytes()
+    threads = torch.get_num_threads()
+    try:  # one vanishing step (--steps 1 at the default rate barely moves the shared weights)
+        main(["--checkpoint", str(CHECKPOINT), "--folder", str(tmp_path), "--steps", "1",
+              "--current", str(tmp_path / CURRENT_FILE), "--fresh", str(len(practice))])
+    finally:
+        torch.set_num_threads(threads)
+    done = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["done"]
+    assert done["kept"] == "current" and done["compared"]["frames"] == 120, done
+    assert done["compared"]["new"] < done["compared"]["current"], done
+    assert (tmp_path / MODEL_FILE).read_bytes() == current
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MODEL_FILE, SAMPLES_FILE]

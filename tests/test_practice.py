@@ -141,6 +141,26 @@ def test_a_missed_letter_costs_only_itself(practised):
     assert "L" not in set(samples.labels)
 
 
+def test_a_later_adaptation_is_compared_with_the_learners_own_model(practised):
+    """The words practised after the background adaptation adapt again (`adapt`): the new model is compared with
+    the learner's current one on held-back frames of those words, the better kept (a kept current model's file
+    unchanged), and the entry holds only its two files."""
+    client, server = practised["client"], practised["server"]
+    [entry] = entries(server)
+    current = (entry / "model.pth").read_bytes()
+    if client.call("adapt") == {"queued": None}:  # a background one is running already: its result is as good
+        assert client.next("error")["code"] == "adapt_busy"
+    adapted = client.next("adapted", timeout=ADAPT_TIMEOUT)
+    compared = adapted["compared"]
+    assert compared is not None and compared["frames"] > 0, adapted
+    print(f"later adaptation: kept {adapted['kept']}, compared {compared}")  # with -s
+    better = "current" if compared["new"] < compared["current"] else "new"
+    assert adapted["kept"] in (better, "shared"), adapted  # (shared: what it kept read worse than the shared model)
+    [entry] = entries(server)
+    assert sorted(p.name for p in entry.iterdir()) == ["model.pth", "samples.npz"]
+    assert ((entry / "model.pth").read_bytes() == current) == (adapted["kept"] == "current"), adapted
+
+
 def test_practice_samples_obey_the_bound_per_class_and_forget(practised):
     server = practised["server"]
     samples = stored_samples(server)
@@ -202,11 +222,13 @@ def test_new_samples_join_the_stored_ones_newest_kept_and_a_calibration_take_rep
     take = gathered.new_take("B", "calibration")
     gathered.add("B", take, hand + 20, 1.0, False, source="calibration")
     gathered.new_take("C", "calibration")  # a take that kept no frame replaces nothing
-    out = merged(gathered.unstored(), store, key, gathered.replacing(), gathered.max_per_class)
+    out, fresh = merged(gathered.unstored(), store, key, gathered.replacing(), gathered.max_per_class)
     mine = {label: sorted(int(lm[0, 0]) for lm, lab in zip(out.landmarks, out.labels) if lab == label)
             for label in "ABC"}
     assert mine == {"A": [2, 10, 11, 12], "B": [20], "C": [5]}, mine  # A: the newest 4; B: calibrated again
     assert out.takes[out.landmarks[:, 0, 0] < 10].max() < out.takes[out.landmarks[:, 0, 0] >= 10].min()
+    assert list(fresh) == list(out.landmarks[:, 0, 0] >= 10)  # the key's model never saw these (kept last)
+    assert fresh[-fresh.sum():].all()
     assert gathered.source() == "calibration"
     gathered.stored(gathered.serial)  # adapted: nothing new until more frames come
     assert gathered.unstored() is None and gathered.replacing() == set()

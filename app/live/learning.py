@@ -8,9 +8,17 @@ app.live.practice's `practice`, the session's words for app.live.confirmed) only
 
 client `adapt`                     ack {"queued": n} (place in the queue, 1 = next; 0: started at once), then
                                    `adapt_progress` {"step", "steps"} and `adapted` {"model", "key", "samples",
-                                   "classes", "seconds", "before", "after", "confused", "switched", "source"}, or
-                                   `error` {"code", "message"} (then the ack is {"queued": null}). source: what
-                                   gathered the new samples ("calibration", "practice" or "words"). confused:
+                                   "classes", "seconds", "before", "after", "confused", "switched", "source",
+                                   "kept", "compared"}, or `error` {"code", "message"} (then the ack is
+                                   {"queued": null}). source: what gathered the new samples ("calibration",
+                                   "practice" or "words"). kept: the model the key now opens, "new", "shared"
+                                   (the personal one read the held-back frames worse than the shared model: its
+                                   weights are stored) or "current" (a later adaptation read the held-back frames
+                                   gathered since the user's personal model worse than that model, which stays,
+                                   its file unchanged; the new samples are stored for later adaptations);
+                                   compared: {"current", "new": accuracies on those frames, "frames"}, or null on
+                                   a first adaptation (or none of them held back). before/after: the shared and
+                                   the kept model on all held-back frames. confused:
                                    {class: the class its held-back frames read as}; the session switches to the
                                    personal model ("model": "personal", switched) unless some are confused, then
                                    it keeps the shared one (the key opens the personal model when asked for).
@@ -291,8 +299,9 @@ def start_adaptation(sid: str, session: Session) -> int:
     key = key or new_key()
     staged = store.staging()
     try:
-        samples = merged(recorded, store, key, replaced, new.max_per_class)
+        samples, fresh = merged(recorded, store, key, replaced, new.max_per_class)
         samples.save(staged / "samples.npz")
+        store.stage_current(key, staged)  # a later adaptation: the new model must beat this one
         emit = current_app.extensions["calibration_pump"].put
         app = current_app._get_current_object()
         started = time.monotonic()
@@ -303,6 +312,7 @@ def start_adaptation(sid: str, session: Session) -> int:
                     new.stored(serial)
 
         job = Job(owner=sid, checkpoint=current_app.extensions["predictor"].checkpoint, staged=staged,
+                  fresh=int(fresh.sum()),
                   on_progress=lambda step, steps: emit("adapt_progress", {"step": step, "steps": steps}, to=sid),
                   on_done=done, on_error=lambda exc: emit("error", exc.as_dict(), to=sid))
         queued = current_app.extensions["adaptations"].submit(job)
@@ -315,23 +325,27 @@ def start_adaptation(sid: str, session: Session) -> int:
 
 
 def merged(recorded: Samples | None, store: PersonalStore, key: str, replaced: set[str],
-           max_per_class: int) -> Samples:
+           max_per_class: int) -> tuple[Samples, np.ndarray]:
     """The new frames after those stored under the key (less the classes calibrated again), each class cut to its
-    newest `max_per_class`. FrameError too_few_samples when there are none."""
+    newest `max_per_class`, and the mask of the new ones (all at the end: the key's model never saw them).
+    FrameError too_few_samples when there are none."""
     try:
         earlier = Samples.load(store.samples_path(key))
         earlier = earlier.subset(~np.isin(earlier.labels, sorted(replaced)))
     except (ValueError, OSError):
         earlier = None
+    fresh = np.ones(len(recorded) if recorded is not None else 0, bool)
     if earlier is not None and len(earlier) and recorded is not None:
         earlier.takes = earlier.takes - earlier.takes.max() - 1  # numbered below the new takes
         recorded = Samples.concat([earlier, recorded])
+        fresh = np.r_[np.zeros(len(earlier), bool), fresh]
     elif recorded is None:
-        recorded = earlier
+        recorded, fresh = earlier, np.zeros(len(earlier) if earlier is not None else 0, bool)
     if recorded is None or not len(recorded):
         raise FrameError("too_few_samples", "no frames of your signs are kept any more: calibrate or practise "
                                             "some signs first")
-    return recorded.latest(max_per_class)
+    kept = recorded.newest(max_per_class)
+    return recorded.subset(kept), fresh[kept]
 
 
 def _adapted(app: Flask, sid: str, session: Session, key: str, staged, result: dict, started: float,
@@ -353,7 +367,8 @@ def _adapted(app: Flask, sid: str, session: Session, key: str, staged, result: d
                      "samples": result["samples"], "classes": result["classes"],
                      "seconds": round(time.monotonic() - started, 2), "before": result["before"],
                      "after": result["after"], "confused": confused, "switched": not confused,
-                     "source": source}, to=sid)
+                     "source": source, "kept": result.get("kept", "new"), "compared": result.get("compared")},
+         to=sid)
     return True
 
 

@@ -44,6 +44,7 @@ from ml.inference import PersonalModel
 
 KEY = re.compile(r"^[A-Za-z0-9_-]{32}$")  # secrets.token_urlsafe(24)
 MODEL_FILE, SAMPLES_FILE = "model.pth", "samples.npz"
+CURRENT_FILE = "current.pth"  # staged: the user's personal model so far, which the new one must read better than
 FILES = [MODEL_FILE, SAMPLES_FILE]
 SWEEP_S = 10.0  # cluster mode: how often a server drops its copies of entries forgotten or evicted elsewhere
 log = logging.getLogger(__name__)
@@ -129,6 +130,14 @@ class PersonalStore:
 
     def samples_path(self, key: str) -> Path:
         return self._entry(key) / SAMPLES_FILE
+
+    def stage_current(self, key: str, staged: Path) -> Path | None:
+        """A copy of the key's personal model in `staged` (an adaptation compares with it), or None when it has
+        none (a copy, so that a forget or another commit meanwhile cannot pull it away from the adaptation)."""
+        try:
+            return Path(shutil.copyfile(self._entry(key) / MODEL_FILE, staged / CURRENT_FILE))
+        except OSError:
+            return None
 
     def commit(self, key: str, staged: Path) -> None:
         """Make `staged` (model.pth + samples.npz) the entry of `key`, replacing any earlier one, then evict the
@@ -260,6 +269,7 @@ class Job:
     on_progress: Callable[[int, int], None]
     on_done: Callable[[dict], None]              # the subprocess's result: before, after, seconds, ...
     on_error: Callable[[FrameError], None]
+    fresh: int = 0                               # samples.npz's last `fresh` frames are new since current.pth
     proc: subprocess.Popen | None = field(default=None, repr=False)
     cancelled: bool = False
 
@@ -330,6 +340,8 @@ class AdaptationPool:
         cmd = [sys.executable, "-m", "app.live.personal", "--checkpoint", str(job.checkpoint), "--folder", str(job.staged)]
         if self.steps:
             cmd += ["--steps", str(self.steps)]
+        if (job.staged / CURRENT_FILE).is_file():
+            cmd += ["--current", str(job.staged / CURRENT_FILE), "--fresh", str(job.fresh)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIGN2SOUND_ADMIN") and k != "SIGN2SOUND_SECRET_KEY"}
         job.proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"}, text=True,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -369,13 +381,19 @@ class AdaptationPool:
 
 
 def main(argv=None) -> None:
-    """The adaptation subprocess: folder/samples.npz + the shared checkpoint -> folder/model.pth. JSON lines on
-    stdout: {"step", "steps"} as it goes, then {"done": {...}} or {"error": {"code", "message"}}."""
+    """The adaptation subprocess: folder/samples.npz + the shared checkpoint -> folder/model.pth. With --current
+    (the user's personal model so far) and --fresh N (the samples' last N frames came after it), the new model must
+    read the held-back fresh frames at least as well, else model.pth is the current model's file, byte for byte
+    (the new samples are stored all the same: a later adaptation learns from them). JSON lines on stdout:
+    {"step", "steps"} as it goes, then {"done": {...}} or {"error": {"code", "message"}}."""
     parser = argparse.ArgumentParser(description="adapt the shared model to one user's calibration samples")
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--folder", required=True, type=Path)
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--current", type=Path, help="the user's personal model so far")
+    parser.add_argument("--fresh", type=int, default=0, help="the samples' last N frames came after --current")
     args = parser.parse_args(argv)
+    import numpy as np
     import torch
 
     from ml import personal
@@ -392,14 +410,30 @@ def main(argv=None) -> None:
     try:
         samples = personal.Samples.load(args.folder / SAMPLES_FILE)
         model, meta = load_checkpoint(args.checkpoint)
-        result = personal.adapt(model, meta, samples, progress=progress,
+        guard = {}
+        if args.current:
+            try:
+                current, _ = load_checkpoint(args.current)
+                fresh = np.arange(len(samples)) >= len(samples) - args.fresh
+                guard = {"current": current, "fresh": fresh}
+            except CheckpointError as exc:  # unreadable: nothing to compare with, as for a first adaptation
+                print(f"the current personal model is not compared: {exc}", file=sys.stderr)
+        result = personal.adapt(model, meta, samples, progress=progress, **guard,
                                 **({"steps": args.steps} if args.steps else {}))
-        result.save(args.folder / MODEL_FILE)
+        if result.kept == "current":
+            os.replace(args.current, args.folder / MODEL_FILE)
+        else:
+            result.save(args.folder / MODEL_FILE)
     except personal.PersonalError as exc:
         say({"error": FrameError("too_few_samples", f"not enough calibration to adapt: {exc}").as_dict()})
         return
+    finally:
+        if args.current:
+            args.current.unlink(missing_ok=True)  # never part of the stored entry
+    compared = result.compared and {k: round(v, 4) if k != "frames" else v for k, v in result.compared.items()}
     say({"done": {"before": round(result.before, 4), "after": round(result.after, 4), "samples": result.samples,
-                  "classes": result.classes, "seconds": round(result.seconds, 2), "confused": result.confused}})
+                  "classes": result.classes, "seconds": round(result.seconds, 2), "confused": result.confused,
+                  "kept": result.kept, "compared": compared}})
 
 
 if __name__ == "__main__":

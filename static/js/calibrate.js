@@ -240,7 +240,8 @@ function onAdapted(result) {
     $("calibration-redo-confused").textContent = `Redo ${confused.join(", ")}`;
   } else {
     localStorage.removeItem(STORE.shared);
-    say(`Done in ${Math.round(result.seconds)} s: ${figures}. Reading with yours now.`);
+    const stays = result.kept === "current" ? " Your earlier model stays: the new one read your new signs less well." : "";
+    say(`Done in ${Math.round(result.seconds)} s: ${figures}.${stays} Reading with yours now.`);
     $("status-model").textContent = "yours";
   }
   $("calibration-redo-confused").hidden = result.switched !== false || !confused.length;

@@ -24,7 +24,8 @@ export function initLearnWords(socket, { setMessage }) {
     if (result.source !== "words") return;
     const text = result.switched === false
       ? "Learned from your spelling, but some of your signs look alike to the model: the shared model stays."
-      : "Learned from your spelling: reading with your model now.";
+      : result.kept === "current" ? "Your model stays: the one made with your spelling read your latest signs less well."
+        : "Learned from your spelling: reading with your model now.";
     setMessage("learned", text, "info");
     announce(text);
     setTimeout(() => setMessage("learned", null), 8000);

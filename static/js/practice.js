@@ -36,7 +36,8 @@ export function initPractice(liveSocket) {
     for (const meant of Object.keys(result.confused || {})) misses[meant] = (misses[meant] || 0) + 2;
     if (!active) return;
     const text = result.switched === false ? "Adapted, but some of your signs look alike to the model: the shared model stays."
-      : "Adapted to your practice: reading with your model now.";
+      : result.kept === "current" ? "Your model stays: the one made with this practice read your latest signs less well (your practice is kept for next time)."
+        : "Adapted to your practice: reading with your model now.";
     status(text);
     announce(text);
   });
