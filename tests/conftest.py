@@ -37,11 +37,12 @@ CLIENT_FPS = 100
 TEST_MAX_FPS = 120
 
 
-# Adaptations and training jobs run niced in the product (config.yaml: live frames first). Under test the CPU they
-# would yield to is another test's, so the test waiting on them waited for its neighbours: on 2 cores a niced
-# adaptation got about a tenth of a core while the other test worker was busy. Tests run them at their own priority;
-# tests/test_calibration.py checks the product's niceness.
-TEST_PRIORITY = {"SIGN2SOUND_CALIBRATION_NICE": "0", "SIGN2SOUND_ADMIN_JOB_NICE": "0"}
+# Adaptations run niced in the product (config.yaml: live frames first). Under test the CPU they would yield to is
+# another test's, so the test waiting on one waited for its neighbours: on 2 cores a niced adaptation got about a
+# tenth of a core while the other test worker was busy. Tests run them at their own priority; tests/test_calibration.py
+# checks the product's niceness. Training jobs stay niced: the long ones tests start run until cancelled or killed,
+# and at full priority they would take the CPU from every other test.
+TEST_PRIORITY = {"SIGN2SOUND_CALIBRATION_NICE": "0"}
 
 
 def pytest_configure(config) -> None:
