@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import socketio
 
 from ml.config import load_config
 
