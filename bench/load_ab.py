@@ -22,27 +22,6 @@ from ml.config import ROOT
 from tests.conftest import Server
 
 
-class ServerAt(Server):
-    """tests.conftest.Server, run from another copy of the project (`root`) instead of this checkout."""
-
-    def __init__(self, root: Path, instance_dir: Path, env: dict):
-        super().__init__(instance_dir, env, gunicorn=True)
-        self.root = root
-
-    def start(self, timeout: float = 180) -> "ServerAt":
-        real_popen = subprocess.Popen
-
-        def popen(cmd, **kwargs):  # the same command, from the other copy
-            cmd = [str(self.root / Path(part).relative_to(ROOT)) if part.startswith(str(ROOT)) else part for part in cmd]
-            return real_popen(cmd, **{**kwargs, "cwd": self.root})
-
-        subprocess.Popen = popen
-        try:
-            return super().start(timeout)
-        finally:
-            subprocess.Popen = real_popen
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="the earlier commit")
@@ -58,11 +37,11 @@ def main(argv=None) -> None:
         archive = subprocess.run(["git", "archive", args.base], cwd=ROOT, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
         os.symlink(ROOT / ".venv", base / ".venv")
-        servers = {args.base: ServerAt(base, Path(tmp) / "base-instance", threads),
+        servers = {args.base: Server(Path(tmp) / "base-instance", threads, gunicorn=True, root=base),
                    "this checkout": Server(Path(tmp) / "instance", threads, gunicorn=True)}
         try:
             for server in servers.values():
-                server.start()
+                server.start(timeout=180)
             for name, server in servers.items():  # warm-up, not recorded
                 run_load(server.url, [server.serving_pid], 4, 3, 15, frames)
             for round_ in range(args.rounds):

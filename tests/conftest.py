@@ -149,8 +149,9 @@ class Server:
 
     running: list["Server"] = []  # started and not yet stopped, for failure reports
 
-    def __init__(self, instance_dir: Path, env: dict | None = None, gunicorn: bool = False):
+    def __init__(self, instance_dir: Path, env: dict | None = None, gunicorn: bool = False, root: Path = ROOT):
         self.gunicorn = gunicorn
+        self.root = root  # the copy of the project it runs from (bench.load_ab serves an earlier commit's)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.instance_dir = instance_dir
@@ -162,9 +163,9 @@ class Server:
     def start(self, timeout: float = HANG_GUARD_S) -> "Server":
         self.instance_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        cmd = ([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")] if self.gunicorn
-               else [sys.executable, str(ROOT / "wsgi.py")])
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+        cmd = ([sys.executable, "-m", "gunicorn", "-c", str(self.root / "deploy" / "gunicorn.conf.py")] if self.gunicorn
+               else [sys.executable, str(self.root / "wsgi.py")])
+        self.proc = subprocess.Popen(cmd, cwd=self.root, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=self.gunicorn)
         Server.running.append(self)
         deadline = time.monotonic() + timeout
