@@ -130,3 +130,28 @@ def test_the_page_has_the_switch_on_by_default_and_keeps_it_off_once_turned_off(
         expect(page.locator("#status-connection")).to_have_text("connected")
         expect(page.get_by_label("Learn from my spelling")).not_to_be_checked()  # this browser remembers
         assert errors == []
+
+
+def test_a_word_keeps_its_latest_frames_and_one_word_waits_for_confirmation():
+    """The bounds of free spelling, in the session's own objects: a word keeps at most `max_frames` frames with a
+    hand (the latest), and only the last finished word waits for confirmation; confirming it labels only the frames
+    kept."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from app.live.confirmed import ConfirmedWords
+    from app.live.learning import Gathered
+
+    hand = SimpleNamespace(landmarks=np.zeros((21, 3), np.float32), is_left=False)
+    gathered = Gathered(max_per_class=1000)
+    words = ConfirmedWords(max_frames=5, gathered=lambda: gathered)
+    for word in ("AB", "CD"):
+        for letter in word:
+            for _ in range(4):
+                words.frame(hand, 1.0, letter)
+            words.event({"type": "letter", "value": letter})
+        assert len(words.word.frames) == 5  # 8 frames with a hand, the latest 5 kept
+        words.finished(word, word, chosen=False)
+    assert words.pending[1] == "CD"  # AB was confirmed when CD ended; CD waits
+    assert {label: gathered.count(label) for label in "ABCD"} == {"A": 1, "B": 4, "C": 0, "D": 0}
