@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.adam import adam as adam_update
 
 from ml.augment import AugmentConfig, training_windows
 from ml.checkpoint import save_checkpoint
@@ -232,6 +233,34 @@ def _accuracy(model: nn.Module, windows: np.ndarray, labels: np.ndarray) -> tupl
     return float((pred == labels).mean()), pred
 
 
+class AdamW:
+    """torch.optim.AdamW's update, computed by torch's own functional `adam` (decoupled weight decay), without
+    torch.optim's Optimizer class: its first step imports torch._dynamo, 2.2 s of CPU that every adaptation paid
+    out of its max_seconds, while the user waited (docs/PERFORMANCE.md). tests/test_personal.py checks it step for
+    step against torch.optim.AdamW."""
+
+    def __init__(self, params, lr: float, weight_decay: float = 1e-2, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8):
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.exp_avgs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.exp_avg_sqs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.steps = [torch.tensor(0.0) for _ in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]  # as torch's: a parameter without a
+        pick = lambda items: [items[i] for i in live]  # noqa: E731   gradient keeps its state and its value
+        adam_update(pick(self.params), [self.params[i].grad for i in live], pick(self.exp_avgs),
+                    pick(self.exp_avg_sqs), [], pick(self.steps), decoupled_weight_decay=True, amsgrad=False,
+                    beta1=self.betas[0], beta2=self.betas[1], lr=self.lr, weight_decay=self.weight_decay,
+                    eps=self.eps, maximize=False)
+
+
 def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[[int, int], None] | None = None,
           seed: int = 0, holdout: float = 0.25, steps: int = 200, lr: float = 3e-3, batch: int = 64,
           replay: tuple[np.ndarray, np.ndarray] | None = None, replay_batch: int = 64,
@@ -275,7 +304,7 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
     user_augment = user_augment or USER_AUGMENT
     replay = replay if replay is not None else replay_set(meta)
     trained = personal.head.parameters() if head_only else personal.parameters()
-    optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=1e-4)
+    optimizer = AdamW(trained, lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     x_user, y_user, motion_user = features[train], labels[train], windows[train][..., N_SHAPE:]
     weights = None
@@ -300,10 +329,9 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
             ys.append(replay[1][rpick])
         x = torch.as_tensor(np.concatenate(xs))
         y = torch.as_tensor(np.concatenate(ys))
-        for group in optimizer.param_groups:  # cosine decay: the last steps settle
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * done))
+        optimizer.lr = lr * 0.5 * (1 + math.cos(math.pi * done))  # cosine decay: the last steps settle
         loss = loss_fn(personal(x), y)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(personal.parameters(), 1.0)
         optimizer.step()

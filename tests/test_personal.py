@@ -9,7 +9,7 @@ from ml.checkpoint import load_checkpoint
 from ml.config import ROOT, data_path, load_config
 from ml.datasets import load_dataset
 from ml.features import FEATURE_VERSION, N_FEATURES
-from ml.personal import (CALIBRATION_CLASSES, PersonalError, Samples, adapt, take_windows, with_motion)
+from ml.personal import (CALIBRATION_CLASSES, AdamW, PersonalError, Samples, adapt, take_windows, with_motion)
 
 CHECKPOINT = ROOT / "checkpoints" / "best_model.pth"
 
@@ -50,6 +50,34 @@ def swapped(shipped, webcam):
     result = adapt(model, meta, samples, steps=80, batch=32, replay_batch=32, max_seconds=None,
                    progress=lambda step, steps: calls.append((step, steps)))
     return samples, result, calls, state
+
+
+def test_the_adaptations_adamw_steps_as_torchs(shipped):
+    """ml.personal.AdamW (torch's functional update without torch.optim's class) moves a real model's weights as
+    torch.optim.AdamW does, step for step, with the learning rate changed between steps and the head alone frozen
+    for some steps (a parameter without a gradient keeps its value and its moments)."""
+    model, _ = shipped
+    ours, theirs = with_motion(model), with_motion(model)
+    ours_opt = AdamW(ours.parameters(), lr=3e-3, weight_decay=1e-4)
+    theirs_opt = torch.optim.AdamW(theirs.parameters(), lr=3e-3, weight_decay=1e-4)
+    x = torch.randn(8, 5, N_FEATURES, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(8)
+    for step in range(6):
+        lr = 3e-3 * 0.5 * (1 + np.cos(np.pi * step / 6))
+        ours_opt.lr = lr
+        for group in theirs_opt.param_groups:
+            group["lr"] = lr
+        for net, opt in ((ours, ours_opt), (theirs, theirs_opt)):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            if step in (2, 3):
+                for p in net.head.parameters():
+                    p.grad = None
+            opt.step()
+    moved = max((a - b).abs().max().item() for a, b in zip(ours.parameters(), with_motion(model).parameters()))
+    assert moved > 1e-3  # the steps did something, so a wrong update would show
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
 
 
 def test_samples_round_trip_and_refuse_bad_input(tmp_path):
