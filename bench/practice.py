@@ -1,6 +1,6 @@
 """What practice changes in an adaptation's cost: many more samples under one key (calibration's 20-odd frames of a
 class become up to `calibration.max_samples_per_class` from many takes). The adaptation subprocess the server runs
-(`python -m app.live.personal`, niced as the server nices it) is timed on a calibration's worth of frames and on a
+(`python -m ml.personal`, niced as the server nices it) is timed on a calibration's worth of frames and on a
 practised user's full store, alternating, so the machine's other load falls on both alike.
 
     python -m bench.practice                  # ~2 min on 2 cores, writes docs/PERFORMANCE.md (practice)
@@ -46,8 +46,9 @@ def samples(per_class: int, take_len: int) -> Samples:
 def adapt_once(folder: Path, nice: int) -> tuple[float, dict]:
     checkpoint = ROOT / load_config()["model"]["checkpoint"]
     started = time.monotonic()
-    out = subprocess.run(["nice", "-n", str(nice), sys.executable, "-m", "app.live.personal", "--checkpoint",
-                          str(checkpoint), "--folder", str(folder)], cwd=ROOT, capture_output=True, text=True,
+    out = subprocess.run(["nice", "-n", str(nice), sys.executable, "-m", "ml.personal", "--checkpoint", str(checkpoint),
+                          "--samples", str(folder / "samples.npz"), "--out", str(folder / "model.pth")],
+                         cwd=ROOT, capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}).stdout
     seconds = time.monotonic() - started
     done = [json.loads(line)["done"] for line in out.splitlines() if line.startswith('{"done"')]

@@ -374,3 +374,66 @@ def adapt(model: nn.Module, meta: dict, samples: Samples, *, progress: Callable[
                        classes=[c for c in CALIBRATION_CLASSES if c in set(samples.labels)],
                        held_out=int(held.sum()), per_class=per_class, kept_shared=kept == "shared", kept=kept,
                        compared=compared, steps=steps_done, confused=confusions(labels[test], pred_after, classes))
+
+
+def main(argv=None) -> None:
+    """The server's adaptation subprocess (app.live.personal): --samples (.npz) + the shared --checkpoint -> --out.
+    With --current (the user's personal model so far, a file this consumes) and --fresh N (the samples' last N
+    frames came after it), the new model must read the held-back fresh frames at least as well, else --out is the
+    current model's file, byte for byte (the new samples are kept all the same: a later adaptation learns from
+    them). JSON lines on stdout: {"step", "steps"} as it goes, then {"done": {...}} or {"error": {"code",
+    "message"}}. It imports torch and ml only: every adaptation pays its interpreter's start."""
+    import argparse
+    import json
+    import sys
+
+    from ml.checkpoint import CheckpointError, load_checkpoint
+
+    parser = argparse.ArgumentParser(description="adapt the shared model to one user's samples")
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--samples", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--current", type=Path, help="the user's personal model so far (removed when done)")
+    parser.add_argument("--fresh", type=int, default=0, help="the samples' last N frames came after --current")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # the server's cores are for live frames first
+
+    def say(event: dict) -> None:
+        print(json.dumps(event), flush=True)
+
+    def progress(step: int, steps: int) -> None:
+        if step == steps or step % max(1, steps // 20) == 0:
+            say({"step": step, "steps": steps})
+
+    try:
+        samples = Samples.load(args.samples)
+        model, meta = load_checkpoint(args.checkpoint)
+        guard = {}
+        if args.current:
+            try:
+                current, _ = load_checkpoint(args.current)
+                fresh = np.arange(len(samples)) >= len(samples) - args.fresh
+                guard = {"current": current, "fresh": fresh}
+            except CheckpointError as exc:  # unreadable: nothing to compare with, as for a first adaptation
+                print(f"the current personal model is not compared: {exc}", file=sys.stderr)
+        result = adapt(model, meta, samples, progress=progress, **guard,
+                       **({"steps": args.steps} if args.steps else {}))
+        if result.kept == "current":
+            os.replace(args.current, args.out)
+        else:
+            result.save(args.out)
+    except PersonalError as exc:
+        say({"error": {"code": "too_few_samples", "message": f"not enough calibration to adapt: {exc}"}})
+        return
+    finally:
+        if args.current:
+            args.current.unlink(missing_ok=True)  # never part of the stored entry
+    compared = result.compared and {k: round(v, 4) if k != "frames" else v for k, v in result.compared.items()}
+    say({"done": {"before": round(result.before, 4), "after": round(result.after, 4), "samples": result.samples,
+                  "classes": result.classes, "seconds": round(result.seconds, 2), "confused": result.confused,
+                  "kept": result.kept, "compared": compared}})
+
+
+if __name__ == "__main__":
+    main()

@@ -251,7 +251,7 @@ def test_every_bound_gives_its_clear_error_and_leaves_nothing_half_written(make_
     assert client.call("adapt") == {"queued": 0}
     assert client.call("adapt") == {"queued": None}
     assert client.next("error")["code"] == "adapt_busy"
-    assert niceness(child(server, "app.live.personal")) == 10  # the adaptation yields the CPU to live frames
+    assert niceness(child(server, "ml.personal")) == 10  # the adaptation yields the CPU to live frames
     first = client.next("adapted", timeout=ADAPT_TIMEOUT)
     # Adaptations per key per hour (0 here: a key's model cannot be adapted again) ...
     assert client.call("adapt") == {"queued": None}

@@ -240,12 +240,14 @@ def test_a_later_adaptation_keeps_the_better_of_the_new_and_the_current_personal
 
 def test_the_servers_adaptation_keeps_the_current_models_file_when_the_new_one_reads_worse(shipped, webcam, swapped,
                                                                                           tmp_path, capsys):
-    """app.live.personal's subprocess, in process: given the user's current model (--current) and how many of the
-    samples came after it (--fresh), a new model that reads those worse leaves model.pth the current file, byte for
-    byte, says so in its result, and no copy of the current model stays in the folder that becomes the entry."""
+    """The server's adaptation subprocess (`python -m ml.personal`), in process, on the files of the folder that
+    becomes the entry: given the user's current model (--current) and how many of the samples came after it
+    (--fresh), a new model that reads those worse leaves model.pth the current file, byte for byte, says so in its
+    result, and no copy of the current model stays in the folder."""
     import json
 
-    from app.live.personal import CURRENT_FILE, MODEL_FILE, SAMPLES_FILE, main
+    from app.live.personal import CURRENT_FILE, MODEL_FILE, SAMPLES_FILE
+    from ml.personal import main
     calibration, calibrated, _, _ = swapped
     practice = recorded(webcam, ["A", "B", "K", "L", "V", "Y"], start=100, labels=SWAP)
     practice.takes = practice.takes + 100
@@ -254,8 +256,9 @@ def test_the_servers_adaptation_keeps_the_current_models_file_when_the_new_one_r
     current = (tmp_path / CURRENT_FILE).read_bytes()
     threads = torch.get_num_threads()
     try:  # one vanishing step (--steps 1 at the default rate barely moves the shared weights)
-        main(["--checkpoint", str(CHECKPOINT), "--folder", str(tmp_path), "--steps", "1",
-              "--current", str(tmp_path / CURRENT_FILE), "--fresh", str(len(practice))])
+        main(["--checkpoint", str(CHECKPOINT), "--samples", str(tmp_path / SAMPLES_FILE), "--out",
+              str(tmp_path / MODEL_FILE), "--steps", "1", "--current", str(tmp_path / CURRENT_FILE),
+              "--fresh", str(len(practice))])
     finally:
         torch.set_num_threads(threads)
     done = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["done"]

@@ -14,13 +14,12 @@ eviction anywhere deletes the Redis entry; every server drops its copy when the 
 sweep (SWEEP_S). Redis down: a key whose entry is cached here keeps its model, any other gets the shared model
 and `personal_unavailable` (the key is kept); the frames themselves never touch Redis.
 
-An adaptation runs ml.personal.adapt in its own niced subprocess (`python -m app.live.personal`), at most
+An adaptation runs ml.personal.adapt in its own niced subprocess (`python -m ml.personal`), at most
 `max_concurrent` at once and the rest queued: the live frames of everyone else keep the CPU, a crash costs
 only that adaptation, and the server's event loop never waits on it.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -337,7 +336,8 @@ class AdaptationPool:
             self._dispatch()
 
     def _follow(self, job: Job) -> None:
-        cmd = [sys.executable, "-m", "app.live.personal", "--checkpoint", str(job.checkpoint), "--folder", str(job.staged)]
+        cmd = [sys.executable, "-m", "ml.personal", "--checkpoint", str(job.checkpoint),
+               "--samples", str(job.staged / SAMPLES_FILE), "--out", str(job.staged / MODEL_FILE)]
         if self.steps:
             cmd += ["--steps", str(self.steps)]
         if (job.staged / CURRENT_FILE).is_file():
@@ -378,63 +378,3 @@ class AdaptationPool:
             job.on_error(FrameError("adapt_failed", f"the adaptation failed ({why}); the shared model is still in use"))
         if job.cancelled or not (outcome and "done" in outcome):
             shutil.rmtree(job.staged, ignore_errors=True)
-
-
-def main(argv=None) -> None:
-    """The adaptation subprocess: folder/samples.npz + the shared checkpoint -> folder/model.pth. With --current
-    (the user's personal model so far) and --fresh N (the samples' last N frames came after it), the new model must
-    read the held-back fresh frames at least as well, else model.pth is the current model's file, byte for byte
-    (the new samples are stored all the same: a later adaptation learns from them). JSON lines on stdout:
-    {"step", "steps"} as it goes, then {"done": {...}} or {"error": {"code", "message"}}."""
-    parser = argparse.ArgumentParser(description="adapt the shared model to one user's calibration samples")
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--folder", required=True, type=Path)
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--current", type=Path, help="the user's personal model so far")
-    parser.add_argument("--fresh", type=int, default=0, help="the samples' last N frames came after --current")
-    args = parser.parse_args(argv)
-    import numpy as np
-    import torch
-
-    from ml import personal
-
-    torch.set_num_threads(1)  # the server's cores are for live frames first
-
-    def say(event: dict) -> None:
-        print(json.dumps(event), flush=True)
-
-    def progress(step: int, steps: int) -> None:
-        if step == steps or step % max(1, steps // 20) == 0:
-            say({"step": step, "steps": steps})
-
-    try:
-        samples = personal.Samples.load(args.folder / SAMPLES_FILE)
-        model, meta = load_checkpoint(args.checkpoint)
-        guard = {}
-        if args.current:
-            try:
-                current, _ = load_checkpoint(args.current)
-                fresh = np.arange(len(samples)) >= len(samples) - args.fresh
-                guard = {"current": current, "fresh": fresh}
-            except CheckpointError as exc:  # unreadable: nothing to compare with, as for a first adaptation
-                print(f"the current personal model is not compared: {exc}", file=sys.stderr)
-        result = personal.adapt(model, meta, samples, progress=progress, **guard,
-                                **({"steps": args.steps} if args.steps else {}))
-        if result.kept == "current":
-            os.replace(args.current, args.folder / MODEL_FILE)
-        else:
-            result.save(args.folder / MODEL_FILE)
-    except personal.PersonalError as exc:
-        say({"error": FrameError("too_few_samples", f"not enough calibration to adapt: {exc}").as_dict()})
-        return
-    finally:
-        if args.current:
-            args.current.unlink(missing_ok=True)  # never part of the stored entry
-    compared = result.compared and {k: round(v, 4) if k != "frames" else v for k, v in result.compared.items()}
-    say({"done": {"before": round(result.before, 4), "after": round(result.after, 4), "samples": result.samples,
-                  "classes": result.classes, "seconds": round(result.seconds, 2), "confused": result.confused,
-                  "kept": result.kept, "compared": compared}})
-
-
-if __name__ == "__main__":
-    main()
