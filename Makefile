@@ -1,7 +1,8 @@
 # make run: set up and serve on 127.0.0.1:5000 with the shipped model: gunicorn, one worker with a thread per
 # connection (deploy/gunicorn.conf.py; one process, SQLite). Ctrl-C stops it.
 # make cluster: redis-server, N servers, a training worker and nginx on :5000 (docs/DEPLOYMENT.md).
-# make test: set up and run the tests, in TEST_WORKERS processes at once (pytest-xdist; a file stays in one).
+# make test: set up and run the tests, in TEST_WORKERS processes at once (pytest-xdist; a file stays in one, and the
+# files that share a session server share a process: tests/conftest.py).
 PYTHON ?= python3
 N ?= 2
 TEST_WORKERS ?= 2
@@ -17,7 +18,7 @@ cluster: setup system
 	$(PY) -m deploy.cluster --servers $(N)
 
 test: setup-dev system
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 setup: $(VENV)/.runtime node_modules/.installed
 setup-dev: $(VENV)/.dev node_modules/.installed

@@ -128,6 +128,21 @@ PORTS_FROM, PORTS_PER_PROCESS = 16000, 2000
 _PORTS = _port_block()
 
 
+# Each of these servers is started once per test process that uses it: `make test` (pytest-xdist --dist loadgroup)
+# runs every file that uses one in the same process, and each other file whole in one process (as --dist loadfile).
+PER_PROCESS_SERVERS = ("admin_server", "server_without_speech")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(items) -> None:
+    uses: dict[Path, set[str]] = {}
+    for item in items:
+        uses.setdefault(item.path, set()).update(getattr(item, "fixturenames", ()))
+    for item in items:
+        shared = [name for name in PER_PROCESS_SERVERS if name in uses[item.path]]
+        item.add_marker(pytest.mark.xdist_group(shared[0] if shared else item.path.name))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """A failing test's report carries the log tail of every server running then: the next failure explains
