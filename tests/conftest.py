@@ -48,6 +48,14 @@ TEST_PRIORITY = {"SIGN2SOUND_CALIBRATION_NICE": "0"}
 def pytest_configure(config) -> None:
     os.environ["SIGN2SOUND_FRAMES_MAX_FPS"] = str(TEST_MAX_FPS)  # every server a test starts inherits these
     os.environ.update(TEST_PRIORITY)
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # pytest-xdist's controller: it runs no test
+    # Tests that train or adapt in this process use one torch thread, as the servers do (config.yaml:
+    # model.torch_threads): beside the other test process on 2 cores, torch's thread per core spun waiting for a
+    # core and took several times the CPU (test_personal: 17 s idle, over 30 s with the other process busy).
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
