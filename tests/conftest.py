@@ -101,12 +101,17 @@ def cli_in_process(main, *args) -> subprocess.CompletedProcess:
     """A command line's `main(argv)` run in this process, as `python -m` would run it minus the interpreter's start
     (seconds, importing torch): its exit code, stdout and stderr. Each CLI's tests still run it once for real, in a
     subprocess (`python -m ...`)."""
+    import torch
+
     out, err = io.StringIO(), io.StringIO()
+    threads = torch.get_num_threads()  # a CLI sets its own (ml.train's --threads): the next tests keep this process's
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main([str(a) for a in args])
         except SystemExit as exit_:  # argparse refuses with exit code 2
             code = exit_.code
+        finally:
+            torch.set_num_threads(threads)
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
