@@ -268,6 +268,7 @@ def hold_still_at(page, word: str, results, tries: int = 3) -> None:
         settled, deadline = results() + SETTLED, time.monotonic() + 30
         while results() < settled and time.monotonic() < deadline:
             page.wait_for_timeout(50)
+        assert results() >= settled, f"the page received {results()} results in all, none since the pause"
         if page.text_content("#word") == word:
             return
         page.evaluate(f"() => {video}.play()")
