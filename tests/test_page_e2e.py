@@ -40,20 +40,26 @@ def write_y4m(path: Path, frames: list[tuple[np.ndarray, float]], fps: int = FPS
                 f.write(b"FRAME\n" + planes)
 
 
-@pytest.fixture(scope="module")
-def camera_video(tmp_path_factory) -> Path:
-    def image(label: str) -> np.ndarray:
-        jpeg = webcam_jpeg(kaggle_photos(label, 1)[0], width=480, quality=95)
-        return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+def camera_image(label: str) -> np.ndarray:
+    """The first Kaggle photo of `label` as the camera shows it (webcam_jpeg's framing), BGR."""
+    jpeg = webcam_jpeg(kaggle_photos(label, 1)[0], width=480, quality=95)
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
 
-    rest = image("nothing")
-    parts = [(image("nothing"), REST_S)]
+
+def spelling_video(path: Path, lead_s: float = REST_S) -> Path:
+    """The module's camera: a rest of `lead_s`, WORD's letters held with rests between, then `space` and a rest."""
+    rest = camera_image("nothing")
+    parts = [(rest, lead_s)]
     for letter in WORD:
-        parts += [(image(letter), HOLD_S), (rest, REST_S)]
-    parts += [(image("space"), HOLD_S), (rest, 2 * REST_S)]
-    path = tmp_path_factory.mktemp("camera") / "camera.y4m"
+        parts += [(camera_image(letter), HOLD_S), (rest, REST_S)]
+    parts += [(camera_image("space"), HOLD_S), (rest, 2 * REST_S)]
     write_y4m(path, parts)
     return path
+
+
+@pytest.fixture(scope="module")
+def camera_video(tmp_path_factory) -> Path:
+    return spelling_video(tmp_path_factory.mktemp("camera") / "camera.y4m")
 
 
 BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -337,12 +343,8 @@ def test_without_server_speech_the_page_says_the_browser_speaks(server_without_s
 def hand_browser(playwright, tmp_path):
     """The camera shows one real photo of a hand, held and lowered in turn (a calibrating user who shows the same
     shape for every class: the speller, were it reading, would type it again after each rest)."""
-    def image(label: str) -> np.ndarray:
-        jpeg = webcam_jpeg(kaggle_photos(label, 1)[0], width=480, quality=95)
-        return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-
     path = tmp_path / "hand.y4m"
-    write_y4m(path, [(image("V"), HOLD_S), (image("nothing"), REST_S)])
+    write_y4m(path, [(camera_image("V"), HOLD_S), (camera_image("nothing"), REST_S)])
     b = start_browser(playwright, ["--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={path}"])
     yield b
     b.close()

@@ -9,9 +9,17 @@ import json
 import pytest
 
 from ml.config import ROOT
-from tests.test_page_e2e import WORD, browser, camera_video, expect, open_page, playwright  # noqa: F401 (fixtures)
+from tests.test_page_e2e import WORD, browser, expect, open_page, playwright, spelling_video  # noqa: F401 (fixtures)
 
 TRACKER = ROOT / "node_modules" / "@mediapipe" / "hands" / "hands.js"
+# The page loads its tracker once the camera plays (~2-3 s here: script, WASM, models, the graph's first frame); a
+# tracker that misses the first letter waits for the video's next loop. A longer first rest lets it catch the first.
+LEAD_S = 3.5
+
+
+@pytest.fixture(scope="module")
+def camera_video(tmp_path_factory):
+    return spelling_video(tmp_path_factory.mktemp("camera") / "camera.y4m", lead_s=LEAD_S)
 
 
 def test_in_browser_mode_the_page_spells_a_word_and_sends_no_picture(server, open_page):  # noqa: F811
