@@ -12,9 +12,10 @@ from ml.config import ROOT
 from tests.test_page_e2e import WORD, browser, expect, open_page, playwright, spelling_video  # noqa: F401 (fixtures)
 
 TRACKER = ROOT / "node_modules" / "@mediapipe" / "hands" / "hands.js"
-# The page loads its tracker once the camera plays (~2-3 s here: script, WASM, models, the graph's first frame); a
-# tracker that misses the first letter waits for the video's next loop. A longer first rest lets it catch the first.
-LEAD_S = 3.5
+# The page's tracker is ready about when the camera plays (it loads meanwhile), or seconds later on a busy machine
+# (script, WASM, models, the graph's first frame); one that misses F waits for the video's next loop (~9 s). A longer
+# first rest lets it read the first loop's F.
+LEAD_S = 2.5
 
 
 @pytest.fixture(scope="module")
