@@ -5,6 +5,9 @@ Chromium plays it in a loop as its webcam. The page must spell FLY on screen and
 no console error (the CSP forbids inline script, so a stray one would show here), and offer suggestions under
 the growing word that end it (key 1) with the raw spelling one click away; what the decoder learned stays in
 the browser until "Forget me".
+
+The tests share one Chromium (a context each: their own storage, the camera granted or denied) and restart or
+calibrate on one server of the module's own; each waits on what the page shows, not on the clock.
 """
 from __future__ import annotations
 
