@@ -221,10 +221,11 @@ def test_the_page_spells_a_word_from_the_camera_and_speaks_it(server, open_page)
     expect(page.locator("#forget-me")).to_be_hidden()
     assert page.evaluate(stored) == [None, None]
 
-    # The buttons act on the server's text (FLY, the chosen word, FL kept as spelled; the video is paused): undo
-    # deletes the last character (FL's space), clear empties it. (Polled: to_have_text compares trimmed texts.)
+    # The buttons act on the server's text (FLY, then FL kept as spelled; the video is paused; a busy machine may
+    # have read part of the first loop before FLY): undo deletes the last character (FL's space), clear empties it.
+    # (Polled: to_have_text compares trimmed texts.)
     before = page.text_content("#text")
-    assert before.startswith(WORD) and before.endswith(" FL "), before
+    assert WORD in before and before.endswith(" FL "), before
     page.click("#undo")
     deadline = time.monotonic() + 30
     while page.text_content("#text") == before and time.monotonic() < deadline:
