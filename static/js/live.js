@@ -191,6 +191,7 @@ setInterval(() => {
 
 (async () => {
   try {
+    tracking.preload();
     await startCamera(video);
     // The stage takes the camera's shape, so the landmarks (fractions of the frame) land on the hand.
     document.querySelector(".stage").style.aspectRatio = `${video.videoWidth} / ${video.videoHeight}`;

@@ -24,17 +24,29 @@ function withTimeout(promise, ms, what) {
 }
 
 export class PageTracker {
+  static prepared = null; // prepare()'s promise
+
   // settings: the server's own (config.yaml's landmarks section, given to the page by the template), so both
   // trackers find the same hands.
-  static async load(video, { modelComplexity = 1, minDetectionConfidence = 0.5, minTrackingConfidence = 0.5 } = {}) {
+  static async load(video, settings = {}) {
     return withTimeout((async () => {
+      const tracker = new PageTracker(await PageTracker.prepare(settings));
+      await tracker.read(video); // loads the models (the first frame configures the graph), and proves it runs here
+      return tracker;
+    })(), LOAD_TIMEOUT_MS, "loading the hand tracker");
+  }
+
+  // The script, the WASM and the graph, which need no frame: started before the camera opens (HandTracking.preload),
+  // so the camera's first frames are tracked, not spent waiting for them. Once; load() awaits the same promise.
+  static prepare({ modelComplexity = 1, minDetectionConfidence = 0.5, minTrackingConfidence = 0.5 } = {}) {
+    PageTracker.prepared ??= (async () => {
       if (!window.Hands) await loadScript(`${BASE}hands.js`);
       const hands = new window.Hands({ locateFile: (file) => BASE + file });
       hands.setOptions({ maxNumHands: 1, modelComplexity, minDetectionConfidence, minTrackingConfidence, selfieMode: false, useCpuInference: true });
-      const tracker = new PageTracker(hands);
-      await tracker.read(video); // loads the WASM and the models, and proves the graph runs here
-      return tracker;
-    })(), LOAD_TIMEOUT_MS, "loading the hand tracker");
+      await hands.initialize();
+      return hands;
+    })();
+    return PageTracker.prepared;
   }
 
   constructor(hands) {

@@ -21,6 +21,12 @@ export class HandTracking {
     this.show();
   }
 
+  // Before the camera starts: this device's tracker loads meanwhile (unless the server is forced). A failure is
+  // the load's to report, in use().
+  preload() {
+    if (this.forced !== "server") PageTracker.prepare(this.settings).catch(() => {});
+  }
+
   // After the camera started.
   start() {
     return this.use(this.forced === "server" ? "server" : "browser");
