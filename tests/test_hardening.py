@@ -88,8 +88,10 @@ def bad_record_messages(good: bytes, max_bytes: int, seed: int):
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory):
-    # No per-client rate limit here, so every bad frame reaches the checks and the decoder.
-    s = Server(tmp_path_factory.mktemp("instance"), {"SIGN2SOUND_FRAMES_MAX_FPS": "100000"}).start()
+    """The production server as `make run` starts it (gunicorn), but with no per-client rate limit, so every bad
+    frame reaches the checks and the decoder. The last test of this file stops it with Ctrl-C."""
+    s = Server(tmp_path_factory.mktemp("instance"), {**NO_ADMIN, "SIGN2SOUND_FRAMES_MAX_FPS": "100000"},
+               gunicorn=True).start()
     yield s
     s.stop()
 
@@ -149,9 +151,9 @@ def test_fuzz_then_a_good_frame_still_gets_the_right_answer(fuzz_server, good, c
     fuzz_round(fuzz_server.url, bystander, good["V"], max_bytes, seed=7)
     growths = []
     for seed in (8, 9):
-        rss_before = rss_mb(fuzz_server.proc.pid)
+        rss_before = rss_mb(fuzz_server.serving_pid)
         fuzz_round(fuzz_server.url, bystander, good["V"], max_bytes, seed=seed)
-        growths.append(rss_mb(fuzz_server.proc.pid) - rss_before)
+        growths.append(rss_mb(fuzz_server.serving_pid) - rss_before)
 
     assert bystander.hold(good["V"], 3)[-1]["letter"] == "V"
     bystander.close()
@@ -181,20 +183,20 @@ def test_recordings_take_their_trackers_from_the_pool(fuzz_server, good):
                 assert call("frame", good["V"])["saved"] is True
 
     recordings(10)
-    rss_before = rss_mb(fuzz_server.proc.pid)
+    rss_before = rss_mb(fuzz_server.serving_pid)
     recordings(10)
-    growth = rss_mb(fuzz_server.proc.pid) - rss_before
+    growth = rss_mb(fuzz_server.serving_pid) - rss_before
     assert growth < RSS_GROWTH_LIMIT_MB, f"server RSS grew {growth:.0f} MB over 10 recordings"
 
     idle = []
-    rss_before = rss_mb(fuzz_server.proc.pid)
+    rss_before = rss_mb(fuzz_server.serving_pid)
     for i in range(IDLE_RECORDINGS):
         visitor = socketio.Client(reconnection=False)
         visitor.connect(fuzz_server.url, namespaces=["/record"], transports=["websocket"], wait_timeout=10)
         start = {"dataset": "pool", "signer": f"idle {i}", "letter": "V", "frames": 2}
         assert visitor.call("start", start, namespace="/record", timeout=REPLY_TIMEOUT)["needed"] == 2
         idle.append(visitor)
-    growth = rss_mb(fuzz_server.proc.pid) - rss_before
+    growth = rss_mb(fuzz_server.serving_pid) - rss_before
     for client in [recorder, *idle]:
         threading.Thread(target=client.disconnect, daemon=True).start()  # its close handshake can take seconds
     assert growth < RSS_GROWTH_LIMIT_MB, f"server RSS grew {growth:.0f} MB for {IDLE_RECORDINGS} idle recordings"
@@ -285,15 +287,16 @@ def test_no_debugger_outside_development(server):
     assert b"Werkzeug Debugger" not in err.value.read()
 
 
-def test_make_run_serves_with_gunicorn_on_loopback_and_ctrl_c_stops_it(tmp_path):
-    """`make run` is gunicorn with deploy/gunicorn.conf.py (the shared `server` of these tests runs the same way):
-    bound to config.yaml's 127.0.0.1:5000, the shipped model live, no development-server warning; Ctrl-C (SIGINT to
-    its process group, as a terminal sends it) ends the arbiter and its worker, with a client still connected."""
+def test_make_run_serves_with_gunicorn_on_loopback_and_ctrl_c_stops_it(fuzz_server):
+    """`make run` is gunicorn with deploy/gunicorn.conf.py (the shared `server` and the fuzz server of these tests
+    run the same way): bound to config.yaml's 127.0.0.1:5000, the shipped model live, no development-server warning;
+    Ctrl-C (SIGINT to its process group, as a terminal sends it) ends the arbiter and its worker, with a client still
+    connected. Last in this file: it stops the fuzz server (a server of its own was one more start)."""
     recipe = (ROOT / "Makefile").read_text().split("\nrun:", 1)[1].split("\n\n", 1)[0]
     assert "$(PY) -m gunicorn -c deploy/gunicorn.conf.py" in recipe, recipe
     assert runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))["bind"] == "127.0.0.1:5000"  # no env override
 
-    server = Server(tmp_path / "instance", env=NO_ADMIN, gunicorn=True).start()
+    server = fuzz_server
     try:
         worker = server.serving_pid
         assert json.load(urllib.request.urlopen(server.url + "/api/status", timeout=10))["model"] == "shipped"
