@@ -112,20 +112,33 @@ def fuzz_round(url: str, bystander: LiveClient, good: bytes, max_bytes: int, see
     """N_BAD bad messages to each namespace from a fresh client; every frame and every record event answered, the
     bystander served throughout."""
     fuzzer = socketio.Client(reconnection=False)
-    replies = []
-    fuzzer.on("error", replies.append)
-    fuzzer.on("result", replies.append)
+    replies, frame_replies = [], [0]
+    answered = threading.Condition()  # notified at each frame's reply: the sender waits on it, not on a poll
+
+    def on_reply(reply):
+        with answered:
+            replies.append(reply)
+            frame_replies[0] += reply.get("code") != "nothing_to_speak"  # `speak` is answered too: not a frame's
+            answered.notify_all()
+
+    fuzzer.on("error", on_reply)
+    fuzzer.on("result", on_reply)
     fuzzer.connect(url, namespaces=["/", "/record"], transports=["websocket"], wait_timeout=10)
     frames_sent = 0
-    frame_replies = lambda: sum(r.get("code") != "nothing_to_speak" for r in replies)  # noqa: E731 (speak answers too)
+
+    def wait_for_replies(in_flight: int) -> None:
+        with answered:
+            assert answered.wait_for(lambda: frames_sent - frame_replies[0] <= in_flight, REPLY_TIMEOUT), \
+                f"not within {REPLY_TIMEOUT} s: live frames"
+
     for i, (event, arg) in enumerate(bad_messages(good, max_bytes, seed)):
         if event == "frame":
-            wait_until(lambda: frames_sent - frame_replies() < MAX_IN_FLIGHT, "live frames")
+            wait_for_replies(MAX_IN_FLIGHT - 1)
             frames_sent += 1
         fuzzer.emit(event, arg)
         if i % 100 == 0:  # the other client is served while the fuzz goes on
             assert bystander.hold(good, 1)[0]["letter"] == "V"
-    wait_until(lambda: frame_replies() >= frames_sent, "live frames")  # every frame answered
+    wait_for_replies(0)  # every frame answered
     assert all(r.get("code") for r in replies if "letter" not in r)
 
     acks = []
