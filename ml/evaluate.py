@@ -13,19 +13,28 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from ml.augment import held_windows
-from ml.checkpoint import CheckpointError, load_checkpoint
+import numpy as np
+
 from ml.landmark_set import LandmarkSet
 from ml.preprocess import NO_HAND, preprocess_folder
 
+if TYPE_CHECKING:
+    import torch
+
+# torch (and the modules that import it: ml.augment, ml.checkpoint) is imported where it is used, not here: the
+# MediaPipe workers of an image folder are spawned, and each one imports this module again; they never touch the
+# model, and at the top each one paid for a torch import (seconds of CPU).
 NOTHING = "nothing"
 
 
 def predict(model: torch.nn.Module, meta: dict, data: LandmarkSet, batch: int = 1024) -> np.ndarray:
     """(N, n_classes) probabilities: each sample held still for the model's window."""
+    import torch
+
+    from ml.augment import held_windows
+
     windows = held_windows(data.features(), meta["window"])
     device = next(model.parameters()).device
     out = []
@@ -95,6 +104,8 @@ def plot_confusion(result: dict, out: str | Path) -> None:
 
 def evaluate(checkpoint: str | Path, data_path: str | Path, workers: int | None = None) -> dict:
     """Raises CheckpointError, FileNotFoundError or ValueError with a clear message."""
+    from ml.checkpoint import load_checkpoint
+
     model, meta = load_checkpoint(checkpoint)
     data_path = Path(data_path)
     if data_path.is_dir():
@@ -120,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confusion", help="write a confusion matrix PNG here")
     parser.add_argument("--workers", type=int, default=None, help="MediaPipe worker processes for a folder")
     args = parser.parse_args(argv)
+    import torch
+
+    from ml.checkpoint import CheckpointError
+
     torch.set_num_threads(2)
     try:
         result = evaluate(args.checkpoint, args.data, args.workers)

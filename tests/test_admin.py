@@ -8,12 +8,12 @@ import requests
 import socketio
 from werkzeug.security import generate_password_hash
 
-from tests.admin_client import ADMIN_ENV, PASSWORD, AdminClient
+from tests.admin_client import PASSWORD, AdminClient
 from ml.checkpoint import load_checkpoint
 from ml.config import data_path
 from ml.datasets import SOURCES
 from ml.train import parse_args as train_args
-from tests.conftest import SHIPPED_CHECKPOINT
+from tests.conftest import SHIPPED_CHECKPOINT, Server
 
 API_ROUTES = [("GET", "/api/admin/jobs"), ("POST", "/api/admin/jobs"), ("GET", "/api/admin/jobs/1"),
               ("POST", "/api/admin/jobs/1/cancel"), ("GET", "/api/admin/models"),
@@ -171,9 +171,25 @@ def test_a_wrong_value_beside_defaults_is_still_refused(admin, body, field):
     assert r.status_code == 400 and r.json()["field"] == field, r.text
 
 
-def test_with_no_shared_source_the_datasets_default_is_refused_clearly(make_server, tmp_path):
-    server = make_server(env={**ADMIN_ENV, "SIGN2SOUND_DATA_ROOT": str(tmp_path / "no-data")})
-    r = AdminClient(server.url).login().post("/api/admin/jobs", {"epochs": 1})
+@pytest.fixture(scope="module")
+def hashed_server_without_data(tmp_path_factory):
+    """One server for the two settings the shared admin server lacks (a server start is seconds of CPU): the admin
+    password given only as a hash, with at most 3 failed logins, and a data root without any shared source."""
+    root = tmp_path_factory.mktemp("hashed")
+    server = Server(root / "instance", env={"SIGN2SOUND_ADMIN_PASSWORD": "",
+                                            "SIGN2SOUND_ADMIN_PASSWORD_HASH": generate_password_hash(HASHED_PASSWORD),
+                                            "SIGN2SOUND_ADMIN_LOGIN_ATTEMPTS": "3",
+                                            "SIGN2SOUND_DATA_ROOT": str(root / "no-data")}).start()
+    yield server
+    server.stop()
+
+
+HASHED_PASSWORD = "s3cret-hash"
+
+
+def test_with_no_shared_source_the_datasets_default_is_refused_clearly(hashed_server_without_data):
+    server = hashed_server_without_data
+    r = AdminClient(server.url).login(HASHED_PASSWORD).post("/api/admin/jobs", {"epochs": 1})
     assert r.status_code == 400 and r.json()["field"] == "datasets"
     assert "no shared source" in r.json()["error"]
 
@@ -234,16 +250,15 @@ def test_admin_is_disabled_without_a_password(server):  # the shared server runs
     assert requests.get(server.url + "/api/status", timeout=10).status_code == 200  # the live app still serves
 
 
-def test_password_hash_login_and_failed_logins_rate_limited(make_server):
-    hashed = generate_password_hash("s3cret-hash")
-    server = make_server(env={"SIGN2SOUND_ADMIN_PASSWORD": "", "SIGN2SOUND_ADMIN_PASSWORD_HASH": hashed,
-                              "SIGN2SOUND_ADMIN_LOGIN_ATTEMPTS": "3"})
-    AdminClient(server.url).login("s3cret-hash")
+def test_password_hash_login_and_failed_logins_rate_limited(hashed_server_without_data):
+    """Last of the tests on this server: it leaves logins locked out."""
+    server = hashed_server_without_data
+    AdminClient(server.url).login(HASHED_PASSWORD)
     for _ in range(3):
         r = requests.post(server.url + "/admin/login", json={"password": "guess"}, timeout=10)
         assert r.status_code == 401
     r = requests.post(server.url + "/admin/login", json={"password": "guess"}, timeout=10)
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
     # while locked out, even the right password is refused: guessing gains nothing
-    r = requests.post(server.url + "/admin/login", json={"password": "s3cret-hash"}, timeout=10)
+    r = requests.post(server.url + "/admin/login", json={"password": HASHED_PASSWORD}, timeout=10)
     assert r.status_code == 429

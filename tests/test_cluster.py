@@ -3,7 +3,7 @@ folder, so models can only travel through Redis), one worker (python -m app.work
 deploy/nginx.conf in front, all on 127.0.0.1, started and stopped here (deploy.cluster builds the commands).
 
 The tests run in file order on one cluster: the worker and Redis are stopped in the middle and brought back,
-and the last test kills a server for good.
+the worker is killed for good once the tests that need it have run, and the last test kills a server for good.
 """
 from __future__ import annotations
 
@@ -335,7 +335,8 @@ def test_a_worker_killed_mid_job_leaves_the_job_failed_on_every_server(cluster, 
         done = admin.wait_job(job_id, timeout=30)
         assert done["status"] == "failed" and "worker" in done["error"], done
     assert wait_for(lambda: gone(job["pid"]), 10)  # the trainer died with its worker
-    cluster.worker.start()  # back for the next tests
+    # The worker stays down: no later test here needs one (personal models are made by the servers), and its start
+    # is seconds of CPU. A test added below that does must start it first.
 
 
 def test_personal_models_are_bounded_cluster_wide_and_each_server_caches_what_it_uses(cluster, tmp_path):

@@ -88,8 +88,10 @@ def bad_record_messages(good: bytes, max_bytes: int, seed: int):
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory):
-    # No per-client rate limit here, so every bad frame reaches the checks and the decoder.
-    s = Server(tmp_path_factory.mktemp("instance"), {"SIGN2SOUND_FRAMES_MAX_FPS": "100000"}).start()
+    """The production server as `make run` starts it (gunicorn), but with no per-client rate limit, so every bad
+    frame reaches the checks and the decoder. The last test of this file stops it with Ctrl-C."""
+    s = Server(tmp_path_factory.mktemp("instance"), {**NO_ADMIN, "SIGN2SOUND_FRAMES_MAX_FPS": "100000"},
+               gunicorn=True).start()
     yield s
     s.stop()
 
@@ -110,20 +112,33 @@ def fuzz_round(url: str, bystander: LiveClient, good: bytes, max_bytes: int, see
     """N_BAD bad messages to each namespace from a fresh client; every frame and every record event answered, the
     bystander served throughout."""
     fuzzer = socketio.Client(reconnection=False)
-    replies = []
-    fuzzer.on("error", replies.append)
-    fuzzer.on("result", replies.append)
+    replies, frame_replies = [], [0]
+    answered = threading.Condition()  # notified at each frame's reply: the sender waits on it, not on a poll
+
+    def on_reply(reply):
+        with answered:
+            replies.append(reply)
+            frame_replies[0] += reply.get("code") != "nothing_to_speak"  # `speak` is answered too: not a frame's
+            answered.notify_all()
+
+    fuzzer.on("error", on_reply)
+    fuzzer.on("result", on_reply)
     fuzzer.connect(url, namespaces=["/", "/record"], transports=["websocket"], wait_timeout=10)
     frames_sent = 0
-    frame_replies = lambda: sum(r.get("code") != "nothing_to_speak" for r in replies)  # noqa: E731 (speak answers too)
+
+    def wait_for_replies(in_flight: int) -> None:
+        with answered:
+            assert answered.wait_for(lambda: frames_sent - frame_replies[0] <= in_flight, REPLY_TIMEOUT), \
+                f"not within {REPLY_TIMEOUT} s: live frames"
+
     for i, (event, arg) in enumerate(bad_messages(good, max_bytes, seed)):
         if event == "frame":
-            wait_until(lambda: frames_sent - frame_replies() < MAX_IN_FLIGHT, "live frames")
+            wait_for_replies(MAX_IN_FLIGHT - 1)
             frames_sent += 1
         fuzzer.emit(event, arg)
         if i % 100 == 0:  # the other client is served while the fuzz goes on
             assert bystander.hold(good, 1)[0]["letter"] == "V"
-    wait_until(lambda: frame_replies() >= frames_sent, "live frames")  # every frame answered
+    wait_for_replies(0)  # every frame answered
     assert all(r.get("code") for r in replies if "letter" not in r)
 
     acks = []
@@ -149,9 +164,9 @@ def test_fuzz_then_a_good_frame_still_gets_the_right_answer(fuzz_server, good, c
     fuzz_round(fuzz_server.url, bystander, good["V"], max_bytes, seed=7)
     growths = []
     for seed in (8, 9):
-        rss_before = rss_mb(fuzz_server.proc.pid)
+        rss_before = rss_mb(fuzz_server.serving_pid)
         fuzz_round(fuzz_server.url, bystander, good["V"], max_bytes, seed=seed)
-        growths.append(rss_mb(fuzz_server.proc.pid) - rss_before)
+        growths.append(rss_mb(fuzz_server.serving_pid) - rss_before)
 
     assert bystander.hold(good["V"], 3)[-1]["letter"] == "V"
     bystander.close()
@@ -181,20 +196,20 @@ def test_recordings_take_their_trackers_from_the_pool(fuzz_server, good):
                 assert call("frame", good["V"])["saved"] is True
 
     recordings(10)
-    rss_before = rss_mb(fuzz_server.proc.pid)
+    rss_before = rss_mb(fuzz_server.serving_pid)
     recordings(10)
-    growth = rss_mb(fuzz_server.proc.pid) - rss_before
+    growth = rss_mb(fuzz_server.serving_pid) - rss_before
     assert growth < RSS_GROWTH_LIMIT_MB, f"server RSS grew {growth:.0f} MB over 10 recordings"
 
     idle = []
-    rss_before = rss_mb(fuzz_server.proc.pid)
+    rss_before = rss_mb(fuzz_server.serving_pid)
     for i in range(IDLE_RECORDINGS):
         visitor = socketio.Client(reconnection=False)
         visitor.connect(fuzz_server.url, namespaces=["/record"], transports=["websocket"], wait_timeout=10)
         start = {"dataset": "pool", "signer": f"idle {i}", "letter": "V", "frames": 2}
         assert visitor.call("start", start, namespace="/record", timeout=REPLY_TIMEOUT)["needed"] == 2
         idle.append(visitor)
-    growth = rss_mb(fuzz_server.proc.pid) - rss_before
+    growth = rss_mb(fuzz_server.serving_pid) - rss_before
     for client in [recorder, *idle]:
         threading.Thread(target=client.disconnect, daemon=True).start()  # its close handshake can take seconds
     assert growth < RSS_GROWTH_LIMIT_MB, f"server RSS grew {growth:.0f} MB for {IDLE_RECORDINGS} idle recordings"
@@ -285,15 +300,16 @@ def test_no_debugger_outside_development(server):
     assert b"Werkzeug Debugger" not in err.value.read()
 
 
-def test_make_run_serves_with_gunicorn_on_loopback_and_ctrl_c_stops_it(tmp_path):
-    """`make run` is gunicorn with deploy/gunicorn.conf.py (the shared `server` of these tests runs the same way):
-    bound to config.yaml's 127.0.0.1:5000, the shipped model live, no development-server warning; Ctrl-C (SIGINT to
-    its process group, as a terminal sends it) ends the arbiter and its worker, with a client still connected."""
+def test_make_run_serves_with_gunicorn_on_loopback_and_ctrl_c_stops_it(fuzz_server):
+    """`make run` is gunicorn with deploy/gunicorn.conf.py (the shared `server` and the fuzz server of these tests
+    run the same way): bound to config.yaml's 127.0.0.1:5000, the shipped model live, no development-server warning;
+    Ctrl-C (SIGINT to its process group, as a terminal sends it) ends the arbiter and its worker, with a client still
+    connected. Last in this file: it stops the fuzz server (a server of its own was one more start)."""
     recipe = (ROOT / "Makefile").read_text().split("\nrun:", 1)[1].split("\n\n", 1)[0]
     assert "$(PY) -m gunicorn -c deploy/gunicorn.conf.py" in recipe, recipe
     assert runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))["bind"] == "127.0.0.1:5000"  # no env override
 
-    server = Server(tmp_path / "instance", env=NO_ADMIN, gunicorn=True).start()
+    server = fuzz_server
     try:
         worker = server.serving_pid
         assert json.load(urllib.request.urlopen(server.url + "/api/status", timeout=10))["model"] == "shipped"

@@ -11,7 +11,8 @@ import pytest
 
 from ml.config import ROOT
 from ml.landmark_set import LandmarkSet
-from tests.conftest import HANG_GUARD_S, shared_data
+from ml.preprocess import main
+from tests.conftest import HANG_GUARD_S, cli_in_process, shared_data
 
 
 def run_cli(*args):
@@ -54,12 +55,13 @@ def test_cli_writes_a_landmark_set_and_lists_every_failure(folder, tmp_path):
 
 
 def test_cli_errors_are_clear(tmp_path):
-    missing = run_cli(tmp_path / "absent", "--out", tmp_path / "x.npz")
+    # in this process: the CLI's start is the test above's (three more interpreter starts proved nothing more)
+    missing = cli_in_process(main, tmp_path / "absent", "--out", tmp_path / "x.npz")
     assert missing.returncode == 2 and "no such folder" in missing.stderr
     (tmp_path / "empty" / "A").mkdir(parents=True)
-    empty = run_cli(tmp_path / "empty", "--out", tmp_path / "x.npz")
+    empty = cli_in_process(main, tmp_path / "empty", "--out", tmp_path / "x.npz")
     assert empty.returncode == 2 and "no images" in empty.stderr
-    bad_out = run_cli(tmp_path, "--out", tmp_path / "x.csv")
+    bad_out = cli_in_process(main, tmp_path, "--out", tmp_path / "x.csv")
     assert bad_out.returncode == 2 and ".npz" in bad_out.stderr
     assert not (tmp_path / "x.npz").exists()
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import socketio
 
-from tests.conftest import CLIENT_FPS, kaggle_photos, shared_data, webcam_jpeg
+from tests.conftest import CLIENT_FPS, Server, kaggle_photos, shared_data, webcam_jpeg
 
 REPLY_TIMEOUT = 30
 
@@ -196,12 +196,34 @@ def test_bad_frames_get_errors_and_the_connection_stays_usable(client, frames, c
     assert client.hold(frames["F"][0], 3)[-1]["letter"] == "F"
 
 
-def test_every_frame_gets_one_reply_even_over_the_rate_limit(make_server):
+@pytest.fixture(scope="module")
+def limited_server(tmp_path_factory):
+    """One server for the two bounds the shared one sets high (a server start is seconds of CPU): 3 frames a second
+    per client, and one person read at a time."""
+    s = Server(tmp_path_factory.mktemp("instance"), env={"SIGN2SOUND_FRAMES_MAX_FPS": "3",
+                                                         "SIGN2SOUND_LANDMARKS_MAX_TRACKERS": "1"}).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def limited(limited_server):
+    """limited_server once the clients of an earlier test there have gone (their close is asynchronous): its one
+    tracker is free."""
+    assert wait_until(lambda: status(limited_server)["clients"] == 0)
+    return limited_server
+
+
+def status(server) -> dict:
+    return json.loads(urllib.request.urlopen(server.url + "/api/status").read())
+
+
+def test_every_frame_gets_one_reply_even_over_the_rate_limit(limited):
     """A burst over max_fps: each frame is answered once, with a result or rate_limited. The server admits 3 frames a
     second (a second's worth at once, the bucket's burst, then 3 a second as frames arrive): 60 frames sent at once
     are refused in part unless they take over 19 s to arrive. At the test servers' 120 a second a burst that took
     longer than a second to arrive on a loaded machine once passed whole."""
-    client = LiveClient(make_server(env={"SIGN2SOUND_FRAMES_MAX_FPS": "3"}).url)
+    client = LiveClient(limited.url)
     replies: queue.Queue = queue.Queue()
     client.sio.on("result", lambda r: replies.put(("result", r["seq"])))
     client.sio.on("error", lambda e: replies.put((e["code"], e["seq"])))
@@ -220,7 +242,7 @@ def test_every_frame_gets_one_reply_even_over_the_rate_limit(make_server):
 
 def test_clients_do_not_share_state_and_sessions_end_on_disconnect(server, frames):
     def clients() -> int:
-        return json.load(urllib.request.urlopen(server.url + "/api/status"))["clients"]
+        return status(server)["clients"]
 
     assert wait_until(lambda: clients() == 0)  # earlier tests' clients are gone (their close is asynchronous)
     a, b = LiveClient(server.url), LiveClient(server.url)
@@ -404,16 +426,17 @@ def test_bad_choices_get_errors(client, frames):
     assert client.hold(frames["F"][0], 1)[0]["word"] == "F"  # nothing lost
 
 
-def test_a_server_reads_at_most_max_trackers_people_and_the_next_one_when_a_place_frees(make_server, frames):
+def test_a_server_reads_at_most_max_trackers_people_and_the_next_one_when_a_place_frees(limited, frames):
     # Each person read holds a MediaPipe graph (~80 MB, never given back): visitors, however many, stay bounded.
-    server = make_server(env={"SIGN2SOUND_LANDMARKS_MAX_TRACKERS": "1"})
-    first, second = LiveClient(server.url), LiveClient(server.url)
+    # (This server also admits 3 frames a second per client: each client here sends fewer than its burst of 3
+    # before the wait below, where a rate_limited reply is one more try.)
+    first, second = LiveClient(limited.url), LiveClient(limited.url)
     try:
         assert first.send(frames["F"][0])[0] == "result"
         kind, reply = second.send(frames["F"][0])
         assert (kind, reply["code"]) == ("error", "server_full")
-        status = json.loads(urllib.request.urlopen(server.url + "/api/status").read())
-        assert (status["clients"], status["reading"], status["max_reading"]) == (2, 1, 1)
+        now = status(limited)
+        assert (now["clients"], now["reading"], now["max_reading"]) == (2, 1, 1)
         assert first.send(frames["L"][0])[0] == "result"  # the one being read goes on
         first.close()
         assert wait_until(lambda: second.send(frames["F"][0])[0] == "result")

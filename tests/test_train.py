@@ -30,8 +30,9 @@ def tiny(tmp_path_factory):
 
 def test_cli_prints_only_json_lines_and_writes_loadable_checkpoints(tiny, tmp_path):
     out = tmp_path / "run"
+    # One torch thread, as the in-process runs below: two (the default) fight the other test process for 2 cores.
     result = train_cli("--datasets", tiny, "--epochs", 2, "--lr", 0.01, "--batch-size", 32, "--out", out,
-                       "--seed", 1, "--window", 4, "--checkpoint-every", 1)
+                       "--seed", 1, "--window", 4, "--checkpoint-every", 1, "--threads", 1)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     epochs, done = lines[:-1], lines[-1]
