@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import socketio
 
@@ -136,16 +138,30 @@ def read(client: Client, jpegs: list[bytes], rest: bytes, confidence: bool = Fal
     return letters
 
 
-# The Kaggle signer's classes the shipped model reads worst through the live path (every 10th of a class's 200
-# photos, measured 2026-11-26): Z 59 % (-> X, D, S, ...), V 76 % (-> E, R, N, K), A 77 % (-> I, T, L), K 81 % (-> V).
-MISREAD = ["Z", "V", "A", "K"]
+# A signer the shipped model misreads: the Kaggle signer seen by a camera tilted TILT degrees (upright, it reads
+# them well: of their photos 0-99 of Z, V, A and K with a hand found, all but 5). Tilted, of every 10th photo it
+# read (measured 2026-12-03) I right 0 of 20 (as J), M 10 (as N), K 12 (as H), F 14 (as `space`).
+MISREAD = ["I", "M", "K", "F"]
+TILT = 30
+
+
+def tilted(label: str, start: int, count: int, step: int = 1) -> list[bytes]:
+    """Kaggle photos as a webcam tilted by TILT degrees sends them."""
+    out = []
+    for jpeg in photos(label, start, count, step):
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        h, w = image.shape[:2]
+        turn = cv2.getRotationMatrix2D((w / 2, h / 2), TILT, 1.0)
+        image = cv2.warpAffine(image, turn, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        out.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 70])[1].tobytes())
+    return out
 
 
 def test_a_misread_signer_calibrates_adapts_reads_better_and_keeps_the_model_across_restarts(make_server):
     server = make_server()
     rest = photos("nothing", 0, 1)[0]
-    calibration = {label: photos(label, 0, 20, step=5) for label in MISREAD}    # photos 0-95
-    held_out = {label: photos(label, 150, 8, step=6) for label in MISREAD}      # photos 150-192: never calibrated on
+    calibration = {label: tilted(label, 0, 24, step=4) for label in MISREAD}    # photos 0-92
+    held_out = {label: tilted(label, 150, 8, step=6) for label in MISREAD}      # photos 150-192: never calibrated on
     truth = [label for label in MISREAD for _ in held_out[label]]
 
     client = Client(server.url)
@@ -160,11 +176,13 @@ def test_a_misread_signer_calibrates_adapts_reads_better_and_keeps_the_model_acr
     adapted = client.next("adapted", timeout=ADAPT_TIMEOUT)
     progress = client.drain("adapt_progress")
     assert progress and progress[-1]["step"] == progress[-1]["steps"]
-    assert adapted["model"] == "personal" and len(adapted["key"]) == 32
+    assert adapted["model"] == "personal" and len(adapted["key"]) == 32, str(adapted)
     assert sorted(adapted["classes"]) == sorted(MISREAD) and adapted["samples"] >= 40
     assert 0 <= adapted["before"] <= adapted["after"] <= 1 and adapted["seconds"] > 0
     after = read(client, [j for label in MISREAD for j in held_out[label]], rest, confidence=True)
     right = lambda letters: sum(a == b for a, b in zip(letters, truth))  # noqa: E731
+    print(f"held-out photos read right: {right(before)} -> {right([letter for letter, _ in after])} of {len(truth)}; "
+          f"adapted {adapted}")  # with -s
     assert right([letter for letter, _ in after]) > right(before), (before, after)
     assert client.result(rest)["model"] == "personal"
     client.close()

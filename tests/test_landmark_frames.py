@@ -124,7 +124,7 @@ def test_every_bad_landmark_frame_is_refused_and_the_server_goes_on_serving(serv
 
 def test_a_personal_model_made_from_landmark_frames_reads_landmark_frames(make_server, config):
     """Calibration samples come from landmark frames; the personal model then reads landmark frames as it reads the
-    same photos (the shared model misreads this signer's A and K: tests/test_calibration.py's MISREAD)."""
+    same photos (the Kaggle signer's A and K)."""
     server = make_server(env=FAST)
     labels = ["A", "K"]
     photos = {label: [webcam_jpeg(p) for p in kaggle_photos(label, 60)[::6]] for label in labels}

@@ -9,34 +9,21 @@ from __future__ import annotations
 
 import queue
 
-import cv2
 import numpy as np
 import pytest
 
 from tests.conftest import SHIPPED_CHECKPOINT, Server, kaggle_photos, webcam_jpeg
-from tests.test_calibration import ADAPT_TIMEOUT, Client, entries, photos, read
+from tests.test_calibration import ADAPT_TIMEOUT, Client, entries, photos, read, tilted
 
 HOLD = 6  # frames a letter is held (one photo: a still hand)
 MAX_PER_CLASS = 18  # reached by the practised letters before the adaptation (3 takes)
-# The learner: the Kaggle signer seen by a camera tilted 30 degrees. The shipped model misreads these letters of
-# theirs (measured 2026-12-03, 5-frame holds of every 10th photo: I as J 10 of 10, X as Z 9, R as H 8, U as H 6),
-# spelled as words, each letter of each word a photo of its own (varied takes), every 5th of the class's first 100.
+# The learner: tests/test_calibration.py's misread signer (the Kaggle signer seen by a tilted camera), spelling
+# letters the shipped model misreads as words (tilted, measured 2026-12-03 on every 10th photo: I as J 18 of 20,
+# X as Z 16, U as H 10, R as H 8), each letter of each word a photo of its own (varied takes), every 5th of the
+# class's first 100.
 MISREAD = ["I", "R", "U", "X"]
-TILT = 30
 WORDS = ["RUX", "XIR", "UIR", "IXU", "RXI", "URX", "IRU", "XUI"]
 SKIPPED = ("FLY", "FY")  # a practice word with its middle letter not signed
-
-
-def tilted(label: str, start: int, count: int, step: int = 1) -> list[bytes]:
-    """Kaggle photos as a webcam tilted by TILT degrees sends them."""
-    out = []
-    for jpeg in photos(label, start, count, step):
-        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        h, w = image.shape[:2]
-        turn = cv2.getRotationMatrix2D((w / 2, h / 2), TILT, 1.0)
-        image = cv2.warpAffine(image, turn, (w, h), borderMode=cv2.BORDER_REPLICATE)
-        out.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 70])[1].tobytes())
-    return out
 
 
 @pytest.fixture(scope="module")
