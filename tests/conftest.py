@@ -10,6 +10,7 @@ import contextlib
 import functools
 import io
 import itertools
+import json
 import os
 import random
 import signal
@@ -210,6 +211,10 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def status(self) -> dict:
+        """GET /api/status: the live model, clients connected, people being read, ..."""
+        return json.load(urllib.request.urlopen(self.url + "/api/status", timeout=10))
 
     @property
     def serving_pid(self) -> int:

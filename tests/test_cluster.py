@@ -132,7 +132,7 @@ def admins(cluster):
 
 
 def clients_on(server: Server) -> int:
-    return requests.get(server.url + "/api/status", timeout=10).json()["clients"]
+    return server.status()["clients"]
 
 
 def word_of(results: list[dict]) -> list[str]:

@@ -8,7 +8,6 @@ the Engine.IO cap, and a foreign origin.
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import runpy
@@ -242,7 +241,7 @@ def test_events_before_connect_and_after_disconnect_are_ignored(server, good):
 
 
 def test_a_client_that_disconnects_mid_frame_costs_nothing(server, good):
-    clients = lambda: json.load(urllib.request.urlopen(server.url + "/api/status"))["clients"]  # noqa: E731
+    clients = lambda: server.status()["clients"]  # noqa: E731
     # Earlier tests' clients close asynchronously: a count taken now could include one that ends later, which
     # the count below would then never match again (it failed that way on a busy machine).
     wait_until(lambda: clients() == 0, "earlier tests' sessions released", 0.1)
@@ -312,7 +311,7 @@ def test_make_run_serves_with_gunicorn_on_loopback_and_ctrl_c_stops_it(fuzz_serv
     server = fuzz_server
     try:
         worker = server.serving_pid
-        assert json.load(urllib.request.urlopen(server.url + "/api/status", timeout=10))["model"] == "shipped"
+        assert server.status()["model"] == "shipped"
         client = socketio.Client(reconnection=False)
         client.connect(server.url, transports=["websocket"], wait_timeout=10)
         os.killpg(server.proc.pid, signal.SIGINT)

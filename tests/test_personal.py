@@ -10,6 +10,7 @@ from ml.config import ROOT, data_path, load_config
 from ml.datasets import load_dataset
 from ml.features import FEATURE_VERSION, N_FEATURES
 from ml.personal import (CALIBRATION_CLASSES, AdamW, PersonalError, Samples, adapt, take_windows, with_motion)
+from tests.conftest import cli_in_process
 
 CHECKPOINT = ROOT / "checkpoints" / "best_model.pth"
 
@@ -239,7 +240,7 @@ def test_a_later_adaptation_keeps_the_better_of_the_new_and_the_current_personal
 
 
 def test_the_servers_adaptation_keeps_the_current_models_file_when_the_new_one_reads_worse(shipped, webcam, swapped,
-                                                                                          tmp_path, capsys):
+                                                                                          tmp_path):
     """The server's adaptation subprocess (`python -m ml.personal`), in process, on the files of the folder that
     becomes the entry: given the user's current model (--current) and how many of the samples came after it
     (--fresh), a new model that reads those worse leaves model.pth the current file, byte for byte, says so in its
@@ -254,14 +255,11 @@ def test_the_servers_adaptation_keeps_the_current_models_file_when_the_new_one_r
     Samples.concat([calibration, practice]).save(tmp_path / SAMPLES_FILE)
     calibrated.save(tmp_path / CURRENT_FILE)
     current = (tmp_path / CURRENT_FILE).read_bytes()
-    threads = torch.get_num_threads()
-    try:  # one vanishing step (--steps 1 at the default rate barely moves the shared weights)
-        main(["--checkpoint", str(CHECKPOINT), "--samples", str(tmp_path / SAMPLES_FILE), "--out",
-              str(tmp_path / MODEL_FILE), "--steps", "1", "--current", str(tmp_path / CURRENT_FILE),
-              "--fresh", str(len(practice))])
-    finally:
-        torch.set_num_threads(threads)
-    done = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["done"]
+    # one vanishing step (--steps 1 at the default rate barely moves the shared weights)
+    run = cli_in_process(main, "--checkpoint", CHECKPOINT, "--samples", tmp_path / SAMPLES_FILE, "--out",
+                         tmp_path / MODEL_FILE, "--steps", 1, "--current", tmp_path / CURRENT_FILE,
+                         "--fresh", len(practice))
+    done = json.loads(run.stdout.strip().splitlines()[-1])["done"]
     assert done["kept"] == "current" and done["compared"]["frames"] == 120, done
     assert done["compared"]["new"] < done["compared"]["current"], done
     assert (tmp_path / MODEL_FILE).read_bytes() == current

@@ -210,12 +210,8 @@ def limited_server(tmp_path_factory):
 def limited(limited_server):
     """limited_server once the clients of an earlier test there have gone (their close is asynchronous): its one
     tracker is free."""
-    assert wait_until(lambda: status(limited_server)["clients"] == 0)
+    assert wait_until(lambda: limited_server.status()["clients"] == 0)
     return limited_server
-
-
-def status(server) -> dict:
-    return json.loads(urllib.request.urlopen(server.url + "/api/status").read())
 
 
 def test_every_frame_gets_one_reply_even_over_the_rate_limit(limited):
@@ -242,7 +238,7 @@ def test_every_frame_gets_one_reply_even_over_the_rate_limit(limited):
 
 def test_clients_do_not_share_state_and_sessions_end_on_disconnect(server, frames):
     def clients() -> int:
-        return status(server)["clients"]
+        return server.status()["clients"]
 
     assert wait_until(lambda: clients() == 0)  # earlier tests' clients are gone (their close is asynchronous)
     a, b = LiveClient(server.url), LiveClient(server.url)
@@ -435,7 +431,7 @@ def test_a_server_reads_at_most_max_trackers_people_and_the_next_one_when_a_plac
         assert first.send(frames["F"][0])[0] == "result"
         kind, reply = second.send(frames["F"][0])
         assert (kind, reply["code"]) == ("error", "server_full")
-        now = status(limited)
+        now = limited.status()
         assert (now["clients"], now["reading"], now["max_reading"]) == (2, 1, 1)
         assert first.send(frames["L"][0])[0] == "result"  # the one being read goes on
         first.close()
