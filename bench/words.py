@@ -86,6 +86,7 @@ def short_lists() -> dict[str, list[str]]:
             "fit short": [n for i, n in enumerate(short) if i % 3 == 2]}
 
 
+UNSURE_COSTS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)  # --fit: the decoder's UNSURE tried (log units an unsure letter)
 READERS = ("still", "confident")  # the speller given each frame's hand, and given none (the confident rule alone)
 
 
@@ -350,36 +351,42 @@ def session(decoder, spelled: dict, visit: int = 0, carry: bool = False, fixes: 
 
 
 def fit(ev: dict, short_ev: dict, names_kept: float = 0.98) -> dict:
-    """SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE and MARGIN that decode the most fit words right while
-    the fit names lose at most half a point against their raw spelling and `names_kept` of the names spelled right
-    stay so (pooled over the held-out signers). Ties: the larger margin. Then, with those, SHORT_LOGPRIOR
-    (fit_short), LEARNED and LEARNED_PRIOR (fit_learning) and RESTORED (fit_restored)."""
+    """SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE, MARGIN and UNSURE that decode the most fit words right
+    while the fit names lose at most half a point against their raw spelling and `names_kept` of the names spelled
+    right stay so (pooled over the held-out signers). Ties: the larger margin, then the smaller UNSURE. Then, with
+    those, SHORT_LOGPRIOR (fit_short), LEARNED and LEARNED_PRIOR (fit_learning) and RESTORED (fit_restored)."""
     import itertools
+
+    import numpy as np
     from app.live.decoder import Decoder, shared_lexicon
     sets = {label: [x for s in ev.values() for x in s[f"fit {label}"]] for label in ("words", "names")}
     raw_names = sum("".join(x.label for x in letters) == w for w, letters, _ in sets["names"]) / len(sets["names"])
+    # Per set: each word's unsure letters, and whether its raw spelling is right (neither depends on the constants).
+    doubts = {label: np.array([sum(x.unsure for x in letters) for _, letters, _ in spelled])
+              for label, spelled in sets.items()}
+    raw_right = {label: np.array(["".join(x.label for x in letters) == w for w, letters, _ in spelled])
+                 for label, spelled in sets.items()}
     best = None
     for smoothing, name_logprior, missed, gap_missed, gap_slope in itertools.product(
             (0.05, 0.1), (-16.0, -14.0, -12.0), (0.05, 0.1, 0.2), (4.0, 8.0, 16.0, 32.0), (0.0, 0.25, 0.5, 1.0)):
         decoder = Decoder(shared_lexicon(), smoothing, name_logprior, 0.0, math.log(missed), math.log(gap_missed),
-                          gap_slope, short_logprior=-math.inf)  # the short spellings' prior is the next stage
-        rows = {}  # per set: (the best word's lead over the raw spelling, the best word, the raw spelling, truth)
+                          gap_slope, short_logprior=-math.inf, unsure=0.0)  # short spellings: the next stage
+        leads, top_right = {}, {}  # per set: the best word's lead over the raw spelling; whether it is the word
         for label, spelled in sets.items():
-            rows[label] = []
-            for w, letters, tail in spelled:
-                scored, raw_score = decoder.rank(letters, tail)
-                lead, top = (scored[0][0] - raw_score, scored[0][1]) if scored else (-math.inf, None)
-                rows[label].append((lead, top, "".join(x.label for x in letters), w))
-        for margin in [m / 2 for m in range(-4, 21)]:
-            acc = {label: sum((top if lead > margin else raw) == w for lead, top, raw, w in r) / len(r)
-                   for label, r in rows.items()}
-            right = [lead <= margin for lead, top, raw, w in rows["names"] if raw == w]
-            kept = sum(right) / len(right) if right else 1.0
-            key = (acc["names"] >= raw_names - 0.005 and kept >= names_kept, acc["words"], acc["names"], margin)
+            ranked = [(decoder.rank(letters, tail), w) for w, letters, tail in spelled]
+            leads[label] = np.array([s[0][0] - raw if s else -math.inf for (s, raw), _ in ranked])
+            top_right[label] = np.array([bool(s) and s[0][1] == w for (s, _), w in ranked])
+        for unsure, margin in itertools.product(UNSURE_COSTS, [m / 2 for m in range(-4, 21)]):
+            takes = {label: leads[label] + unsure * doubts[label] > margin for label in sets}
+            acc = {label: float(np.where(takes[label], top_right[label], raw_right[label]).mean()) for label in sets}
+            right = ~takes["names"][raw_right["names"]] | top_right["names"][raw_right["names"]]
+            kept = float(right.mean()) if right.size else 1.0
+            key = (acc["names"] >= raw_names - 0.005 and kept >= names_kept, acc["words"], acc["names"], margin,
+                   -unsure)
             if best is None or key > best[0]:
                 best = (key, {"smoothing": smoothing, "name_logprior": name_logprior, "missed": missed,
                               "gap_missed": gap_missed, "gap_slope": gap_slope,
-                              "margin": margin, "fit_words_decoded": round(acc["words"], 4),
+                              "margin": margin, "unsure": unsure, "fit_words_decoded": round(acc["words"], 4),
                               "fit_names_decoded": round(acc["names"], 4), "fit_names_raw": round(raw_names, 4),
                               "fit_names_right_kept": round(kept, 4),
                               "fit_words": len(sets["words"]), "fit_names": len(sets["names"])})
@@ -390,7 +397,7 @@ def fit(ev: dict, short_ev: dict, names_kept: float = 0.98) -> dict:
 def decoder_options(c: dict) -> dict:
     """Decoder keyword arguments from fitted constants (`fit`'s form: probabilities, not their logs)."""
     logs = {"missed", "gap_missed"}
-    names = ("smoothing", "name_logprior", "margin", "missed", "gap_missed", "gap_slope", "short_logprior",
+    names = ("smoothing", "name_logprior", "margin", "missed", "gap_missed", "gap_slope", "unsure", "short_logprior",
              "short_slope", "learned", "learned_prior")
     return {k: math.log(c[k]) if k in logs else c[k] for k in names if k in c}
 
@@ -451,7 +458,7 @@ def fit_restored(ev: dict, constants: dict, caps=(None, 50, 20, 10, 5, 2)) -> di
     right for a returning user (the second half of each signer's fit session in visits of VISIT, starting from what
     the first half taught) while the next user of the same browser (one signer's second half as one session,
     starting from what another signer's first half taught; every pair) loses at most half a point against a fresh
-    start. Ties: the smaller."""
+    start (if no cap keeps it so, the cap that loses it least). Ties: the smaller."""
     import random
     from app.live import decoder as decoding
     fitted = decoder_options(constants)
@@ -478,16 +485,18 @@ def fit_restored(ev: dict, constants: dict, caps=(None, 50, 20, 10, 5, 2)) -> di
     fresh = sum(words(None, second, None) for _, second in parts.values()) / len(parts)
     fresh_visits = sum(session(decoding.Decoder(decoding.shared_lexicon(), **fitted), second, VISIT)["words"]
                        for _, second in parts.values()) / len(parts)
-    best, table = None, {}
+    rows, table = [], {}
     for cap in caps:
         returning = sum(words(taught[s], second, cap, VISIT) for s, (_, second) in parts.items()) / len(parts)
         pairs = [(a, b) for a in parts for b in parts if a != b]
         next_user = sum(words(taught[a], parts[b][1], cap) for a, b in pairs) / len(pairs)
         table[str(cap)] = {"returning_visits": round(returning, 4), "next_user_session": round(next_user, 4)}
-        key = (next_user >= fresh - 0.005, returning, -(cap or math.inf))
-        if cap is not None and (best is None or key > best[0]):
-            best = (key, cap)
-    return {"restored": best[1], "fit_restored": {"nothing": {"returning_visits": round(fresh_visits, 4),
+        if cap is not None:
+            rows.append((cap, returning, next_user))
+    # If no cap keeps the next user within half a point, the one that loses them least.
+    floor = min(fresh - 0.005, max(next_user for *_, next_user in rows))
+    best = max(rows, key=lambda r: (r[2] >= floor, r[1], -r[0]))
+    return {"restored": best[0], "fit_restored": {"nothing": {"returning_visits": round(fresh_visits, 4),
                                                                 "next_user_session": round(fresh, 4)}, **table}}
 
 

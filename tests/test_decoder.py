@@ -1,6 +1,8 @@
 """The word decoder on crafted posteriors, and the speller's evidence it decodes (pure: no server, no model)."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from app.live.decoder import LETTERS, MAX_COUNT, RESTORED, Decoder, Gap, Letter, parse_misreadings, shared_lexicon
@@ -35,6 +37,15 @@ def test_a_confusable_letter_is_fixed(decoder):
 
 def test_a_confident_misreading_of_a_common_word_is_fixed_when_the_raw_is_no_word(decoder):
     assert decoder.decode(read("THR", doubts={2: ("E", 0.3)})).value == "THE"
+
+
+def test_an_unsure_misread_letter_is_fixed_where_the_same_reading_sure_is_kept(decoder):
+    # PURPLR, every letter read at 0.6: committed sure it may be a name and stays; with its R committed unsure (a
+    # still hand the model read below the speller's confidence) the raw spelling is doubted and PURPLE wins.
+    sure = read("PURPLR", sure=0.6)
+    unsure = sure[:-1] + [dataclasses.replace(sure[-1], unsure=True)]
+    assert decoder.decode(sure).value == "PURPLR"
+    assert (decoder.decode(unsure).value, decoder.decode(unsure).raw) == ("PURPLE", "PURPLR")
 
 
 def test_a_name_spelled_clearly_is_kept(decoder):

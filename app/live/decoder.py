@@ -11,10 +11,13 @@ missed letter of a double (HELO for HELLO: the user did not rest) and an extra r
 likelier than others. The raw spelling scores log P(letters | raw) + max(log P(raw), NAME_LOGPRIOR, a short
 spelling's prior): a name is as likely as a rare word, and initials or an abbreviation (OK, TV, ASL) likelier still.
 The decoder keeps the raw spelling unless the best word beats it by MARGIN: fingerspelling is mostly names, which
-must stay as spelled. A session's decoder also learns which of its user's letters the model misreads, and as what,
-from the words it settles on (`learn`). SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE, MARGIN,
-SHORT_LOGPRIOR, SHORT_SLOPE, LEARNED, LEARNED_PRIOR and RESTORED are fitted on held-out signers' words and names,
-never the test words (`python -m bench.words --fit`, docs/EXPERIMENTS.md, "Words, not letters").
+must stay as spelled. An unsure letter (a still hand the model read below the speller's confidence) is the model's
+likeliest letter, right far less often than a sure one (docs/EXPERIMENTS.md, "A held letter is never lost"), so
+each counts UNSURE against the raw spelling. A session's decoder also learns which of its user's letters the model
+misreads, and as what, from the words it settles on (`learn`). SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED,
+GAP_SLOPE, MARGIN, UNSURE, SHORT_LOGPRIOR, SHORT_SLOPE, LEARNED, LEARNED_PRIOR and RESTORED are fitted on held-out
+signers' words and names, never the test words (`python -m bench.words --fit`, docs/EXPERIMENTS.md, "Words, not
+letters").
 
 The candidates are lexicon words one or two edits from the spelling: those the model's doubts and the gaps point to,
 and the likeliest of the 20,000 most frequent words within two edits of any kind (a symmetric-delete index, as
@@ -42,12 +45,13 @@ NAME_LOGPRIOR = -16.0
 # A short spelling (initials, abbreviations, codes, short names: OK, TV, JO, ASL) is one of few strings of its
 # length: its log prior is SHORT_LOGPRIOR - SHORT_SLOPE x its length where that is above NAME_LOGPRIOR. Fitted after
 # the constants above on bench/short.txt's fit third and the fit words (bench.words --fit, fit_short).
-SHORT_LOGPRIOR = 2.0
-SHORT_SLOPE = 4.5                # per letter: two letters -7, three -11.5, four and more NAME_LOGPRIOR
+SHORT_LOGPRIOR = 6.0
+SHORT_SLOPE = 6.0                # per letter: two letters -6, three -12, four and more NAME_LOGPRIOR
 MARGIN = 3.0
 MISSED = math.log(0.05)          # a letter of the word never committed, nothing shown for it
 GAP_MISSED = math.log(16.0)      # ... shown in a gap: odds against the gap showing no letter (times its probability)
-GAP_SLOPE = 1.0                  # ... plus this (log odds) for each frame of the gap beyond GAP_FRAMES
+GAP_SLOPE = 0.5                  # ... plus this (log odds) for each frame of the gap beyond GAP_FRAMES
+UNSURE = 3.0                     # log units against the raw spelling for each of its unsure letters
 
 # Edit probabilities (log): a committed letter the word lacks is rare (the hold rule), a double's second likely.
 EXTRA = math.log(0.005)          # a committed letter the word lacks (13 of 1,820 words, kaggle fold)
@@ -58,12 +62,12 @@ MAX_USER_WORDS = 1000            # per session: a visitor's state is bounded
 # Learned in a session: how often this user's letter c is read as r, from the words the decoder (or the user's
 # choice) settled on. A stranger's misreadings are systematic (one signer's T is read as S 64 times in 1,000
 # words), so a misreading seen before is likelier again. Fitted after the constants above (bench.words --fit).
-LEARNED = 2.0                    # weight of the learned misreading rate in the channel
+LEARNED = 1.0                    # weight of the learned misreading rate in the channel
 LEARNED_PRIOR = 1.0              # letters of c seen before its learned rate counts in full (shrinkage)
 MAX_COUNT = 1_000_000            # a count taken from an earlier visit (the page sends them back): bounded
 # Fitted (docs/EXPERIMENTS.md, "A returning user"): the most a returning user keeps while the next user of the same
-# browser loses at most half a point against a fresh start.
-RESTORED = 5                     # an earlier visit's letters count as at most this many of each
+# browser loses at most half a point against a fresh start, or, where no cap keeps that, the least (2: 0.8 points).
+RESTORED = 2                     # an earlier visit's letters count as at most this many of each
 SUGGESTIONS = 3
 DOUBT = math.log(0.02)           # a letter the model gave this much (smoothed) is a candidate substitution
 GAP_FRAMES = 3                   # frames that committed nothing before a gap can show a missed letter
@@ -217,13 +221,14 @@ class Decoder:
                  margin: float = MARGIN, missed: float = MISSED, gap_missed: float = GAP_MISSED,
                  gap_slope: float = GAP_SLOPE, learned: float = LEARNED, learned_prior: float = LEARNED_PRIOR,
                  restored: float = RESTORED, short_logprior: float = SHORT_LOGPRIOR,
-                 short_slope: float = SHORT_SLOPE):
+                 short_slope: float = SHORT_SLOPE, unsure: float = UNSURE):
         self.lexicon = lexicon
         self.letters = LETTERS
         self.smoothing, self.name_logprior, self.margin, self.missed = smoothing, name_logprior, margin, missed
         self.gap_missed, self.gap_slope = gap_missed, gap_slope
         self.learned, self.learned_prior, self.restored = learned, learned_prior, restored
         self.short_logprior, self.short_slope = short_logprior, short_slope
+        self.unsure = unsure
         self.user_words: dict[str, None] = {}  # insertion order: the oldest is dropped first
         # This user's letters: how many times c was meant, and read as r (r != c); 26 x 26 at most.
         self.meant: dict[str, int] = {}
@@ -420,7 +425,8 @@ class Decoder:
                          for w in self.candidates(table, raw, gaps)), reverse=True)
         raw_prior = max(self.logprior(raw) or -math.inf, self.name_logprior,
                         self.short_logprior - len(raw) * self.short_slope)
-        return scored, self.channel(table, letters, raw, gaps) + raw_prior
+        doubted = self.unsure * sum(x.unsure for x in letters)
+        return scored, self.channel(table, letters, raw, gaps) + raw_prior - doubted
 
     def decode(self, letters: list[Letter], tail: Gap | None = None) -> Decoded:
         """The word meant by the committed `letters` (with the gap after the last, `tail`)."""
