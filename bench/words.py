@@ -350,48 +350,91 @@ def session(decoder, spelled: dict, visit: int = 0, carry: bool = False, fixes: 
     return out
 
 
-def fit(ev: dict, short_ev: dict, names_kept: float = 0.98) -> dict:
-    """SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE, MARGIN and UNSURE that decode the most fit words right
-    while the fit names lose at most half a point against their raw spelling and `names_kept` of the names spelled
-    right stay so (pooled over the held-out signers). Ties: the larger margin, then the smaller UNSURE. Then, with
-    those, SHORT_LOGPRIOR (fit_short), LEARNED and LEARNED_PRIOR (fit_learning) and RESTORED (fit_restored)."""
+def fit(ev: dict, short_ev: dict, paced: dict, names_kept: float = 0.98) -> dict:
+    """SMOOTHING, NAME_LOGPRIOR, MISSED, GAP_MISSED, GAP_SLOPE and MARGIN that decode the most fit words right while
+    the fit names lose at most half a point against their raw spelling and `names_kept` of the names spelled right
+    stay so (pooled over the held-out signers). Ties: the larger margin. Then, with those, UNSURE and MARGIN again
+    at every pace (fit_unsure, `paced`: the evidence of each of PACES), SHORT_LOGPRIOR (fit_short), LEARNED and
+    LEARNED_PRIOR (fit_learning) and RESTORED (fit_restored)."""
     import itertools
-
-    import numpy as np
     from app.live.decoder import Decoder, shared_lexicon
     sets = {label: [x for s in ev.values() for x in s[f"fit {label}"]] for label in ("words", "names")}
     raw_names = sum("".join(x.label for x in letters) == w for w, letters, _ in sets["names"]) / len(sets["names"])
-    # Per set: each word's unsure letters, and whether its raw spelling is right (neither depends on the constants).
-    doubts = {label: np.array([sum(x.unsure for x in letters) for _, letters, _ in spelled])
-              for label, spelled in sets.items()}
-    raw_right = {label: np.array(["".join(x.label for x in letters) == w for w, letters, _ in spelled])
-                 for label, spelled in sets.items()}
     best = None
     for smoothing, name_logprior, missed, gap_missed, gap_slope in itertools.product(
             (0.05, 0.1), (-16.0, -14.0, -12.0), (0.05, 0.1, 0.2), (4.0, 8.0, 16.0, 32.0), (0.0, 0.25, 0.5, 1.0)):
         decoder = Decoder(shared_lexicon(), smoothing, name_logprior, 0.0, math.log(missed), math.log(gap_missed),
-                          gap_slope, short_logprior=-math.inf, unsure=0.0)  # short spellings: the next stage
-        leads, top_right = {}, {}  # per set: the best word's lead over the raw spelling; whether it is the word
-        for label, spelled in sets.items():
-            ranked = [(decoder.rank(letters, tail), w) for w, letters, tail in spelled]
-            leads[label] = np.array([s[0][0] - raw if s else -math.inf for (s, raw), _ in ranked])
-            top_right[label] = np.array([bool(s) and s[0][1] == w for (s, _), w in ranked])
-        for unsure, margin in itertools.product(UNSURE_COSTS, [m / 2 for m in range(-4, 21)]):
-            takes = {label: leads[label] + unsure * doubts[label] > margin for label in sets}
-            acc = {label: float(np.where(takes[label], top_right[label], raw_right[label]).mean()) for label in sets}
-            right = ~takes["names"][raw_right["names"]] | top_right["names"][raw_right["names"]]
-            kept = float(right.mean()) if right.size else 1.0
-            key = (acc["names"] >= raw_names - 0.005 and kept >= names_kept, acc["words"], acc["names"], margin,
-                   -unsure)
+                          gap_slope, short_logprior=-math.inf, unsure=0.0)  # short spellings, unsure: next stages
+        rows = {label: leads(decoder, spelled) for label, spelled in sets.items()}
+        for margin in MARGINS:
+            acc, kept = decided(rows, margin)
+            key = (acc["names"] >= raw_names - 0.005 and kept >= names_kept, acc["words"], acc["names"], margin)
             if best is None or key > best[0]:
                 best = (key, {"smoothing": smoothing, "name_logprior": name_logprior, "missed": missed,
                               "gap_missed": gap_missed, "gap_slope": gap_slope,
-                              "margin": margin, "unsure": unsure, "fit_words_decoded": round(acc["words"], 4),
+                              "margin": margin, "fit_words_decoded": round(acc["words"], 4),
                               "fit_names_decoded": round(acc["names"], 4), "fit_names_raw": round(raw_names, 4),
                               "fit_names_right_kept": round(kept, 4),
                               "fit_words": len(sets["words"]), "fit_names": len(sets["names"])})
-    constants = best[1] | fit_short(ev, short_ev, best[1], names_kept)
+    constants = best[1] | fit_unsure(paced, best[1], names_kept)
+    constants |= fit_short(ev, short_ev, constants, names_kept)
     return fit_learning(ev, constants, names_kept)
+
+
+MARGINS = [m / 2 for m in range(-4, 21)]  # --fit: the decoder's MARGIN tried
+
+
+def leads(decoder, spelled: list) -> dict:
+    """Per spelled word, as arrays: the best word's lead over the raw spelling, whether that word is the one signed,
+    whether the raw spelling is, and how many of its letters are unsure (the raw spelling's score falls by UNSURE
+    times that: a lead for any UNSURE is the decoder's at UNSURE 0 plus it)."""
+    import numpy as np
+    ranked = [(decoder.rank(letters, tail), w, letters) for w, letters, tail in spelled]
+    return {"lead": np.array([s[0][0] - raw if s else -math.inf for (s, raw), _, _ in ranked]),
+            "top right": np.array([bool(s) and s[0][1] == w for (s, _), w, _ in ranked]),
+            "raw right": np.array(["".join(x.label for x in letters) == w for _, w, letters in ranked]),
+            "unsure": np.array([sum(x.unsure for x in letters) for _, _, letters in ranked])}
+
+
+def decided(rows: dict, margin: float, unsure: float = 0.0) -> tuple[dict, float]:
+    """({set: share of words decoded right}, share of the names spelled right that stay so) for `leads` rows."""
+    import numpy as np
+    takes = {label: r["lead"] + unsure * r["unsure"] > margin for label, r in rows.items()}
+    acc = {label: float(np.where(takes[label], r["top right"], r["raw right"]).mean()) for label, r in rows.items()}
+    names = rows["names"]
+    right = ~takes["names"][names["raw right"]] | names["top right"][names["raw right"]]
+    return acc, float(right.mean()) if right.size else 1.0
+
+
+def fit_unsure(paced: dict, constants: dict, names_kept: float = 0.98) -> dict:
+    """UNSURE and MARGIN, with `fit`'s other constants, at every pace of PACES (the page cannot know a user's pace,
+    and a fluent signer's letters are unsure most often): the most fit words right (mean of the paces) while at
+    every pace the fit names lose at most half a point against their raw spelling and keep `names_kept` of those
+    spelled right, or, at a pace where the decoder without UNSURE (`fit`'s margin) keeps fewer, at most one point
+    fewer than it keeps there. Ties: the smaller UNSURE, then the larger margin."""
+    import itertools
+    from app.live.decoder import Decoder, shared_lexicon
+    decoder = Decoder(shared_lexicon(), **decoder_options(constants | {"unsure": 0.0}), short_logprior=-math.inf)
+    rows = {pace: {label: leads(decoder, [x for s in ev.values() for x in s[f"fit {label}"]])
+                   for label in ("words", "names")} for pace, ev in paced.items()}
+    without = {pace: decided(r, constants["margin"])[1] for pace, r in rows.items()}  # right names kept, UNSURE 0
+    floors = {pace: names_kept if k >= names_kept else k - 0.01 for pace, k in without.items()}
+    best, table = None, {}
+    for unsure, margin in itertools.product(UNSURE_COSTS, MARGINS):
+        words, ok = [], True
+        for pace, r in rows.items():
+            acc, kept = decided(r, margin, unsure)
+            floor = floors[pace]
+            ok &= acc["names"] >= r["names"]["raw right"].mean() - 0.005 and kept >= floor
+            words.append(acc["words"])
+            if margin == constants["margin"]:
+                table.setdefault(str(unsure), {})[pace] = {"words": round(acc["words"], 4),
+                                                          "names": round(acc["names"], 4),
+                                                          "names_right_kept": round(kept, 4)}
+        key = (ok, sum(words) / len(words), -unsure, margin)
+        if best is None or key > best[0]:
+            best = (key, {"unsure": unsure, "margin": margin, "fit_unsure_words": round(key[1], 4)})
+    return best[1] | {"fit_unsure": table}
 
 
 def decoder_options(c: dict) -> dict:
@@ -405,10 +448,11 @@ def decoder_options(c: dict) -> dict:
 def fit_short(ev: dict, short_ev: dict, constants: dict, names_kept: float = 0.98,
               priors=(-math.inf, -6.0, -4.0, -2.0, -1.0, 0.0, 2.0, 4.0, 6.0),
               slopes=(math.log(26), 4.5, 6.0)) -> dict:
-    """SHORT_LOGPRIOR and SHORT_SLOPE, with `fit`'s constants: the most fit words right (the fit words and the fit two-letter words,
-    pooled) while the fit names and fit short spellings (pooled) lose at most half a point against their raw
-    spelling and `names_kept` of those spelled right stay so (if no value keeps that many, as many as the most
-    protective value keeps). Decoded alone, as `fit`. Ties: the larger."""
+    """SHORT_LOGPRIOR and SHORT_SLOPE, with `fit`'s constants: the most fit words and names right (the mean of the
+    fit words with the fit two-letter words, pooled, and the fit names with the fit short spellings, pooled: the
+    prior is for what fingerspelling is mostly for, so names count as much as words) while those names lose at most
+    half a point against their raw spelling and `names_kept` of those spelled right stay so (if no value keeps that
+    many, as many as the most protective value keeps). Decoded alone, as `fit`. Ties: the larger."""
     from app.live.decoder import Decoder, shared_lexicon
     words = [x for s in ev.values() for x in s["fit words"]] + [x for s in short_ev.values() for x in s["fit short words"]]
     names = [x for s in ev.values() for x in s["fit names"]] + [x for s in short_ev.values() for x in s["fit short"]]
@@ -422,7 +466,7 @@ def fit_short(ev: dict, short_ev: dict, constants: dict, names_kept: float = 0.9
                  if "".join(x.label for x in letters) == word]
         rows.append((prior, slope, w, n, sum(right) / len(right)))
     floor = min(names_kept, max(kept for *_, kept in rows))
-    best = max(rows, key=lambda r: (r[3] >= raw_names - 0.005 and r[4] >= floor, r[2], r[3], r[0], -r[1]))
+    best = max(rows, key=lambda r: (r[3] >= raw_names - 0.005 and r[4] >= floor, r[2] + r[3], r[3], r[0], -r[1]))
     return {"short_logprior": best[0], "short_slope": round(best[1], 4), "fit_short_names_raw": round(raw_names, 4),
             "fit_short": {f"{r[0]} {r[1]:.2f}": {"words": round(r[2], 4), "names": round(r[3], 4),
                                                  "names_right_kept": round(r[4], 4)} for r in rows}}
@@ -794,8 +838,9 @@ def main(argv=None) -> int:
     pace = tuple(args.pace)
     ev = evidence(signers, tuple(args.train), word_lists(), pace=pace)
     if args.fit:
-        print(json.dumps(fit(ev, evidence(signers, tuple(args.train), short_lists(), pace=pace), args.names_kept)),
-              flush=True)
+        paced = {name: evidence(signers, tuple(args.train), word_lists(), pace=p) for name, p in PACES.items()}
+        print(json.dumps(fit(ev, evidence(signers, tuple(args.train), short_lists(), pace=pace), paced,
+                             args.names_kept)), flush=True)
         return 0
     if args.users:
         print("\n".join(users_table(ev)), flush=True)

@@ -49,9 +49,9 @@ SHORT_LOGPRIOR = 6.0
 SHORT_SLOPE = 6.0                # per letter: two letters -6, three -12, four and more NAME_LOGPRIOR
 MARGIN = 3.0
 MISSED = math.log(0.05)          # a letter of the word never committed, nothing shown for it
-GAP_MISSED = math.log(16.0)      # ... shown in a gap: odds against the gap showing no letter (times its probability)
-GAP_SLOPE = 0.5                  # ... plus this (log odds) for each frame of the gap beyond GAP_FRAMES
-UNSURE = 3.0                     # log units against the raw spelling for each of its unsure letters
+GAP_MISSED = math.log(4.0)       # ... shown in a gap: odds against the gap showing no letter (times its probability)
+GAP_SLOPE = 1.0                  # ... plus this (log odds) for each frame of the gap beyond GAP_FRAMES
+UNSURE = 1.0                     # log units against the raw spelling for each of its unsure letters
 
 # Edit probabilities (log): a committed letter the word lacks is rare (the hold rule), a double's second likely.
 EXTRA = math.log(0.005)          # a committed letter the word lacks (13 of 1,820 words, kaggle fold)
@@ -62,12 +62,12 @@ MAX_USER_WORDS = 1000            # per session: a visitor's state is bounded
 # Learned in a session: how often this user's letter c is read as r, from the words the decoder (or the user's
 # choice) settled on. A stranger's misreadings are systematic (one signer's T is read as S 64 times in 1,000
 # words), so a misreading seen before is likelier again. Fitted after the constants above (bench.words --fit).
-LEARNED = 1.0                    # weight of the learned misreading rate in the channel
-LEARNED_PRIOR = 1.0              # letters of c seen before its learned rate counts in full (shrinkage)
+LEARNED = 2.0                    # weight of the learned misreading rate in the channel
+LEARNED_PRIOR = 20.0             # letters of c seen before its learned rate counts in full (shrinkage)
 MAX_COUNT = 1_000_000            # a count taken from an earlier visit (the page sends them back): bounded
 # Fitted (docs/EXPERIMENTS.md, "A returning user"): the most a returning user keeps while the next user of the same
-# browser loses at most half a point against a fresh start, or, where no cap keeps that, the least (2: 0.8 points).
-RESTORED = 2                     # an earlier visit's letters count as at most this many of each
+# browser loses at most half a point against a fresh start.
+RESTORED = 5                     # an earlier visit's letters count as at most this many of each
 SUGGESTIONS = 3
 DOUBT = math.log(0.02)           # a letter the model gave this much (smoothed) is a candidate substitution
 GAP_FRAMES = 3                   # frames that committed nothing before a gap can show a missed letter
