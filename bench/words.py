@@ -419,22 +419,20 @@ def fit_unsure(paced: dict, constants: dict, names_kept: float = 0.98) -> dict:
                    for label in ("words", "names")} for pace, ev in paced.items()}
     without = {pace: decided(r, constants["margin"])[1] for pace, r in rows.items()}  # right names kept, UNSURE 0
     floors = {pace: names_kept if k >= names_kept else k - 0.01 for pace, k in without.items()}
-    best, table = None, {}
+    best, results = None, {}
     for unsure, margin in itertools.product(UNSURE_COSTS, MARGINS):
         words, ok = [], True
         for pace, r in rows.items():
             acc, kept = decided(r, margin, unsure)
-            floor = floors[pace]
-            ok &= acc["names"] >= r["names"]["raw right"].mean() - 0.005 and kept >= floor
+            ok &= acc["names"] >= r["names"]["raw right"].mean() - 0.005 and kept >= floors[pace]
             words.append(acc["words"])
-            if margin == constants["margin"]:
-                table.setdefault(str(unsure), {})[pace] = {"words": round(acc["words"], 4),
-                                                          "names": round(acc["names"], 4),
-                                                          "names_right_kept": round(kept, 4)}
+            results[unsure, margin, pace] = {"words": round(acc["words"], 4), "names": round(acc["names"], 4),
+                                             "names_right_kept": round(kept, 4)}
         key = (ok, sum(words) / len(words), -unsure, margin)
         if best is None or key > best[0]:
             best = (key, {"unsure": unsure, "margin": margin, "fit_unsure_words": round(key[1], 4)})
-    return best[1] | {"fit_unsure": table}
+    margin = best[1]["margin"]  # each UNSURE tried, at the margin chosen
+    return best[1] | {"fit_unsure": {str(u): {pace: results[u, margin, pace] for pace in rows} for u in UNSURE_COSTS}}
 
 
 def decoder_options(c: dict) -> dict:
