@@ -86,7 +86,6 @@ def short_lists() -> dict[str, list[str]]:
             "fit short": [n for i, n in enumerate(short) if i % 3 == 2]}
 
 
-UNSURE_COSTS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)  # --fit: the decoder's UNSURE tried (log units an unsure letter)
 READERS = ("still", "confident")  # the speller given each frame's hand, and given none (the confident rule alone)
 
 
@@ -382,6 +381,7 @@ def fit(ev: dict, short_ev: dict, paced: dict, names_kept: float = 0.98) -> dict
 
 
 MARGINS = [m / 2 for m in range(-4, 21)]  # --fit: the decoder's MARGIN tried
+UNSURE_COSTS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)  # --fit: the decoder's UNSURE tried (log units an unsure letter)
 
 
 def leads(decoder, spelled: list) -> dict:

@@ -45,7 +45,8 @@ def test_an_unsure_misread_letter_is_fixed_where_the_same_reading_sure_is_kept(d
     sure = read("PURPLR", sure=0.45)
     unsure = sure[:-1] + [dataclasses.replace(sure[-1], unsure=True)]
     assert decoder.decode(sure).value == "PURPLR"
-    assert (decoder.decode(unsure).value, decoder.decode(unsure).raw) == ("PURPLE", "PURPLR")
+    doubted = decoder.decode(unsure)
+    assert (doubted.value, doubted.raw) == ("PURPLE", "PURPLR")
 
 
 def test_a_name_spelled_clearly_is_kept(decoder):
