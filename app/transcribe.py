@@ -268,7 +268,8 @@ def main(argv=None) -> int:
                                                          "each letter's confidence")
     parser.add_argument("--checkpoint", metavar="PATH", help="read with this model (default: config model.checkpoint)")
     parser.add_argument("--personal-key", metavar="KEY", help="read with the personal model this key opens "
-                                                              "(made by the page's Calibrate, in the instance folder)")
+                                                              "(made by the page's Calibrate, in the instance folder; a key "
+                                                              "that starts with '-': --personal-key=KEY)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 

@@ -146,8 +146,16 @@ def test_the_cli_reads_with_a_personal_model_its_key_opens(videos, tmp_path, mon
     assert main([str(videos["spelled"]), "--quiet", "--personal-key", key]) == 0
     assert capsys.readouterr().out == " ".join(WORDS) + "\n"
     assert main([str(videos["spelled"]), "--quiet", "--personal-key", new_key()]) == 1  # a key that opens nothing
+    assert main([str(videos["spelled"]), "--quiet", "--personal-key=-" + new_key()[1:]]) == 1  # an option-like key
     out, err = capsys.readouterr()
     assert out == "" and "no personal model" in err
+
+
+def test_new_keys_never_start_with_a_dash():
+    """A key starting with "-" is read by a command line as an option; token_urlsafe starts one key in 64 so."""
+    from app.live.personal import new_key
+
+    assert not any(new_key().startswith("-") for _ in range(3000))
 
 
 @pytest.fixture(scope="module")

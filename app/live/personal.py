@@ -50,7 +50,11 @@ log = logging.getLogger(__name__)
 
 
 def new_key() -> str:
-    return secrets.token_urlsafe(24)
+    """A new user's key: 32 URL-safe characters, never starting with "-", which a command line would take for an
+    option (`python -m app.transcribe --personal-key KEY` failed for one key in 64)."""
+    while (key := secrets.token_urlsafe(24)).startswith("-"):
+        pass
+    return key
 
 
 def key_hash(key: str) -> str:
