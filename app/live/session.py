@@ -197,8 +197,8 @@ class Session:
         return "personal" if self.personal else shared_model
 
     def state(self, events: list[dict] | None = None) -> dict:
-        """The transcript now (the caller holds the lock), numbered: frames and word actions are answered on their
-        own threads, so a frame read before a `choose` may be sent after its ack; the page shows no older one."""
+        """The transcript now (the caller holds the lock), numbered: the page never shows a state older than one it
+        has shown, whatever order a client's replies arrive in."""
         self.version += 1
         return {"word": self.speller.word, "text": self.speller.text, "events": events or [],
                 "version": self.version}
@@ -223,8 +223,11 @@ class Session:
                 self.calibration.add(hand, aspect)
             (reading,) = self.read([(hand, aspect)], predictor, timings)
             letter, confidence, top, events = (reading[k] for k in ("letter", "confidence", "top", "events"))
+            # Rounded as float64: a float32 rounded to 4 places still prints 17 digits (0.4316999912261963), which
+            # made the landmarks ~1,200 of a result's ~1,700 bytes of JSON, encoded and sent 15 times a second.
+            points = None if hand is None else np.round(hand.landmarks.astype(np.float64), 4).tolist()
             result = {"seq": seq, "hand": hand is not None, "letter": letter, "confidence": confidence,
-                      "top": top, "landmarks": None if hand is None else np.round(hand.landmarks, 4).tolist(),
+                      "top": top, "landmarks": points,
                       **self.state(events), "suggestions": self.suggestions,
                       "model": self.model_name(predictor.model_id)}
             if self.calibration is not None:
