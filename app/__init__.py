@@ -46,7 +46,12 @@ def create_app(config: dict | None = None) -> Flask:
                       cors_allowed_origins=config.get("cors_allowed_origins") or None,
                       # cluster mode: emits (job progress, ...) reach the clients of every server
                       message_queue=config.get("message_queue") or None,
-                      serializer=FastCheckPacket)  # the same packets, checked for bytes at less cost
+                      serializer=FastCheckPacket,  # the same packets, checked for bytes at less cost
+                      # A client's events run in turn on its connection's own thread, not each on a new one: a
+                      # landmark frame's server CPU fell ~13 % and one server answered 17-24 % more frames a second
+                      # (docs/PERFORMANCE.md, "Landmark frames: where the time goes"). A slow event (a MediaPipe
+                      # frame, a connect) delays only its own client's next one, as a frame in flight already does.
+                      async_handlers=False)
     from app.live.realtime import init_realtime  # the live page's Socket.IO handlers, sessions and speech
     init_realtime(app)
     from app import admin, backend

@@ -26,8 +26,9 @@ def run_blocking(fn, *args):
 
 def run_without_tracker(fn, *args):
     """Blocking work that runs no MediaPipe (a landmark frame): under threading on the calling thread, which is
-    already off the event loop (python-socketio starts one per event), so the frame neither hops to the pool nor
-    waits there behind image frames' trackers; under eventlet on a real thread, as run_blocking."""
+    already off any event loop (the client's connection thread, where its events run in turn), so the frame
+    neither hops to the pool nor waits there behind image frames' trackers; under eventlet on a real thread, as
+    run_blocking."""
     if socketio.async_mode == "eventlet":
         return run_blocking(fn, *args)
     return fn(*args)

@@ -193,7 +193,7 @@ def on_connect(session: Session, auth: object) -> None:
         return
     store = current_app.extensions["personal_store"]
     try:
-        store.sync(key)  # cluster mode: Redis, on this event's own thread, never the frames' worker threads
+        store.sync(key)  # cluster mode: Redis, on this event's thread, never the frames' worker threads
         personal = run_blocking(store.load, key)
     except FrameError as exc:
         error(request.sid, exc)
@@ -385,7 +385,7 @@ def on_forget(*_):
         run_blocking(store.delete, key)
         if store.shared is not None:
             try:
-                store.forget_shared()  # on this event's own thread, as sync
+                store.forget_shared()  # on this event's thread, as sync
             except OSError as exc:  # app.cluster.store.StoreDown
                 log.warning("Redis unreachable, the forget reaches it at a later sweep: %s", exc)
 

@@ -23,7 +23,8 @@ Replies go to a client of this server straight, never through a message queue (`
 mode a reply through Redis would be a publish per frame, received by every server, and a handler that waits
 on Redis when it is slow or down.
 Handlers never run CPU work on the event loop: under eventlet it goes to a real thread (tpool), so one
-client's MediaPipe never delays another's ping; under threading each event already has its own thread.
+client's MediaPipe never delays another's ping; under threading a client's events run in turn on its own
+connection's thread (app/__init__.py: async_handlers off).
 """
 from __future__ import annotations
 
