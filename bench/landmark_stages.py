@@ -5,11 +5,11 @@
 1. In this process, one stage at a time, CPU per call (the best of 5 repeats, so another engineer's burst on the
    shared cores counts least): the steps a landmark frame takes through the server, each with what it was before
    the cuts beside it (the torch model with torch's default threads or one; python-socketio's own packet against
-   app.packets').
+   app.packets'; the cookie session opened at every event against app.security's once per connection).
 2. A real server (gunicorn, `make run`'s) under N landmark clients (bench.load_clients): its CPU per answered frame
    split by thread role, from Linux's per-thread CPU clocks; a sitecustomize put on the server's PYTHONPATH names
-   each thread id for it. Threads that ended during the run (python-socketio's thread per event) are what the
-   process used beyond the named ones.
+   each thread id for it. Threads that ended during the run (short-lived ones: python-socketio's thread per event
+   when its async_handlers is on) are what the process used beyond the named ones.
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ from tests.conftest import Server
 
 REPEATS = 5
 ROLES = [  # thread names (numbers taken out) -> what the thread does for a frame
-    ("ThreadPoolExecutor", "gunicorn's connection threads: Engine.IO's loop, Socket.IO packets decoded"),
+    ("ThreadPoolExecutor", "gunicorn's connection threads: Engine.IO's loop, Socket.IO packets decoded, the "
+                           "client's events handled (Session.process less the model)"),
     ("Thread (simple_websocket.Base._thread)", "WebSocket readers (simple-websocket, one per connection)"),
     ("Thread (writer)", "Engine.IO writers (packets out, one per connection)"),
     ("blocking", "app.live.blocking's pool: Session.process less the model"),
@@ -71,13 +72,16 @@ def cpu_ms(fn, n: int = 300) -> float:
 
 def in_process(frames: list[dict]) -> list[tuple[str, float]]:
     import torch
-    from flask import Flask
+    from flask.sessions import SecureCookieSessionInterface
+    from flask_socketio import _ManagedSession
     from socketio.packet import EVENT, Packet
 
+    from app import create_app
     from app.live.decoder import shared_lexicon
     from app.live.landmark_frames import parse_landmarks
     from app.live.session import Session, Sessions
     from app.packets import FastCheckPacket
+    from app.security import ConnectionSessions
     from ml.config import load_config, project_path
     from ml.inference import Predictor
 
@@ -106,22 +110,33 @@ def in_process(frames: list[dict]) -> list[tuple[str, float]]:
     for cls in (Packet, FastCheckPacket):
         rows.append((f"`result` packet made and encoded ({cls.__module__}.{cls.__name__})",
                      cpu_ms(lambda i: cls(EVENT, data=["result", result]).encode())))
-    app = Flask(__name__)
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/socket.io/", "SERVER_NAME": "x", "SERVER_PORT": "80",
-               "wsgi.url_scheme": "http", "QUERY_STRING": ""}
+    # This app (its routes, its secret key), with a Socket.IO connection's environ as gunicorn makes it.
+    app = create_app({**config, "instance_dir": tempfile.mkdtemp(prefix="bench-stages-app-")})
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/socket.io/", "QUERY_STRING": "EIO=4&transport=websocket",
+               "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "5000", "SERVER_PROTOCOL": "HTTP/1.1",
+               "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:5000",
+               "HTTP_CONNECTION": "Upgrade", "HTTP_UPGRADE": "websocket", "HTTP_ORIGIN": "http://127.0.0.1:5000",
+               "HTTP_USER_AGENT": "Mozilla/5.0", "HTTP_ACCEPT_LANGUAGE": "en", "HTTP_SEC_WEBSOCKET_VERSION": "13",
+               "HTTP_SEC_WEBSOCKET_KEY": "dGhlIHNhbXBsZSBub25jZQ==", "flask.app": app}
 
     def context(_):
         with app.request_context(environ):
             pass
 
-    rows.append(("Flask request context pushed and popped (Flask-SocketIO: every event)", cpu_ms(context)))
+    for label, interface in [("the cookie session opened each time", SecureCookieSessionInterface()),
+                             ("the connection's session (app.security.ConnectionSessions)", ConnectionSessions())]:
+        app.session_interface = interface
+        environ["saved_session"] = _ManagedSession()  # Flask-SocketIO's copy, made at the connection's first event
+        rows.append((f"Flask request context pushed and popped (Flask-SocketIO: every event), {label}",
+                     cpu_ms(context)))
 
     def thread(_):
         t = threading.Thread(target=int)
         t.start()
         t.join()
 
-    rows.append(("a thread started and joined (python-socketio, threading mode: every event)", cpu_ms(thread)))
+    rows.append(("a thread started and joined (python-socketio's thread per event, with async_handlers on)",
+                 cpu_ms(thread)))
     rows.append((f"`result` size: {len(json.dumps(result))} bytes of JSON", float("nan")))
     return rows
 
@@ -152,7 +167,7 @@ def by_thread_role(frames: list[dict], n_clients: int, seconds: float) -> tuple[
         name = re.sub(r"[-_]\d+", "", names.get(tid, "unnamed"))
         role = dict(ROLES).get(name, name)
         roles[role] = roles.get(role, 0.0) + cpu - threads0.get(tid, 0.0)
-    roles["threads that ended during the run (one per Socket.IO event)"] = (total1 - total0) - sum(roles.values())
+    roles["threads that ended during the run"] = (total1 - total0) - sum(roles.values())
     per_frame = {role: 1000 * cpu / answered for role, cpu in roles.items() if cpu > 0}
     rtts = np.array([r for c in clients for r in c.rtts])
     return per_frame, dict(clients=n_clients, answered_fps=round(answered / seconds, 1), load=round(load, 1),
