@@ -196,7 +196,7 @@ def main(argv=None) -> None:
     rows = in_process([f for f in frames if f["landmarks"] is not None])
     roles, run = by_thread_role(frames, args.clients, args.seconds)
     lines = ["## Landmark frames: where the time goes", "",
-             f"Machine: {machine_label()}; measured on a busy shared 2-core machine (load average {os.getloadavg()[0]:.1f} "
+             f"Machine: {machine_label()}; measured on a shared 2-core machine (load average {os.getloadavg()[0]:.1f} "
              "at the end).", f"Command: `python -m bench.landmark_stages --clients {args.clients} --seconds {args.seconds:g}`",
              "", "In this process, one stage at a time (CPU ms per call, best of 5):", "",
              "| stage | CPU ms |", "|---|---|"]

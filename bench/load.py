@@ -104,7 +104,7 @@ def markdown(results: list[dict], command: str, section: str, max_p95: float = 1
                if cluster else "one gunicorn server (`make run`'s)")
     loads = [r["load_average"][0] for r in results]
     lines = [f"## Load ({section})", "",
-             f"Machine: {machine_label()}; measured on a busy shared 2-core machine (1-minute load average "
+             f"Machine: {machine_label()}; measured on a shared 2-core machine (1-minute load average "
              f"{min(loads):.1f}-{max(loads):.1f} during the runs). Serving: {serving}. Load clients: "
              "bench.load_clients, all in one thread of the bench's process, on the same 2 cores.",
              f"Command: `{command}`", "",

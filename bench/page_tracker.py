@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import time
 from pathlib import Path
 
@@ -260,7 +261,8 @@ def main(argv=None) -> None:
 
 def markdown(rows: list[dict], speeds: list, steady_fps: float, args) -> str:
     lines = ["## The page's hand tracker against the server's", "",
-             f"Machine: {machine_label()}; measured on a busy shared 2-core machine (Chromium renders in software).",
+             f"Machine: {machine_label()}; measured on a shared 2-core machine (load average "
+             f"{os.getloadavg()[0]:.1f} at the end; Chromium renders in software).",
              f"Command: `python -m bench.page_tracker --per-class {args.per_class} "
              f"--ankara-per-class {args.ankara_per_class} --sources {' '.join(args.sources)} "
              f"--clip-step {args.clip_step} --section {args.section}`", "",
