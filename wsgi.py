@@ -8,8 +8,9 @@ import ctypes.util
 
 
 def limit_malloc_arenas(count: int = 2) -> None:
-    """glibc gives every busy thread its own malloc arena and keeps it; with a thread per Socket.IO event the
-    server's memory climbed ~135 MB per 1,200 bad messages before levelling off (tests/test_hardening.py).
+    """glibc gives every busy thread its own malloc arena and keeps it; with a thread per Socket.IO event (as
+    python-socketio runs events unless async_handlers is off) the server's memory climbed ~135 MB per 1,200 bad
+    messages before levelling off (tests/test_hardening.py), and a thread per connection still makes many threads.
     Two arenas keep it flat. Must run before the server starts its threads; a no-op off glibc."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
