@@ -257,6 +257,33 @@ def test_clients_do_not_share_state_and_sessions_end_on_disconnect(server, frame
     assert wait_until(lambda: clients() == 0)
 
 
+def test_a_clients_events_run_in_turn_and_never_hold_up_another_client(server, frames):
+    """A client's events run one after another on its own connection's thread: a burst of image frames is answered
+    in the order sent, while another client's ping is answered before that burst is through."""
+    a, b = LiveClient(server.url), LiveClient(server.url)
+    try:
+        order, acked = [], threading.Event()
+        got_all = threading.Event()
+        burst = 20  # within the rate limit's one-second burst; each costs the tracker several ms
+        answered_when_pinged = []
+
+        def on_result(result):
+            order.append(result["seq"])
+            if len(order) == burst:
+                got_all.set()
+
+        a.sio.on("result", on_result)
+        for seq in range(1, burst + 1):
+            a.sio.emit("frame", {"seq": seq, "image": frames["F"][0]})
+        b.sio.emit("ping", {"n": 1}, callback=lambda reply: (answered_when_pinged.append(len(order)), acked.set()))
+        assert acked.wait(REPLY_TIMEOUT) and got_all.wait(REPLY_TIMEOUT)
+        assert order == list(range(1, burst + 1))
+        assert answered_when_pinged[0] < burst, "the other client's ping waited for the whole burst"
+    finally:
+        a.close()
+        b.close()
+
+
 def test_eventlet_mode_serves_the_same_protocol(make_server, frames):
     """The design card's production worker: CPU work in real threads (tpool), same results."""
     pytest.importorskip("eventlet")
