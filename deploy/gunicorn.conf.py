@@ -10,7 +10,10 @@ _config = load_config()
 wsgi_app = "wsgi:app"
 bind = f"{_config['host']}:{_config['port']}"
 workers = 1
-worker_class = "eventlet" if _config["async_mode"] == "eventlet" else "gthread"
+if _config["async_mode"] == "eventlet":  # gunicorn 23 deprecated its eventlet worker and 27 no longer has one
+    raise SystemExit("async_mode eventlet: gunicorn has no eventlet worker; serve with `python wsgi.py` "
+                     "(Flask-SocketIO runs eventlet's own server there)")
+worker_class = "gthread"
 threads = int(_config["server"]["threads"])
 graceful_timeout = 3  # open WebSockets never finish by themselves: Ctrl-C or a stop waits 3 s, not gunicorn's 30
 control_socket_disable = True  # several servers on one machine would share its one default path

@@ -299,6 +299,14 @@ def test_no_debugger_outside_development(server):
     assert b"Werkzeug Debugger" not in err.value.read()
 
 
+def test_gunicorn_refuses_eventlet_mode_and_says_what_serves_it(monkeypatch):
+    """gunicorn 27 has no eventlet worker: `make run` with async_mode eventlet ends at once with a message naming
+    `python wsgi.py` (which test_realtime's eventlet test serves from), not with an entry-point traceback."""
+    monkeypatch.setenv("SIGN2SOUND_ASYNC_MODE", "eventlet")
+    with pytest.raises(SystemExit, match="python wsgi.py"):
+        runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+
+
 def test_make_run_serves_with_gunicorn_on_loopback_and_ctrl_c_stops_it(fuzz_server):
     """`make run` is gunicorn with deploy/gunicorn.conf.py (the shared `server` and the fuzz server of these tests
     run the same way): bound to config.yaml's 127.0.0.1:5000, the shipped model live, no development-server warning;
