@@ -21,12 +21,18 @@ def limit_malloc_arenas(count: int = 2) -> None:
 
 limit_malloc_arenas()  # before torch and MediaPipe start their threads
 
-import torch  # noqa: E402
-
-from app import create_app, socketio  # noqa: E402
 from ml.config import load_config  # noqa: E402
 
 config = load_config()
+if __name__ == "__main__" and config["async_mode"] == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()  # what gunicorn's gevent worker does, before the app makes its locks and threads
+
+import torch  # noqa: E402
+
+from app import create_app, socketio  # noqa: E402
+
 torch.set_num_threads(config["model"]["torch_threads"])
 app = create_app(config)
 

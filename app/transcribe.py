@@ -22,6 +22,7 @@ from typing import Callable
 
 import cv2
 
+from app.live.blocking import native_iter
 from app.live.frames import FrameError, image_format
 from app.live.session import Session, TrackerPool
 from app.live.speech import MAX_TEXT, Speech
@@ -169,7 +170,7 @@ def transcribe(path: str | Path, config: dict, predictor: Predictor, personal: P
                 take(reading["events"], seconds, seconds + step)
             batch.clear()
 
-        for _, seconds, image in video.frames(every):
+        for _, seconds, image in native_iter(video.frames(every)):  # decoded off a gevent loop
             image = fit_width(image, settings["max_width"])
             hand = session.tracker.process(image)
             read += 1

@@ -41,7 +41,8 @@ LETTERS = "FLUVWKYABC"
 HOLD, REST = 10, 3
 MAX_IN_FLIGHT = 2
 SERVERS = {"threading": "threading, Werkzeug (python wsgi.py)", "eventlet": "eventlet (python wsgi.py)",
-           "gunicorn": "threading, gunicorn -w 1 --threads (make run, make cluster's servers)"}
+           "gunicorn": "threading, gunicorn -w 1 --threads (make run, make cluster's servers)",
+           "gevent": "gevent, gunicorn's gevent worker (async_mode gevent)"}
 TARGETS = "pipeline <= 1.15 x bare MediaPipe; p95 <= 40 ms (1 client), <= 100 ms (8 clients); ping <= 10 ms"
 
 
@@ -243,9 +244,10 @@ def speech_round_trip(client: Streamer, times: int = 20) -> dict:
 
 def bench_mode(mode: str, frames: list[bytes], seconds: float) -> dict:
     """`mode`: an async mode served by `python wsgi.py` (Werkzeug's development server for threading), or
-    `gunicorn`: threading mode under gunicorn (deploy/gunicorn.conf.py), as `make run` serves."""
+    `gunicorn`: threading mode under gunicorn (deploy/gunicorn.conf.py), as `make run` serves, or `gevent` under
+    gunicorn's gevent worker."""
     # The per-client rate limit is lifted so the sustained-fps run measures capacity, not policy.
-    server = Server(project_path("instance") / "bench-latency", gunicorn=mode == "gunicorn",
+    server = Server(project_path("instance") / "bench-latency", gunicorn=mode in ("gunicorn", "gevent"),
                     env={"SIGN2SOUND_ASYNC_MODE": "threading" if mode == "gunicorn" else mode,
                          "SIGN2SOUND_FRAMES_MAX_FPS": "1000"}).start()
     try:

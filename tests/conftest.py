@@ -245,10 +245,10 @@ def make_server(tmp_path):
     """Factory: make_server(env={...}) -> a started Server; all are stopped after the test."""
     servers = []
 
-    def make(env: dict | None = None, instance_dir: Path | None = None) -> Server:
+    def make(env: dict | None = None, instance_dir: Path | None = None, gunicorn: bool = False) -> Server:
         if not SHIPPED_CHECKPOINT.exists():
             pytest.fail(f"{SHIPPED_CHECKPOINT} is missing: the shipped model is part of the repository")
-        server = Server(instance_dir or tmp_path / "instance", env).start()
+        server = Server(instance_dir or tmp_path / "instance", env, gunicorn=gunicorn).start()
         servers.append(server)
         return server
 

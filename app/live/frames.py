@@ -11,6 +11,8 @@ import struct
 import cv2
 import numpy as np
 
+from app.live.blocking import native
+
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
@@ -96,7 +98,7 @@ def decode_frame(data: bytes, max_bytes: int, max_pixels: int) -> np.ndarray:
         raise FrameError("bad_image", f"image declares {width}x{height} pixels")
     if width * height > max_pixels:
         raise FrameError("too_many_pixels", f"image declares {width}x{height} pixels; the limit is {max_pixels}")
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    image = native(cv2.imdecode, np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise FrameError("bad_image", "the image could not be decoded")
     return image

@@ -64,7 +64,8 @@ class NoDelay:
         self.wsgi_app = wsgi_app
 
     def __call__(self, environ, start_response):
-        sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
+        # Werkzeug's, gunicorn's threads' and gunicorn's gevent worker's keys
+        sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket") or environ.get("gunicorn.sock")
         if sock is None and "eventlet.input" in environ:
             sock = environ["eventlet.input"].get_socket()
         if sock is not None:

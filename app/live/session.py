@@ -14,6 +14,7 @@ from collections import deque
 import numpy as np
 from flask import current_app, request
 
+from app.live.blocking import native
 from app.live.decoder import Decoded, Decoder, letter_probs, parse_misreadings, shared_lexicon
 from app.live.frames import FrameError, decode_frame
 from app.live.landmark_frames import LandmarkFrame
@@ -51,7 +52,9 @@ class TrackerPool:
                                                 "your frames are read as soon as one of them leaves")
             self._made += 1
         try:
-            return HandTracker(static=False, **tracker_settings(self.landmarks_config))
+            import mediapipe  # noqa: F401  here, not on a native thread: its import runs ldconfig, which gevent's
+            # subprocess can only watch from the loop's own thread
+            return native(lambda: HandTracker(static=False, **tracker_settings(self.landmarks_config)))
         except BaseException:
             with self._lock:
                 self._made -= 1
@@ -81,7 +84,7 @@ class TrackerLease:
     def process(self, image):
         if self.tracker is None:
             self.tracker = self.pool.acquire()
-        return self.tracker.process(image)
+        return native(self.tracker.process, image)
 
     def release(self) -> None:
         if self.tracker is not None:
