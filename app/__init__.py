@@ -31,8 +31,9 @@ def create_app(config: dict | None = None) -> Flask:
     # per core, and a one-window forward then cost ~16 ms of CPU instead of ~1.4 ms on a busy machine (intra-op
     # threads spinning against the server's own threads: docs/PERFORMANCE.md, "Landmark frames: where the time goes").
     torch.set_num_threads(int(config["model"]["torch_threads"]))
+    from app.live.blocking import native  # under gevent a forward pass runs off the loop: torch frees the GIL
     app.extensions["predictor"] = Predictor(project_path(config["model"]["checkpoint"]),
-                                            device=config["model"]["device"], model_id="shipped")
+                                            device=config["model"]["device"], model_id="shipped", compute=native)
 
     from app import pages
     from app.security import init_security

@@ -6,7 +6,8 @@ reads that window with a user's personal model instead of the shared one. The wo
 waiting, groups it by the shape of its model and runs one forward pass per group: 8 clients with 8 personal
 models of one architecture cost one pass over their stacked weights (ml.model.stacked_forward), not 8 passes.
 `swap(path)` loads a new shared checkpoint fully first (a bad file raises and changes nothing), then replaces the
-model between two batches.
+model between two batches. `compute` runs each forward pass: the server passes one that takes it off a gevent loop
+to a native thread (torch releases the GIL), so the loop goes on reading frames meanwhile.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -47,9 +49,10 @@ class PersonalModel(ReadsCheckpoint):
 
 class Predictor(ReadsCheckpoint):
     def __init__(self, checkpoint: str | Path, device: str = "auto", max_batch: int = 64,
-                 model_id: str | None = None):
+                 model_id: str | None = None, compute: Callable = lambda fn, *args: fn(*args)):
         self.device = resolve_device(device)
         self.max_batch = max_batch
+        self._compute = compute
         self._lock = threading.Lock()  # guards the (model, meta, model_id) triple
         self._model, self.meta = load_checkpoint(checkpoint, self.device)
         self.checkpoint = Path(checkpoint)  # what personal models are adapted from
@@ -120,19 +123,22 @@ class Predictor(ReadsCheckpoint):
         try:
             x = torch.as_tensor(np.stack([fit_window(w, length) for w, _, _ in items]), device=self.device)
             models = list({id(m): m for _, m, _ in items}.values())
-            with torch.inference_mode():
-                if len(models) == 1:
-                    logits = models[0](x)
-                else:
-                    which = None if len(models) == len(items) else torch.tensor(
-                        [models.index(m) for _, m, _ in items], device=self.device)
-                    logits = stacked_forward(models[0], self._stacked(models), x, which)
-                probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            which = None if len(models) in (1, len(items)) else torch.tensor(
+                [models.index(m) for _, m, _ in items], device=self.device)
+            stacked = self._stacked(models) if len(models) > 1 else None
+            probs = self._compute(self._probabilities, models, stacked, x, which)
             for (_, _, future), p in zip(items, probs):
                 future.set_result(p)
         except Exception as exc:  # a bad batch fails its callers, never the worker
             for _, _, future in items:
                 future.set_exception(exc)
+
+    @staticmethod
+    def _probabilities(models: list, stacked: dict | None, x: torch.Tensor, which) -> np.ndarray:
+        """One forward pass (pure torch, no lock of this class: it may run on another thread)."""
+        with torch.inference_mode():
+            logits = models[0](x) if stacked is None else stacked_forward(models[0], stacked, x, which)
+            return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
     def _stacked(self, models: list) -> dict:
         """stack_weights(models), kept for the next wake-up with the same models: stacking costs more than the
