@@ -1,6 +1,7 @@
 """The app for a WSGI server: `make run` serves `wsgi:app` with gunicorn (deploy/gunicorn.conf.py). `python wsgi.py`
-serves it with Werkzeug's development server instead, on SIGN2SOUND_HOST:SIGN2SOUND_PORT (config.yaml:
-127.0.0.1:5000): no setup step, any async mode; the servers a test starts for a setting of its own run that way."""
+serves it with Flask-SocketIO's own server instead (gevent's, eventlet's or Werkzeug's, by async mode), on
+SIGN2SOUND_HOST:SIGN2SOUND_PORT (config.yaml: 127.0.0.1:5000): no setup step; the servers a test starts for a
+setting of its own run that way."""
 from __future__ import annotations
 
 import ctypes
