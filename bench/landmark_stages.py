@@ -6,8 +6,9 @@
    shared cores counts least): the steps a landmark frame takes through the server, each with what it was before
    the cuts beside it (the torch model with torch's default threads or one; python-socketio's own packet against
    app.packets'; the cookie session opened at every event against app.security's once per connection).
-2. A real server (gunicorn, `make run`'s) under N landmark clients (bench.load_clients): its CPU per answered frame
-   split by thread role, from Linux's per-thread CPU clocks; a sitecustomize put on the server's PYTHONPATH names
+2. A real server (gunicorn, in `async_mode: threading`: under gevent every role shares the loop's one thread) under
+   N landmark clients (bench.load_clients): its CPU per answered frame split by thread role, from Linux's per-thread
+   CPU clocks; a sitecustomize put on the server's PYTHONPATH names
    each thread id for it. Threads that ended during the run (short-lived ones: python-socketio's thread per event
    when its async_handlers is on) are what the process used beyond the named ones.
 """
@@ -148,7 +149,8 @@ def by_thread_role(frames: list[dict], n_clients: int, seconds: float) -> tuple[
         names_path = Path(tmp) / "names.json"
         server = Server(Path(tmp) / "instance", gunicorn=True, env={
             "PYTHONPATH": os.pathsep.join([tmp, os.environ.get("PYTHONPATH", "")]),
-            "BENCH_THREAD_NAMES": str(names_path), "SIGN2SOUND_SERVER_THREADS": str(max(100, n_clients + 10))}).start()
+            "BENCH_THREAD_NAMES": str(names_path), "SIGN2SOUND_SERVER_THREADS": str(max(100, n_clients + 10)),
+            "SIGN2SOUND_ASYNC_MODE": "threading"}).start()
         try:
             pid = server.serving_pid
             stream(server.url, 4, 3, 15, frames)  # warm-up
@@ -201,7 +203,7 @@ def main(argv=None) -> None:
              "", "In this process, one stage at a time (CPU ms per call, best of 5):", "",
              "| stage | CPU ms |", "|---|---|"]
     lines += [f"| {stage} | {'' if np.isnan(ms) else f'{ms:.3f}'} |" for stage, ms in rows]
-    lines += ["", f"A real server (gunicorn) under {run['clients']} landmark clients at 15 fps: {run['answered_fps']} frames "
+    lines += ["", f"A real server (gunicorn, async_mode threading) under {run['clients']} landmark clients at 15 fps: {run['answered_fps']} frames "
                   f"a second answered, p50 {run['p50']} ms, p95 {run['p95']} ms, {run['server_ms']} ms of server CPU per "
                   f"frame (load average {run['load']}). Its CPU per answered frame by thread:", "",
               "| thread | CPU ms per frame |", "|---|---|"]

@@ -41,8 +41,8 @@ LETTERS = "FLUVWKYABC"
 HOLD, REST = 10, 3
 MAX_IN_FLIGHT = 2
 SERVERS = {"threading": "threading, Werkzeug (python wsgi.py)", "eventlet": "eventlet (python wsgi.py)",
-           "gunicorn": "threading, gunicorn -w 1 --threads (make run, make cluster's servers)",
-           "gevent": "gevent, gunicorn's gevent worker (async_mode gevent)"}
+           "gunicorn": "threading, gunicorn -w 1 --threads (async_mode threading)",
+           "gevent": "gevent, gunicorn's gevent worker (make run, make cluster's servers)"}
 TARGETS = "pipeline <= 1.15 x bare MediaPipe; p95 <= 40 ms (1 client), <= 100 ms (8 clients); ping <= 10 ms"
 
 

@@ -101,7 +101,7 @@ def run_load(url: str, pids: list[int], n_clients: int, seconds: float, fps: flo
 def markdown(results: list[dict], command: str, section: str, max_p95: float = 100, cluster: bool = False) -> str:
     serving = ("a cluster: 2 gunicorn servers in cluster mode behind nginx, Redis, an idle training worker "
                "(`make cluster`'s), clients spread by ip_hash; \"server\" below is all of them and nginx and Redis"
-               if cluster else "one gunicorn server (`make run`'s)")
+               if cluster else "one gunicorn server (`make run`'s)") + f", async_mode {load_config()['async_mode']}"
     loads = [r["load_average"][0] for r in results]
     lines = [f"## Load ({section})", "",
              f"Machine: {machine_label()}; measured on a shared 2-core machine (1-minute load average "
