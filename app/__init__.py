@@ -32,8 +32,12 @@ def create_app(config: dict | None = None) -> Flask:
     # threads spinning against the server's own threads: docs/PERFORMANCE.md, "Landmark frames: where the time goes").
     torch.set_num_threads(int(config["model"]["torch_threads"]))
     from app.live.blocking import native  # under gevent a forward pass runs off the loop: torch frees the GIL
+    # A green worker's wait is free, so under gevent windows gather a few ms into fewer, cheaper passes; a waiting OS
+    # thread (threading) made no pass cheaper (docs/PERFORMANCE.md, "Landmark frames: where the time goes").
+    batch_wait_s = config["model"]["batch_wait_ms"] / 1000 if config["async_mode"] == "gevent" else 0.0
     app.extensions["predictor"] = Predictor(project_path(config["model"]["checkpoint"]),
-                                            device=config["model"]["device"], model_id="shipped", compute=native)
+                                            device=config["model"]["device"], model_id="shipped", compute=native,
+                                            batch_wait_s=batch_wait_s)
 
     from app import pages
     from app.security import init_security

@@ -1,6 +1,8 @@
 """ml.checkpoint: atomic writes, a round trip that predicts the same, and clear errors for bad files."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -77,5 +79,28 @@ def test_predictor_swap_keeps_the_old_model_when_the_new_file_is_bad(tmp_path):
             predictor.swap(tmp_path / "bad.pth")
         assert predictor.model_id == "good"
         np.testing.assert_allclose(predictor.submit(np.ones((5, N_FEATURES), np.float32)).result(timeout=10), before, atol=1e-6)
+    finally:
+        predictor.close()
+
+
+@pytest.mark.parametrize("wait_s, passes", [(0.0, 2), (0.5, 1)])
+def test_predictor_batch_wait_gathers_a_window_sent_just_after_into_the_same_pass(tmp_path, wait_s, passes):
+    saved(tmp_path / "good.pth")
+    batches = []
+
+    def compute(fn, models, stacked, x, which):  # counts the forward passes and their sizes
+        batches.append(len(x))
+        return fn(models, stacked, x, which)
+
+    predictor = Predictor(tmp_path / "good.pth", device="cpu", compute=compute, batch_wait_s=wait_s)
+    try:
+        first = predictor.submit(np.ones((5, N_FEATURES), np.float32))
+        if wait_s:
+            time.sleep(0.1)  # long enough for a worker that did not wait to have run the first window alone
+        else:
+            first.result(timeout=10)
+        second = predictor.submit(np.zeros((5, N_FEATURES), np.float32))
+        first.result(timeout=10), second.result(timeout=10)
+        assert len(batches) == passes and sum(batches) == 2
     finally:
         predictor.close()
