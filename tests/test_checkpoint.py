@@ -95,10 +95,7 @@ def test_predictor_batch_wait_gathers_a_window_sent_just_after_into_the_same_pas
     predictor = Predictor(tmp_path / "good.pth", device="cpu", compute=compute, batch_wait_s=wait_s)
     try:
         first = predictor.submit(np.ones((5, N_FEATURES), np.float32))
-        if wait_s:
-            time.sleep(0.1)  # long enough for a worker that did not wait to have run the first window alone
-        else:
-            first.result(timeout=10)
+        time.sleep(0.1)  # long enough for a worker that does not wait to have run the first window alone
         second = predictor.submit(np.zeros((5, N_FEATURES), np.float32))
         first.result(timeout=10), second.result(timeout=10)
         assert len(batches) == passes and sum(batches) == 2
