@@ -44,6 +44,9 @@ SERVERS = {"threading": "threading, Werkzeug (python wsgi.py)", "eventlet": "eve
            "gunicorn": "threading, gunicorn -w 1 --threads (async_mode threading)",
            "gevent": "gevent, gunicorn's gevent worker (make run, make cluster's servers)"}
 TARGETS = "pipeline <= 1.15 x bare MediaPipe; p95 <= 40 ms (1 client), <= 100 ms (8 clients); ping <= 10 ms"
+# Each end-to-end target: its words, the bound, and where a server's figure is (result key, field).
+SOCKET_TARGETS = [("1 client p95", 40, ("one", "p95")), ("8 clients p95", 100, ("eight", "p95")),
+                  ("ping p95 while one streams at 15 fps", 10, ("ping", "p95"))]
 
 
 def stream_frames() -> list[bytes]:
@@ -294,11 +297,27 @@ def markdown(stages: dict, modes: list[dict], command: str, load: tuple[float, f
         lines.append(f"| {SERVERS[m['mode']]} | {one['p50']} / {one['p95']} | {eight['p50']} / {eight['p95']} ({eight['max']}) | "
                      f"{eight['answered_fps']} | {mx['answered_fps']} | {ping['p50']} / {ping['p95']} "
                      f"({ping['idle_p50']}) | {flat['p50']} / {flat['p95']} | {m['speech']['p50']} / {m['speech']['p95']} |")
+    lines += ["", *verdicts(stages, modes)]
     errors = {m["mode"]: sum(m[k]["errors"] for k in ("one", "eight", "max")) for m in modes}
     lines += ["", f"Frames refused or lost: {errors} (2 s timeout; the server's per-client rate limit is lifted "
                   "for the bench).", "Each client runs in its own process on the same 2 cores as the server. "
               "Sustained fps: one client sending whenever fewer than 2 frames are in flight."]
     return "\n".join(lines)
+
+
+def verdicts(stages: dict, modes: list[dict]) -> list[str]:
+    """One line a target: reached or not, with the figures each server measured."""
+    def verdict(ok: bool) -> str:
+        return "reached" if ok else "**not reached**"
+
+    lines = [f"- pipeline <= 1.15 x bare MediaPipe: {verdict(stages['ratio'] <= 1.15)} ({stages['ratio']} x)."]
+    for words, bound, (key, field) in SOCKET_TARGETS:
+        figures = {m["mode"]: m[key][field] for m in modes}
+        met = [mode for mode, value in figures.items() if value <= bound]
+        status = "reached by every server" if len(met) == len(figures) else (
+            f"reached by {', '.join(met)}" if met else "**not reached** by any server")
+        lines.append(f"- {words} <= {bound} ms: {status} ({', '.join(f'{k} {v}' for k, v in figures.items())}).")
+    return lines
 
 
 def main(argv=None) -> None:
