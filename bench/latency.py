@@ -43,10 +43,12 @@ MAX_IN_FLIGHT = 2
 SERVERS = {"threading": "threading, Werkzeug (python wsgi.py)", "eventlet": "eventlet (python wsgi.py)",
            "gunicorn": "threading, gunicorn -w 1 --threads (async_mode threading)",
            "gevent": "gevent, gunicorn's gevent worker (make run, make cluster's servers)"}
-TARGETS = "pipeline <= 1.15 x bare MediaPipe; p95 <= 40 ms (1 client), <= 100 ms (8 clients); ping <= 10 ms"
-# Each end-to-end target: its words, the bound, and where a server's figure is (result key, field).
+PIPELINE_TARGET = 1.15  # the whole per-frame pipeline against bare MediaPipe on the same frames
+# Each end-to-end target: its words, the bound in ms, and where a server's figure is (result key, field).
 SOCKET_TARGETS = [("1 client p95", 40, ("one", "p95")), ("8 clients p95", 100, ("eight", "p95")),
                   ("ping p95 while one streams at 15 fps", 10, ("ping", "p95"))]
+TARGETS = "; ".join([f"pipeline <= {PIPELINE_TARGET} x bare MediaPipe",
+                     *(f"{words} <= {bound} ms" for words, bound, _ in SOCKET_TARGETS)])
 
 
 def stream_frames() -> list[bytes]:
@@ -310,7 +312,8 @@ def verdicts(stages: dict, modes: list[dict]) -> list[str]:
     def verdict(ok: bool) -> str:
         return "reached" if ok else "**not reached**"
 
-    lines = [f"- pipeline <= 1.15 x bare MediaPipe: {verdict(stages['ratio'] <= 1.15)} ({stages['ratio']} x)."]
+    lines = [f"- pipeline <= {PIPELINE_TARGET} x bare MediaPipe: {verdict(stages['ratio'] <= PIPELINE_TARGET)} "
+             f"({stages['ratio']} x)."]
     for words, bound, (key, field) in SOCKET_TARGETS:
         figures = {m["mode"]: m[key][field] for m in modes}
         met = [mode for mode, value in figures.items() if value <= bound]
